@@ -1,0 +1,1 @@
+//! chiplane-hw (see README.md).

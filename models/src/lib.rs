@@ -1,0 +1,1 @@
+//! chiplane-models (see README.md).

@@ -1,0 +1,1 @@
+//! chiplane-sim (see README.md).
