@@ -25,3 +25,6 @@ pub mod slot;
 pub use chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TargetKind, TaskArgs};
 pub use error::{ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError};
 pub use ids::{CallableDigest, DispatchId, Generation, Handle, SlotIndex, WorkerId};
+
+pub mod conc;
+pub mod sync;
