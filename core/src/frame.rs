@@ -12,16 +12,80 @@
 //! 24 u32 payload_len (bytes after the header)
 //! 28 u32 reserved, must be 0
 //! ```
-//! The payload layout depends on the kind (see each type's `encode`).
 //! Decoding validates *everything* (magic, version, kind, reserved bytes,
-//! lengths, counts against capacities, enum codes, UTF-8) and returns a typed
-//! `FrameError`; it never panics, never reads past the slice, and accepts only
-//! canonical encodings, so `encode(decode(b)?) == b` for every `b` that
-//! decodes.
+//! lengths, counts against capacities, enum codes, bools, UTF-8, trailing
+//! bytes) and returns a typed `FrameError`; it never panics, never reads past
+//! the slice (all reads go through a checked cursor), never allocates more
+//! than the input could hold (a count is checked against the bytes left
+//! before any `Vec::with_capacity`), and accepts only canonical encodings, so
+//! `encode(decode(b)?) == b` for every `b` that decodes, and
+//! `decode(encode(f)?) == f` for every `f` whose strings are within limits
+//! (f32 values compare by bits: NaN payloads survive).
 //!
-//! Capacities (each mailbox field holds exactly one frame):
+//! Capacities (each mailbox field holds exactly one frame, header included):
 //! `TASK_FRAME_BYTES`, `CONTROL_FRAME_BYTES`, `TASK_RESULT_BYTES`,
-//! `CONTROL_RESULT_BYTES`, `COMPLETION_BYTES`.
+//! `CONTROL_RESULT_BYTES`, `COMPLETION_BYTES`. `encode` refuses a frame over
+//! its kind's capacity with `TooLarge { bytes, max }`; `decode` refuses a
+//! header whose `32 + payload_len` exceeds it.
+//!
+//! # Payloads
+//! Notation: all integers little endian, no padding, no alignment.
+//! `bool` = u8 0 or 1 (anything else is an error). `str(max)` = u16 byte
+//! length (at most `max`) then that many bytes of UTF-8. `tensors` = u32
+//! count, then per tensor a u32 element count and that many u32 f32 bit
+//! patterns. `usize` fields travel as u64.
+//!
+//! | kind | payload |
+//! |---|---|
+//! | 1 Task | u32 block_dim, u32 flags, `tensors` (args), u32 scalar count, scalars as u64 |
+//! | 2 Control | u8 op, then per op (below) |
+//! | 3 TaskResult | u8 tag: 0 = `Ok` then `tensors` (output); 1 = `Err` then `RunError` |
+//! | 4 ControlResult | u8 tag: 0 = `Ok` then `ControlReply`; 1 = `Err` then `ControlError` |
+//! | 5 Completion | u8: 1 = `Prepared(Ok)`; 2 = `Prepared(Err)` then `RegisterError`; 3 = `Freed` |
+//!
+//! | ControlOp | code | fields |
+//! |---|---|---|
+//! | Register | 1 | `CallableSpec`: u8 kind (1 ChipCallable, 2 Orchestration), kernel `str(KERNEL_MAX_BYTES)`, u32 param count, params as u64 |
+//! | Unregister | 2 | none |
+//! | Memory | 3 | u64 bytes, bool free |
+//! | Domain | 4 | u32 code, u64 value |
+//!
+//! | ControlReply | code | fields |
+//! |---|---|---|
+//! | Registered | 1 | u32 slot, u32 generation, bool fresh |
+//! | Unregistered | 2 | bool last |
+//! | Done | 3 | none |
+//!
+//! # Error code tree
+//! Each error is a u8 code followed by the fields of its variant; a nested
+//! error follows its parent's code directly. Unknown codes are
+//! `InvalidField("<type name>")`.
+//!
+//! | type | codes |
+//! |---|---|
+//! | `RunError` | 1 Handle(`HandleError`), 2 NotRunnable(`SlotState`), 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Chip(`ChipError`), 6 PayloadTooLarge{u64 bytes, u64 max}, 7 Endpoint(`EndpointError`) |
+//! | `RegisterError` | 1 WrongTarget, 2 TableFull, 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Endpoint(`EndpointError`) |
+//! | `UnregisterError` | 1 Handle(`HandleError`), 2 NotRegistered, 3 Endpoint(`EndpointError`) |
+//! | `ControlError` | 1 Register(`RegisterError`), 2 Unregister(`UnregisterError`), 3 PayloadTooLarge{u64 bytes, u64 max}, 4 Endpoint(`EndpointError`) |
+//! | `HandleError` | 1 Foreign{u32 expected, u32 got}, 2 Stale{u32 current}, 3 OutOfRange |
+//! | `EndpointError` | 1 ChildDied, 2 LivenessTimeout, 3 Poisoned(`PoisonReason`), 4 ShutDown |
+//! | `PoisonReason` | 1 MalformedFrame(`FrameError`), 2 IdentityMismatch, 3 UnexpectedState(u32), 4 ChildDied, 5 LivenessTimeout |
+//! | `FrameError` | 1 Truncated{u64 need, u64 have}, 2 TrailingBytes{u64 extra}, 3 BadMagic(u32), 4 BadVersion(u16), 5 BadKind(u8), 6 WrongKind{u8 expected, u8 got}, 7 ReservedNonZero, 8 TooLarge{u64 bytes, u64 max}, 9 InvalidField(u16 index into `FIELD_NAMES`), 10 InvalidUtf8 |
+//! | `SlotState` | u8: 1 Empty, 2 Preparing, 3 Prepared, 4 Failed, 5 Cancelling, 6 Unregistering, 7 Retired |
+//! | `ChipError` | u16 `ChipErrorKind` code (1..=5), detail `str(ChipError::DETAIL_MAX_BYTES)` |
+//!
+//! A `ChipError` detail longer than `ChipError::DETAIL_MAX_BYTES` is cut at
+//! the last char boundary within the limit when *encoding*; a longer detail
+//! on the wire is an error when decoding (so round trips of in-limit frames
+//! stay exact). A kernel name longer than `KERNEL_MAX_BYTES` does not encode
+//! (`TooLarge`). `FrameError::InvalidField` carries a `&'static str`: only
+//! the names in `FIELD_NAMES` (every name this codec emits) travel; encoding
+//! any other name fails with `InvalidField("frame_error.field")`.
+
+mod cursor;
+mod payload;
+
+use cursor::{Reader, Writer};
 
 use crate::chip::{CallableSpec, RunConfig, RunOutput, TaskArgs};
 use crate::error::{ControlError, RegisterError, RunError};
@@ -35,23 +99,63 @@ pub const CONTROL_FRAME_BYTES: usize = 4 * 1024;
 pub const TASK_RESULT_BYTES: usize = 64 * 1024;
 pub const CONTROL_RESULT_BYTES: usize = 1024;
 pub const COMPLETION_BYTES: usize = 512;
+/// Longest kernel name a control frame carries.
+pub const KERNEL_MAX_BYTES: usize = 256;
+
+/// Every field name the codec reports in `FrameError::InvalidField`, in wire
+/// order (a `FrameError` on the wire names its field by index into this
+/// table). Append only: the index is part of the format.
+pub const FIELD_NAMES: &[&str] = &[
+    "target_kind",
+    "control.op",
+    "memory.free",
+    "task_result.tag",
+    "control_reply",
+    "reply.fresh",
+    "reply.last",
+    "control_result.tag",
+    "settlement",
+    "chip_error_kind",
+    "slot_state",
+    "handle_error",
+    "frame_error",
+    "frame_error.field",
+    "usize",
+    "poison_reason",
+    "endpoint_error",
+    "run_error",
+    "register_error",
+    "unregister_error",
+    "control_error",
+];
 
 /// Why bytes did not decode (or a value did not fit when encoding).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum FrameError {
     /// Fewer bytes than the header or than the header's `payload_len` says.
-    Truncated { need: usize, have: usize },
+    Truncated {
+        need: usize,
+        have: usize,
+    },
     /// More bytes than header + payload_len.
-    TrailingBytes { extra: usize },
+    TrailingBytes {
+        extra: usize,
+    },
     BadMagic(u32),
     BadVersion(u16),
     BadKind(u8),
     /// The frame is of another kind than the field it was read from.
-    WrongKind { expected: u8, got: u8 },
+    WrongKind {
+        expected: u8,
+        got: u8,
+    },
     /// A reserved byte or field was not zero.
     ReservedNonZero,
     /// The frame (or a count inside it) exceeds its capacity.
-    TooLarge { bytes: usize, max: usize },
+    TooLarge {
+        bytes: usize,
+        max: usize,
+    },
     /// A field held an out-of-range value (an enum code, a bool, a count).
     InvalidField(&'static str),
     /// A string was not UTF-8.
@@ -67,6 +171,80 @@ pub enum FrameKind {
     TaskResult = 3,
     ControlResult = 4,
     Completion = 5,
+}
+
+impl FrameKind {
+    pub fn from_code(code: u8) -> Option<FrameKind> {
+        Some(match code {
+            1 => FrameKind::Task,
+            2 => FrameKind::Control,
+            3 => FrameKind::TaskResult,
+            4 => FrameKind::ControlResult,
+            5 => FrameKind::Completion,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated header.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    kind: FrameKind,
+    id: FrameId,
+    payload_len: u32,
+}
+
+impl Header {
+    /// Reads and validates the header at the start of `bytes` (magic,
+    /// version, kind, reserved bytes, and `32 + payload_len` against the
+    /// kind's capacity). Does not look at the payload.
+    fn read(bytes: &[u8]) -> Result<Header, FrameError> {
+        let mut r = Reader::new(bytes);
+        if r.remaining() < HEADER_BYTES {
+            return Err(FrameError::Truncated {
+                need: HEADER_BYTES,
+                have: bytes.len(),
+            });
+        }
+        let magic = r.u32()?;
+        if magic != FRAME_MAGIC {
+            return Err(FrameError::BadMagic(magic));
+        }
+        let version = r.u16()?;
+        if version != FRAME_VERSION {
+            return Err(FrameError::BadVersion(version));
+        }
+        let code = r.u8()?;
+        let kind = FrameKind::from_code(code).ok_or(FrameError::BadKind(code))?;
+        let reserved0 = r.u8()?;
+        let id = FrameId {
+            dispatch: DispatchId(r.u64()?),
+            slot: SlotIndex(r.u32()?),
+            generation: Generation(r.u32()?),
+        };
+        let payload_len = r.u32()?;
+        let reserved1 = r.u32()?;
+        if reserved0 != 0 || reserved1 != 0 {
+            return Err(FrameError::ReservedNonZero);
+        }
+        let header = Header {
+            kind,
+            id,
+            payload_len,
+        };
+        let max = Frame::capacity(kind);
+        if header.total_len() > max {
+            return Err(FrameError::TooLarge {
+                bytes: header.total_len(),
+                max,
+            });
+        }
+        Ok(header)
+    }
+
+    fn total_len(&self) -> usize {
+        HEADER_BYTES.saturating_add(self.payload_len as usize)
+    }
 }
 
 /// The identity every frame carries.
@@ -125,7 +303,11 @@ pub struct TaskResultFrame {
 pub enum ControlReply {
     /// Register accepted: the handle's slot and generation; `fresh` = a
     /// prepare was queued (its settlement comes through the completion ring).
-    Registered { slot: SlotIndex, generation: Generation, fresh: bool },
+    Registered {
+        slot: SlotIndex,
+        generation: Generation,
+        fresh: bool,
+    },
     /// Unregister accepted; `last` = teardown started (the free's settlement
     /// comes through the completion ring).
     Unregistered { last: bool },
@@ -170,32 +352,136 @@ pub enum Frame {
 impl Frame {
     /// Encode into a fresh buffer; `TooLarge` if it exceeds its kind's capacity.
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
-        todo!()
+        let len = self.checked_len()?;
+        let mut buf = vec![0u8; len];
+        let n = self.write(&mut buf, len)?;
+        debug_assert_eq!(n, len, "encoded_len disagrees with the encoder");
+        Ok(buf)
     }
 
     /// Exact encoded size in bytes (header included), without encoding.
+    /// Saturates instead of overflowing for absurd frames (which then fail
+    /// `encode` with `TooLarge`).
     pub fn encoded_len(&self) -> usize {
-        todo!()
+        HEADER_BYTES.saturating_add(self.payload_len())
     }
 
     /// Encode into `buf` (a mailbox field); returns the bytes written.
+    /// `TooLarge` if the frame exceeds its kind's capacity or `buf`; the
+    /// bytes of `buf` past the frame are left untouched.
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, FrameError> {
-        let _ = buf;
-        todo!()
+        let len = self.checked_len()?;
+        if len > buf.len() {
+            return Err(FrameError::TooLarge {
+                bytes: len,
+                max: buf.len(),
+            });
+        }
+        self.write(buf, len)
     }
 
     /// Decode exactly one frame occupying all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
-        let _ = bytes;
-        todo!()
+        let header = Header::read(bytes)?;
+        let total = header.total_len();
+        if total > bytes.len() {
+            return Err(FrameError::Truncated {
+                need: total,
+                have: bytes.len(),
+            });
+        }
+        if bytes.len() > total {
+            return Err(FrameError::TrailingBytes {
+                extra: bytes.len() - total,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        r.take(HEADER_BYTES)?;
+        let id = header.id;
+        let frame = match header.kind {
+            FrameKind::Task => Frame::Task(payload::get_task(&mut r, id)?),
+            FrameKind::Control => Frame::Control(ControlFrame {
+                id,
+                op: payload::get_control(&mut r)?,
+            }),
+            FrameKind::TaskResult => Frame::TaskResult(payload::get_task_result(&mut r, id)?),
+            FrameKind::ControlResult => {
+                Frame::ControlResult(payload::get_control_result(&mut r, id)?)
+            }
+            FrameKind::Completion => Frame::Completion(payload::get_completion(&mut r, id)?),
+        };
+        r.finish()?;
+        Ok(frame)
     }
 
     /// Decode the frame at the start of a mailbox field: reads the header's
     /// `payload_len` and decodes exactly header + payload (the rest of the
     /// field is ignored). Checks the kind is `expected`.
     pub fn decode_field(field: &[u8], expected: FrameKind) -> Result<Frame, FrameError> {
-        let _ = (field, expected);
-        todo!()
+        let header = Header::read(field)?;
+        if header.kind != expected {
+            return Err(FrameError::WrongKind {
+                expected: expected as u8,
+                got: header.kind as u8,
+            });
+        }
+        let total = header.total_len();
+        match field.get(..total) {
+            Some(frame) => Frame::decode(frame),
+            None => Err(FrameError::Truncated {
+                need: total,
+                have: field.len(),
+            }),
+        }
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            Frame::Task(f) => payload::task_len(f),
+            Frame::Control(f) => payload::control_len(&f.op),
+            Frame::TaskResult(f) => payload::task_result_len(f),
+            Frame::ControlResult(f) => payload::control_result_len(f),
+            Frame::Completion(f) => payload::completion_len(f),
+        }
+    }
+
+    /// The encoded length, checked against the kind's capacity.
+    fn checked_len(&self) -> Result<usize, FrameError> {
+        let len = self.encoded_len();
+        let max = Frame::capacity(self.kind());
+        if len > max {
+            return Err(FrameError::TooLarge { bytes: len, max });
+        }
+        Ok(len)
+    }
+
+    /// Writes header + payload (`len` bytes, already checked) into `buf`.
+    fn write(&self, buf: &mut [u8], len: usize) -> Result<usize, FrameError> {
+        let mut w = Writer::new(buf);
+        let id = self.id();
+        w.u32(FRAME_MAGIC)?;
+        w.u16(FRAME_VERSION)?;
+        w.u8(self.kind() as u8)?;
+        w.u8(0)?;
+        w.u64(id.dispatch.0)?;
+        w.u32(id.slot.0)?;
+        w.u32(id.generation.0)?;
+        // Fits: len <= capacity <= 64 KiB.
+        w.u32((len - HEADER_BYTES) as u32)?;
+        w.u32(0)?;
+        match self {
+            Frame::Task(f) => payload::put_task(&mut w, f)?,
+            Frame::Control(f) => payload::put_control(&mut w, &f.op)?,
+            Frame::TaskResult(f) => payload::put_task_result(&mut w, f)?,
+            Frame::ControlResult(f) => payload::put_control_result(&mut w, f)?,
+            Frame::Completion(f) => payload::put_completion(&mut w, f)?,
+        }
+        assert_eq!(
+            w.written(),
+            len,
+            "frame encoder wrote a different length than encoded_len"
+        );
+        Ok(len)
     }
 
     pub fn kind(&self) -> FrameKind {
@@ -229,9 +515,3 @@ impl Frame {
         }
     }
 }
-
-// Errors crossing the wire: RunError, RegisterError, UnregisterError,
-// ControlError (with ChipError, HandleError, EndpointError inside) are encoded
-// as a tagged tree of codes; ChipError details are truncated to
-// ChipError::DETAIL_MAX_BYTES at a char boundary when *encoding* (decoding a
-// longer detail is an error, so round trips stay exact).

@@ -1,1 +1,2 @@
 //! chiplane-models (see README.md).
+pub mod fuzz_harness;
