@@ -29,10 +29,7 @@ fn main() {
         if name.is_empty() || name == "none" {
             return;
         }
-        assert!(
-            MUTANTS.contains(&name),
-            "CHIPLANE_MUTANT={name} is not a known mutant; known: {MUTANTS:?}"
-        );
+        assert!(MUTANTS.contains(&name), "CHIPLANE_MUTANT={name} is not a known mutant; known: {MUTANTS:?}");
         println!("cargo:rustc-cfg=chiplane_mutant=\"{name}\"");
         println!("cargo:warning=chiplane-core built with mutant {name}");
     }

@@ -102,7 +102,10 @@ pub enum ControlError {
     Register(RegisterError),
     Unregister(UnregisterError),
     /// The control's payload exceeds the control frame.
-    PayloadTooLarge { bytes: usize, max: usize },
+    PayloadTooLarge {
+        bytes: usize,
+        max: usize,
+    },
     Endpoint(EndpointError),
 }
 

@@ -201,10 +201,7 @@ impl Header {
     fn read(bytes: &[u8]) -> Result<Header, FrameError> {
         let mut r = Reader::new(bytes);
         if r.remaining() < HEADER_BYTES {
-            return Err(FrameError::Truncated {
-                need: HEADER_BYTES,
-                have: bytes.len(),
-            });
+            return Err(FrameError::Truncated { need: HEADER_BYTES, have: bytes.len() });
         }
         let magic = r.u32()?;
         if magic != FRAME_MAGIC {
@@ -217,27 +214,17 @@ impl Header {
         let code = r.u8()?;
         let kind = FrameKind::from_code(code).ok_or(FrameError::BadKind(code))?;
         let reserved0 = r.u8()?;
-        let id = FrameId {
-            dispatch: DispatchId(r.u64()?),
-            slot: SlotIndex(r.u32()?),
-            generation: Generation(r.u32()?),
-        };
+        let id =
+            FrameId { dispatch: DispatchId(r.u64()?), slot: SlotIndex(r.u32()?), generation: Generation(r.u32()?) };
         let payload_len = r.u32()?;
         let reserved1 = r.u32()?;
         if reserved0 != 0 || reserved1 != 0 {
             return Err(FrameError::ReservedNonZero);
         }
-        let header = Header {
-            kind,
-            id,
-            payload_len,
-        };
+        let header = Header { kind, id, payload_len };
         let max = Frame::capacity(kind);
         if header.total_len() > max {
-            return Err(FrameError::TooLarge {
-                bytes: header.total_len(),
-                max,
-            });
+            return Err(FrameError::TooLarge { bytes: header.total_len(), max });
         }
         Ok(header)
     }
@@ -303,11 +290,7 @@ pub struct TaskResultFrame {
 pub enum ControlReply {
     /// Register accepted: the handle's slot and generation; `fresh` = a
     /// prepare was queued (its settlement comes through the completion ring).
-    Registered {
-        slot: SlotIndex,
-        generation: Generation,
-        fresh: bool,
-    },
+    Registered { slot: SlotIndex, generation: Generation, fresh: bool },
     /// Unregister accepted; `last` = teardown started (the free's settlement
     /// comes through the completion ring).
     Unregistered { last: bool },
@@ -372,10 +355,7 @@ impl Frame {
     pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, FrameError> {
         let len = self.checked_len()?;
         if len > buf.len() {
-            return Err(FrameError::TooLarge {
-                bytes: len,
-                max: buf.len(),
-            });
+            return Err(FrameError::TooLarge { bytes: len, max: buf.len() });
         }
         self.write(buf, len)
     }
@@ -385,29 +365,19 @@ impl Frame {
         let header = Header::read(bytes)?;
         let total = header.total_len();
         if total > bytes.len() {
-            return Err(FrameError::Truncated {
-                need: total,
-                have: bytes.len(),
-            });
+            return Err(FrameError::Truncated { need: total, have: bytes.len() });
         }
         if bytes.len() > total {
-            return Err(FrameError::TrailingBytes {
-                extra: bytes.len() - total,
-            });
+            return Err(FrameError::TrailingBytes { extra: bytes.len() - total });
         }
         let mut r = Reader::new(bytes);
         r.take(HEADER_BYTES)?;
         let id = header.id;
         let frame = match header.kind {
             FrameKind::Task => Frame::Task(payload::get_task(&mut r, id)?),
-            FrameKind::Control => Frame::Control(ControlFrame {
-                id,
-                op: payload::get_control(&mut r)?,
-            }),
+            FrameKind::Control => Frame::Control(ControlFrame { id, op: payload::get_control(&mut r)? }),
             FrameKind::TaskResult => Frame::TaskResult(payload::get_task_result(&mut r, id)?),
-            FrameKind::ControlResult => {
-                Frame::ControlResult(payload::get_control_result(&mut r, id)?)
-            }
+            FrameKind::ControlResult => Frame::ControlResult(payload::get_control_result(&mut r, id)?),
             FrameKind::Completion => Frame::Completion(payload::get_completion(&mut r, id)?),
         };
         r.finish()?;
@@ -420,18 +390,12 @@ impl Frame {
     pub fn decode_field(field: &[u8], expected: FrameKind) -> Result<Frame, FrameError> {
         let header = Header::read(field)?;
         if header.kind != expected {
-            return Err(FrameError::WrongKind {
-                expected: expected as u8,
-                got: header.kind as u8,
-            });
+            return Err(FrameError::WrongKind { expected: expected as u8, got: header.kind as u8 });
         }
         let total = header.total_len();
         match field.get(..total) {
             Some(frame) => Frame::decode(frame),
-            None => Err(FrameError::Truncated {
-                need: total,
-                have: field.len(),
-            }),
+            None => Err(FrameError::Truncated { need: total, have: field.len() }),
         }
     }
 
@@ -476,11 +440,7 @@ impl Frame {
             Frame::ControlResult(f) => payload::put_control_result(&mut w, f)?,
             Frame::Completion(f) => payload::put_completion(&mut w, f)?,
         }
-        assert_eq!(
-            w.written(),
-            len,
-            "frame encoder wrote a different length than encoded_len"
-        );
+        assert_eq!(w.written(), len, "frame encoder wrote a different length than encoded_len");
         Ok(len)
     }
 

@@ -22,7 +22,9 @@ pub mod lane;
 pub mod mailbox;
 pub mod slot;
 
-pub use chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TargetKind, TaskArgs};
+pub use chip::{
+    CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TargetKind, TaskArgs,
+};
 pub use error::{ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError};
 pub use ids::{CallableDigest, DispatchId, Generation, Handle, SlotIndex, WorkerId};
 

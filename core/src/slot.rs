@@ -116,10 +116,7 @@ pub struct SlotLimits {
 
 impl Default for SlotLimits {
     fn default() -> Self {
-        SlotLimits {
-            capacity: 256,
-            generation_max: Generation::MAX,
-        }
+        SlotLimits { capacity: 256, generation_max: Generation::MAX }
     }
 }
 
@@ -131,10 +128,7 @@ pub enum SlotInput<A> {
     /// End one registration of `handle`; the last one tears the slot down.
     Unregister { handle: Handle },
     /// The register lane finished the prepare started for `handle`.
-    PrepareFinished {
-        handle: Handle,
-        result: Result<A, ChipError>,
-    },
+    PrepareFinished { handle: Handle, result: Result<A, ChipError> },
     /// Pin the slot for a run about to be queued.
     Pin { handle: Handle },
     /// A run that pinned `handle` retired (whatever its outcome).
@@ -183,20 +177,14 @@ pub enum SlotError {
 #[must_use]
 pub enum SlotOutput<A> {
     /// Start preparing the callable registered as `handle` on the register lane.
-    StartPrepare {
-        handle: Handle,
-        digest: CallableDigest,
-    },
+    StartPrepare { handle: Handle, digest: CallableDigest },
     /// Ask the in-flight prepare of `handle` to stop at its next safe point.
     Cancel { handle: Handle },
     /// Release this artifact (exactly once) on the register lane.
     Release { handle: Handle, artifact: A },
     /// The prepare of `handle` settled: waiters on the slot may proceed.
     /// `Ok` = PREPARED; `Err` = FAILED or cancelled.
-    Settled {
-        handle: Handle,
-        result: Result<(), RegisterError>,
-    },
+    Settled { handle: Handle, result: Result<(), RegisterError> },
     /// `handle`'s slot reached EMPTY (or Retired): teardown finished.
     Freed { handle: Handle },
 }
@@ -223,11 +211,7 @@ impl<A> Slot<A> {
     fn new(generation_max: Generation) -> Self {
         // Generation 0 is never handed out; a table whose maximum is 0 has no
         // generation to give, so its slots start retired.
-        let state = if generation_max == Generation::NONE {
-            SlotState::Retired
-        } else {
-            SlotState::Empty
-        };
+        let state = if generation_max == Generation::NONE { SlotState::Retired } else { SlotState::Empty };
         Slot {
             state,
             generation: Generation::NONE,
@@ -260,22 +244,9 @@ impl<A> SlotTable<A> {
     /// # Panics
     /// If `limits.capacity` does not fit a `SlotIndex` (u32).
     pub fn new(worker: WorkerId, limits: SlotLimits) -> Self {
-        assert!(
-            u32::try_from(limits.capacity).is_ok(),
-            "slot capacity {} exceeds u32",
-            limits.capacity
-        );
-        let slots = (0..limits.capacity)
-            .map(|_| Slot::new(limits.generation_max))
-            .collect();
-        SlotTable {
-            worker,
-            limits,
-            slots,
-            lookup: BTreeMap::new(),
-            outputs: VecDeque::new(),
-            stale_completions: 0,
-        }
+        assert!(u32::try_from(limits.capacity).is_ok(), "slot capacity {} exceeds u32", limits.capacity);
+        let slots = (0..limits.capacity).map(|_| Slot::new(limits.generation_max)).collect();
+        SlotTable { worker, limits, slots, lookup: BTreeMap::new(), outputs: VecDeque::new(), stale_completions: 0 }
     }
 
     pub fn worker(&self) -> WorkerId {
@@ -300,11 +271,7 @@ impl<A> SlotTable<A> {
             SlotInput::Pin { handle } => self.pin(handle),
             SlotInput::Unpin { handle } => self.unpin(handle),
         };
-        debug_assert_eq!(
-            self.check_invariants(),
-            Ok(()),
-            "slot table invariant broken"
-        );
+        debug_assert_eq!(self.check_invariants(), Ok(()), "slot table invariant broken");
         reply
     }
 
@@ -357,16 +324,12 @@ impl<A> SlotTable<A> {
 
     /// Registration count of a slot.
     pub fn registrations(&self, index: SlotIndex) -> u32 {
-        self.slots
-            .get(index.0 as usize)
-            .map_or(0, |s| s.registrations)
+        self.slots.get(index.0 as usize).map_or(0, |s| s.registrations)
     }
 
     /// Handle currently registered for `digest`, if any.
     pub fn lookup(&self, digest: &CallableDigest) -> Option<Handle> {
-        self.lookup
-            .get(digest)
-            .map(|&index| self.handle_at(index.0 as usize))
+        self.lookup.get(digest).map(|&index| self.handle_at(index.0 as usize))
     }
 
     /// Completions dropped because they carried an old generation.
@@ -376,10 +339,7 @@ impl<A> SlotTable<A> {
 
     /// Number of slots in use (not EMPTY and not Retired).
     pub fn live_slots(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired))
-            .count()
+        self.slots.iter().filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired)).count()
     }
 
     /// Check every invariant of the module doc; `Err` names the broken one.
@@ -390,33 +350,22 @@ impl<A> SlotTable<A> {
                 .get(index.0 as usize)
                 .ok_or_else(|| format!("lookup: {digest:?} maps to out-of-range slot {index:?}"))?;
             if !Self::registered_state(slot.state) {
-                return Err(format!(
-                    "lookup: {digest:?} maps to slot {index:?} in state {:?}",
-                    slot.state
-                ));
+                return Err(format!("lookup: {digest:?} maps to slot {index:?} in state {:?}", slot.state));
             }
             if slot.digest != digest {
-                return Err(format!(
-                    "lookup: {digest:?} maps to slot {index:?} holding {:?}",
-                    slot.digest
-                ));
+                return Err(format!("lookup: {digest:?} maps to slot {index:?} holding {:?}", slot.digest));
             }
         }
         for (i, slot) in self.slots.iter().enumerate() {
-            let at =
-                |what: &str| format!("slot {i} ({:?}, {:?}): {what}", slot.state, slot.generation);
+            let at = |what: &str| format!("slot {i} ({:?}, {:?}): {what}", slot.state, slot.generation);
             let registered = Self::registered_state(slot.state);
             if registered && self.lookup.get(&slot.digest) != Some(&SlotIndex(i as u32)) {
                 return Err(at("registered slot not reachable from its digest"));
             }
             if registered != (slot.registrations > 0) {
-                return Err(at(&format!(
-                    "registrations {} disagree with the state",
-                    slot.registrations
-                )));
+                return Err(at(&format!("registrations {} disagree with the state", slot.registrations)));
             }
-            let artifact_allowed =
-                matches!(slot.state, SlotState::Prepared | SlotState::Unregistering);
+            let artifact_allowed = matches!(slot.state, SlotState::Prepared | SlotState::Unregistering);
             if slot.artifact.is_some() && !artifact_allowed {
                 return Err(at("holds an artifact outside PREPARED/UNREGISTERING"));
             }
@@ -430,12 +379,8 @@ impl<A> SlotTable<A> {
             if slot.state == SlotState::Failed && slot.error.is_none() {
                 return Err(at("FAILED without an error"));
             }
-            if slot.state == SlotState::Unregistering
-                && slot.artifact.is_some() == slot.error.is_some()
-            {
-                return Err(at(
-                    "UNREGISTERING must hold exactly one of artifact / error",
-                ));
+            if slot.state == SlotState::Unregistering && slot.artifact.is_some() == slot.error.is_some() {
+                return Err(at("UNREGISTERING must hold exactly one of artifact / error"));
             }
             if matches!(slot.state, SlotState::Empty | SlotState::Retired) && slot.pins != 0 {
                 return Err(at(&format!("{} pins on a free slot", slot.pins)));
@@ -444,12 +389,9 @@ impl<A> SlotTable<A> {
                 return Err(at("UNREGISTERING with no pins (the free is overdue)"));
             }
             if slot.state == SlotState::Cancelling && slot.pins == 0 && !slot.prepare_in_flight {
-                return Err(at(
-                    "CANCELLING with no pins and no prepare (the free is overdue)",
-                ));
+                return Err(at("CANCELLING with no pins and no prepare (the free is overdue)"));
             }
-            let in_flight_allowed =
-                matches!(slot.state, SlotState::Preparing | SlotState::Cancelling);
+            let in_flight_allowed = matches!(slot.state, SlotState::Preparing | SlotState::Cancelling);
             if slot.prepare_in_flight && !in_flight_allowed {
                 return Err(at("prepare in flight outside PREPARING/CANCELLING"));
             }
@@ -465,9 +407,7 @@ impl<A> SlotTable<A> {
             if slot.state == SlotState::Empty && slot.generation >= self.limits.generation_max {
                 return Err(at("EMPTY with no generation left (should be Retired)"));
             }
-            if slot.state != SlotState::Empty
-                && slot.state != SlotState::Retired
-                && slot.generation == Generation::NONE
+            if slot.state != SlotState::Empty && slot.state != SlotState::Retired && slot.generation == Generation::NONE
             {
                 return Err(at("in use with generation 0"));
             }
@@ -483,14 +423,8 @@ impl<A> SlotTable<A> {
             let slot = &mut self.slots[i];
             // One registration per caller-held handle: u32::MAX of them is
             // beyond any real owner.
-            slot.registrations = slot
-                .registrations
-                .checked_add(1)
-                .expect("registration count overflow");
-            return Ok(SlotReply::Registered {
-                handle: self.handle_at(i),
-                fresh: false,
-            });
+            slot.registrations = slot.registrations.checked_add(1).expect("registration count overflow");
+            return Ok(SlotReply::Registered { handle: self.handle_at(i), fresh: false });
         }
         let Some(i) = self.slots.iter().position(|s| s.state == SlotState::Empty) else {
             return Err(SlotError::Register(RegisterError::TableFull));
@@ -498,10 +432,7 @@ impl<A> SlotTable<A> {
         let max = self.limits.generation_max;
         let slot = &mut self.slots[i];
         // An EMPTY slot always has a next generation: one without is Retired.
-        let generation = slot
-            .generation
-            .next(max)
-            .expect("EMPTY slot without a next generation");
+        let generation = slot.generation.next(max).expect("EMPTY slot without a next generation");
         slot.generation = generation;
         slot.state = SlotState::Preparing;
         slot.digest = digest;
@@ -509,18 +440,12 @@ impl<A> SlotTable<A> {
         slot.prepare_in_flight = true;
         self.lookup.insert(digest, SlotIndex(i as u32));
         let handle = self.handle_at(i);
-        self.outputs
-            .push_back(SlotOutput::StartPrepare { handle, digest });
-        Ok(SlotReply::Registered {
-            handle,
-            fresh: true,
-        })
+        self.outputs.push_back(SlotOutput::StartPrepare { handle, digest });
+        Ok(SlotReply::Registered { handle, fresh: true })
     }
 
     fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self
-            .index_of(handle)
-            .map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
+        let i = self.index_of(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
         if self.slots[i].registrations == 0 {
             return Err(SlotError::Unregister(UnregisterError::NotRegistered));
         }
@@ -538,10 +463,7 @@ impl<A> SlotTable<A> {
                 self.slots[i].state = SlotState::Cancelling;
                 self.outputs.push_back(SlotOutput::Cancel { handle });
                 // Waiters need not wait for the prepare to reach a safe point.
-                self.outputs.push_back(SlotOutput::Settled {
-                    handle,
-                    result: Err(RegisterError::Cancelled),
-                });
+                self.outputs.push_back(SlotOutput::Settled { handle, result: Err(RegisterError::Cancelled) });
             }
             SlotState::Prepared => {
                 #[cfg(chiplane_mutant = "free_while_pinned")]
@@ -570,11 +492,7 @@ impl<A> SlotTable<A> {
         Ok(SlotReply::Unregistered { last: true })
     }
 
-    fn prepare_finished(
-        &mut self,
-        handle: Handle,
-        result: Result<A, ChipError>,
-    ) -> Result<SlotReply, SlotError> {
+    fn prepare_finished(&mut self, handle: Handle, result: Result<A, ChipError>) -> Result<SlotReply, SlotError> {
         let i = match self.index_of(handle) {
             Ok(i) => i,
             Err(HandleError::Stale { .. }) => {
@@ -604,18 +522,13 @@ impl<A> SlotTable<A> {
                 Ok(artifact) => {
                     slot.artifact = Some(artifact);
                     slot.state = SlotState::Prepared;
-                    self.outputs.push_back(SlotOutput::Settled {
-                        handle,
-                        result: Ok(()),
-                    });
+                    self.outputs.push_back(SlotOutput::Settled { handle, result: Ok(()) });
                 }
                 Err(err) => {
                     slot.error = Some(err.clone());
                     slot.state = SlotState::Failed;
-                    self.outputs.push_back(SlotOutput::Settled {
-                        handle,
-                        result: Err(RegisterError::PrepareFailed(err)),
-                    });
+                    self.outputs
+                        .push_back(SlotOutput::Settled { handle, result: Err(RegisterError::PrepareFailed(err)) });
                 }
             },
             SlotState::Cancelling => {
@@ -624,17 +537,13 @@ impl<A> SlotTable<A> {
                     // MUTANT: the cancelled prepare publishes PREPARED.
                     slot.artifact = Some(artifact);
                     slot.state = SlotState::Prepared;
-                    self.outputs.push_back(SlotOutput::Settled {
-                        handle,
-                        result: Ok(()),
-                    });
+                    self.outputs.push_back(SlotOutput::Settled { handle, result: Ok(()) });
                     return Ok(SlotReply::PrepareApplied);
                 }
                 // Cancelled: never published; an artifact it built anyway is
                 // released. `Settled(Cancelled)` went out at the unregister.
                 if let Ok(artifact) = result {
-                    self.outputs
-                        .push_back(SlotOutput::Release { handle, artifact });
+                    self.outputs.push_back(SlotOutput::Release { handle, artifact });
                 }
                 if slot.pins == 0 {
                     self.free_slot(i);
@@ -646,22 +555,15 @@ impl<A> SlotTable<A> {
     }
 
     fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self
-            .index_of(handle)
-            .map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
+        let i = self.index_of(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
         let slot = &mut self.slots[i];
         let ready = match slot.state {
             SlotState::Prepared => true,
             SlotState::Preparing => false,
-            SlotState::Failed => {
-                return Err(SlotError::Pin(RunError::PrepareFailed(
-                    Self::recorded_error(slot),
-                )))
+            SlotState::Failed => return Err(SlotError::Pin(RunError::PrepareFailed(Self::recorded_error(slot)))),
+            state @ (SlotState::Empty | SlotState::Cancelling | SlotState::Unregistering | SlotState::Retired) => {
+                return Err(SlotError::Pin(RunError::NotRunnable(state)))
             }
-            state @ (SlotState::Empty
-            | SlotState::Cancelling
-            | SlotState::Unregistering
-            | SlotState::Retired) => return Err(SlotError::Pin(RunError::NotRunnable(state))),
         };
         // One pin per queued run: u32::MAX queued runs is beyond any owner.
         slot.pins = slot.pins.checked_add(1).expect("pin count overflow");
@@ -673,9 +575,7 @@ impl<A> SlotTable<A> {
         let slot = &mut self.slots[i];
         if slot.pins == 0 {
             // Current generation but no pin to release: a caller bug.
-            return Err(SlotError::Unpin(HandleError::Stale {
-                current: slot.generation,
-            }));
+            return Err(SlotError::Unpin(HandleError::Stale { current: slot.generation }));
         }
         slot.pins -= 1;
         if slot.pins == 0 {
@@ -702,25 +602,19 @@ impl<A> SlotTable<A> {
         let slot = &mut self.slots[i];
         debug_assert_eq!(slot.registrations, 0, "freeing a registered slot");
         if let Some(artifact) = slot.artifact.take() {
-            self.outputs
-                .push_back(SlotOutput::Release { handle, artifact });
+            self.outputs.push_back(SlotOutput::Release { handle, artifact });
         }
         slot.error = None;
         slot.prepare_in_flight = false;
         slot.digest = CallableDigest::default();
-        slot.state = if slot.generation >= max {
-            SlotState::Retired
-        } else {
-            SlotState::Empty
-        };
+        slot.state = if slot.generation >= max { SlotState::Retired } else { SlotState::Empty };
         self.outputs.push_back(SlotOutput::Freed { handle });
     }
 
     /// Queue the artifact of a rejected or stale completion for release.
     fn release_carried(&mut self, handle: Handle, result: Result<A, ChipError>) {
         if let Ok(artifact) = result {
-            self.outputs
-                .push_back(SlotOutput::Release { handle, artifact });
+            self.outputs.push_back(SlotOutput::Release { handle, artifact });
         }
     }
 
@@ -728,10 +622,7 @@ impl<A> SlotTable<A> {
     /// generation.
     fn index_of(&self, handle: Handle) -> Result<usize, HandleError> {
         if handle.worker != self.worker {
-            return Err(HandleError::Foreign {
-                expected: self.worker,
-                got: handle.worker,
-            });
+            return Err(HandleError::Foreign { expected: self.worker, got: handle.worker });
         }
         let i = handle.index.0 as usize;
         let Some(slot) = self.slots.get(i) else {
@@ -739,9 +630,7 @@ impl<A> SlotTable<A> {
         };
         #[cfg(not(chiplane_mutant = "no_generation_check"))]
         if handle.generation != slot.generation {
-            return Err(HandleError::Stale {
-                current: slot.generation,
-            });
+            return Err(HandleError::Stale { current: slot.generation });
         }
         // MUTANT no_generation_check: the comparison above is compiled out.
         #[cfg(chiplane_mutant = "no_generation_check")]
@@ -751,23 +640,14 @@ impl<A> SlotTable<A> {
 
     /// The current handle of slot `i`.
     fn handle_at(&self, i: usize) -> Handle {
-        Handle {
-            worker: self.worker,
-            index: SlotIndex(i as u32),
-            generation: self.slots[i].generation,
-        }
+        Handle { worker: self.worker, index: SlotIndex(i as u32), generation: self.slots[i].generation }
     }
 
     fn registered_state(state: SlotState) -> bool {
-        matches!(
-            state,
-            SlotState::Preparing | SlotState::Prepared | SlotState::Failed
-        )
+        matches!(state, SlotState::Preparing | SlotState::Prepared | SlotState::Failed)
     }
 
     fn recorded_error(slot: &Slot<A>) -> ChipError {
-        slot.error
-            .clone()
-            .expect("FAILED slot without its prepare error")
+        slot.error.clone().expect("FAILED slot without its prepare error")
     }
 }

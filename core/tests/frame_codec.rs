@@ -9,8 +9,7 @@
 
 use chiplane_core::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, TaskArgs};
 use chiplane_core::error::{
-    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError,
-    UnregisterError,
+    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError,
 };
 use chiplane_core::frame::*;
 use chiplane_core::slot::SlotState;
@@ -24,10 +23,7 @@ use frame_support::*;
 fn task(tensors: Vec<Vec<f32>>, scalars: Vec<u64>) -> Frame {
     Frame::Task(TaskFrame {
         id: id(7, 3, 2),
-        config: RunConfig {
-            block_dim: 4,
-            flags: 1,
-        },
+        config: RunConfig { block_dim: 4, flags: 1 },
         args: TaskArgs { tensors, scalars },
     })
 }
@@ -35,27 +31,19 @@ fn task(tensors: Vec<Vec<f32>>, scalars: Vec<u64>) -> Frame {
 fn register(kernel: &str) -> Frame {
     Frame::Control(ControlFrame {
         id: id(8, 0, 0),
-        op: ControlOp::Register {
-            spec: CallableSpec::chip(kernel, vec![1, 2, 3]),
-        },
+        op: ControlOp::Register { spec: CallableSpec::chip(kernel, vec![1, 2, 3]) },
     })
 }
 
 fn control_err(e: ControlError) -> Frame {
-    Frame::ControlResult(ControlResultFrame {
-        id: id(9, 1, 1),
-        result: Err(e),
-    })
+    Frame::ControlResult(ControlResultFrame { id: id(9, 1, 1), result: Err(e) })
 }
 
 /// Frames compared with f32 by bits (NaN payloads included).
 fn same(a: &Frame, b: &Frame) -> bool {
     fn split(f: &Frame) -> (Frame, Vec<Vec<u32>>) {
         let bits = |ts: &mut Vec<Vec<f32>>| -> Vec<Vec<u32>> {
-            let out = ts
-                .iter()
-                .map(|t| t.iter().map(|x| x.to_bits()).collect())
-                .collect();
+            let out = ts.iter().map(|t| t.iter().map(|x| x.to_bits()).collect()).collect();
             ts.clear();
             out
         };
@@ -76,10 +64,7 @@ fn round_trip(f: &Frame) -> Vec<u8> {
     let bytes = f.encode().expect("encodes");
     assert_eq!(bytes.len(), f.encoded_len());
     let back = Frame::decode(&bytes).expect("decodes");
-    assert!(
-        same(f, &back),
-        "round trip changed the frame:\n{f:?}\n{back:?}"
-    );
+    assert!(same(f, &back), "round trip changed the frame:\n{f:?}\n{back:?}");
     let mut field = vec![0xAAu8; Frame::capacity(f.kind())];
     assert_eq!(f.encode_into(&mut field), Ok(bytes.len()));
     assert_eq!(&field[..bytes.len()], &bytes[..]);
@@ -93,13 +78,9 @@ fn check_bytes(b: &[u8]) {
     if let Ok(f) = Frame::decode(b) {
         assert_eq!(f.encode().as_deref(), Ok(b), "non-canonical accept: {f:?}");
     }
-    for kind in [
-        FrameKind::Task,
-        FrameKind::Control,
-        FrameKind::TaskResult,
-        FrameKind::ControlResult,
-        FrameKind::Completion,
-    ] {
+    for kind in
+        [FrameKind::Task, FrameKind::Control, FrameKind::TaskResult, FrameKind::ControlResult, FrameKind::Completion]
+    {
         if let Ok(f) = Frame::decode_field(b, kind) {
             assert_eq!(f.kind(), kind);
             let enc = f.encode().expect("a decoded frame re-encodes");
@@ -140,9 +121,10 @@ fn nan_payloads_survive() {
 fn detail_is_truncated_at_char_boundary() {
     // 'é' is 2 bytes; 97 of them = 194 bytes, the cut must fall at 192.
     let long = "é".repeat(97);
-    let f = control_err(ControlError::Register(RegisterError::PrepareFailed(
-        ChipError::new(ChipErrorKind::Device, long.clone()),
-    )));
+    let f = control_err(ControlError::Register(RegisterError::PrepareFailed(ChipError::new(
+        ChipErrorKind::Device,
+        long.clone(),
+    ))));
     let b = f.encode().unwrap();
     assert_eq!(b.len(), f.encoded_len());
     let Frame::ControlResult(ControlResultFrame {
@@ -155,9 +137,7 @@ fn detail_is_truncated_at_char_boundary() {
     assert_eq!(e.detail, "é".repeat(96));
     // A 3-byte char straddling the limit: 191 ASCII + '€' (3 bytes) cuts to 191.
     let s = format!("{}€", "a".repeat(191));
-    let f = control_err(ControlError::Register(RegisterError::PrepareFailed(
-        ChipError::new(ChipErrorKind::Device, s),
-    )));
+    let f = control_err(ControlError::Register(RegisterError::PrepareFailed(ChipError::new(ChipErrorKind::Device, s))));
     let Frame::ControlResult(ControlResultFrame {
         result: Err(ControlError::Register(RegisterError::PrepareFailed(e))),
         ..
@@ -175,23 +155,14 @@ fn decode_field_ignores_the_rest_of_the_field() {
     let mut field = b.clone();
     field.extend_from_slice(&[0xFF; 100]);
     assert_eq!(Frame::decode_field(&field, FrameKind::Control), Ok(f));
-    assert_eq!(
-        Frame::decode(&field),
-        Err(FrameError::TrailingBytes { extra: 100 })
-    );
+    assert_eq!(Frame::decode(&field), Err(FrameError::TrailingBytes { extra: 100 }));
 }
 
 #[test]
 fn encode_into_small_buffer_is_too_large() {
     let f = register("k");
     let mut buf = [0u8; 40];
-    assert_eq!(
-        f.encode_into(&mut buf),
-        Err(FrameError::TooLarge {
-            bytes: f.encoded_len(),
-            max: 40
-        })
-    );
+    assert_eq!(f.encode_into(&mut buf), Err(FrameError::TooLarge { bytes: f.encoded_len(), max: 40 }));
 }
 
 // ---------------------------------------------------------------- unit: rejections
@@ -199,61 +170,34 @@ fn encode_into_small_buffer_is_too_large() {
 #[test]
 fn rejects_truncated() {
     let b = register("vector_add").encode().unwrap();
-    assert_eq!(
-        Frame::decode(&[]),
-        Err(FrameError::Truncated { need: 32, have: 0 })
-    );
-    assert_eq!(
-        Frame::decode(&b[..31]),
-        Err(FrameError::Truncated { need: 32, have: 31 })
-    );
-    assert_eq!(
-        Frame::decode(&b[..b.len() - 1]),
-        Err(FrameError::Truncated {
-            need: b.len(),
-            have: b.len() - 1
-        })
-    );
+    assert_eq!(Frame::decode(&[]), Err(FrameError::Truncated { need: 32, have: 0 }));
+    assert_eq!(Frame::decode(&b[..31]), Err(FrameError::Truncated { need: 32, have: 31 }));
+    assert_eq!(Frame::decode(&b[..b.len() - 1]), Err(FrameError::Truncated { need: b.len(), have: b.len() - 1 }));
     assert_eq!(
         Frame::decode_field(&b[..b.len() - 1], FrameKind::Control),
-        Err(FrameError::Truncated {
-            need: b.len(),
-            have: b.len() - 1
-        })
+        Err(FrameError::Truncated { need: b.len(), have: b.len() - 1 })
     );
     // payload_len consistent with the slice but a count inside overruns it.
     let mut t = task(vec![vec![1.0; 4]], vec![]).encode().unwrap();
     put_u32(&mut t, 44, 5); // element count of tensor 0: 5 > 4 present
-    assert!(matches!(
-        Frame::decode(&t),
-        Err(FrameError::Truncated { .. })
-    ));
+    assert!(matches!(Frame::decode(&t), Err(FrameError::Truncated { .. })));
 }
 
 #[test]
 fn rejects_huge_count_without_allocating() {
     let mut t = task(vec![], vec![]).encode().unwrap();
     put_u32(&mut t, 40, u32::MAX); // tensor count
-    assert!(matches!(
-        Frame::decode(&t),
-        Err(FrameError::Truncated { .. })
-    ));
+    assert!(matches!(Frame::decode(&t), Err(FrameError::Truncated { .. })));
     let mut t = task(vec![], vec![]).encode().unwrap();
     put_u32(&mut t, 44, u32::MAX); // scalar count
-    assert!(matches!(
-        Frame::decode(&t),
-        Err(FrameError::Truncated { .. })
-    ));
+    assert!(matches!(Frame::decode(&t), Err(FrameError::Truncated { .. })));
 }
 
 #[test]
 fn rejects_bad_magic() {
     let mut b = register("k").encode().unwrap();
     b[0] ^= 1;
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::BadMagic(FRAME_MAGIC ^ 1))
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::BadMagic(FRAME_MAGIC ^ 1)));
 }
 
 #[test]
@@ -277,11 +221,7 @@ fn rejects_reserved_non_zero() {
     for at in [7usize, 28, 29, 30, 31] {
         let mut b = register("k").encode().unwrap();
         b[at] = 1;
-        assert_eq!(
-            Frame::decode(&b),
-            Err(FrameError::ReservedNonZero),
-            "byte {at}"
-        );
+        assert_eq!(Frame::decode(&b), Err(FrameError::ReservedNonZero), "byte {at}");
     }
 }
 
@@ -293,59 +233,26 @@ fn rejects_too_large() {
     assert_eq!(fits.encoded_len(), TASK_FRAME_BYTES);
     round_trip(&fits);
     let over = task(vec![vec![0.5; n + 1]], vec![]);
-    assert_eq!(
-        over.encode(),
-        Err(FrameError::TooLarge {
-            bytes: TASK_FRAME_BYTES + 4,
-            max: TASK_FRAME_BYTES
-        })
-    );
+    assert_eq!(over.encode(), Err(FrameError::TooLarge { bytes: TASK_FRAME_BYTES + 4, max: TASK_FRAME_BYTES }));
     assert_eq!(
         over.encode_into(&mut vec![0; 1 << 20]),
-        Err(FrameError::TooLarge {
-            bytes: TASK_FRAME_BYTES + 4,
-            max: TASK_FRAME_BYTES
-        })
+        Err(FrameError::TooLarge { bytes: TASK_FRAME_BYTES + 4, max: TASK_FRAME_BYTES })
     );
     // Decoding: a header claiming more than the kind's capacity.
-    let mut b = Frame::Completion(CompletionFrame {
-        id: id(1, 1, 1),
-        settlement: Settlement::Freed,
-    })
-    .encode()
-    .unwrap();
+    let mut b = Frame::Completion(CompletionFrame { id: id(1, 1, 1), settlement: Settlement::Freed }).encode().unwrap();
     put_u32(&mut b, 24, COMPLETION_BYTES as u32);
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::TooLarge {
-            bytes: COMPLETION_BYTES + 32,
-            max: COMPLETION_BYTES
-        })
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::TooLarge { bytes: COMPLETION_BYTES + 32, max: COMPLETION_BYTES }));
     // A kernel name over its bound.
     let long = register(&"k".repeat(KERNEL_MAX_BYTES + 1));
-    assert_eq!(
-        long.encode(),
-        Err(FrameError::TooLarge {
-            bytes: KERNEL_MAX_BYTES + 1,
-            max: KERNEL_MAX_BYTES
-        })
-    );
+    assert_eq!(long.encode(), Err(FrameError::TooLarge { bytes: KERNEL_MAX_BYTES + 1, max: KERNEL_MAX_BYTES }));
     round_trip(&register(&"k".repeat(KERNEL_MAX_BYTES)));
     // A detail over its bound on the wire.
-    let f = control_err(ControlError::Register(RegisterError::PrepareFailed(
-        ChipError::new(ChipErrorKind::Device, "ab"),
-    )));
+    let f =
+        control_err(ControlError::Register(RegisterError::PrepareFailed(ChipError::new(ChipErrorKind::Device, "ab"))));
     let mut b = f.encode().unwrap();
     let len_at = b.len() - 4; // u16 detail length precedes "ab"
     b[len_at..len_at + 2].copy_from_slice(&193u16.to_le_bytes());
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::TooLarge {
-            bytes: 193,
-            max: ChipError::DETAIL_MAX_BYTES
-        })
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::TooLarge { bytes: 193, max: ChipError::DETAIL_MAX_BYTES }));
 }
 
 #[test]
@@ -353,51 +260,26 @@ fn rejects_bad_enum_codes() {
     // control op
     let mut b = register("k").encode().unwrap();
     b[32] = 9;
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::InvalidField("control.op"))
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::InvalidField("control.op")));
     // target kind
     let mut b = register("k").encode().unwrap();
     b[33] = 3;
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::InvalidField("target_kind"))
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::InvalidField("target_kind")));
     // bool
-    let mut b = Frame::Control(ControlFrame {
-        id: id(1, 0, 0),
-        op: ControlOp::Memory {
-            bytes: 1,
-            free: true,
-        },
-    })
-    .encode()
-    .unwrap();
+    let mut b = Frame::Control(ControlFrame { id: id(1, 0, 0), op: ControlOp::Memory { bytes: 1, free: true } })
+        .encode()
+        .unwrap();
     let last = b.len() - 1;
     b[last] = 2;
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::InvalidField("memory.free"))
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::InvalidField("memory.free")));
     // result tag, error codes down the tree
     let cases: Vec<(Frame, usize, &str)> = vec![
         (
-            Frame::TaskResult(TaskResultFrame {
-                id: id(1, 1, 1),
-                result: Err(RunError::Cancelled),
-            }),
+            Frame::TaskResult(TaskResultFrame { id: id(1, 1, 1), result: Err(RunError::Cancelled) }),
             32,
             "task_result.tag",
         ),
-        (
-            Frame::TaskResult(TaskResultFrame {
-                id: id(1, 1, 1),
-                result: Err(RunError::Cancelled),
-            }),
-            33,
-            "run_error",
-        ),
+        (Frame::TaskResult(TaskResultFrame { id: id(1, 1, 1), result: Err(RunError::Cancelled) }), 33, "run_error"),
         (
             Frame::TaskResult(TaskResultFrame {
                 id: id(1, 1, 1),
@@ -422,53 +304,25 @@ fn rejects_bad_enum_codes() {
             34,
             "chip_error_kind",
         ),
+        (control_err(ControlError::Endpoint(EndpointError::ShutDown)), 33, "control_error"),
+        (control_err(ControlError::Endpoint(EndpointError::ShutDown)), 34, "endpoint_error"),
+        (control_err(ControlError::Unregister(UnregisterError::NotRegistered)), 34, "unregister_error"),
+        (control_err(ControlError::Register(RegisterError::TableFull)), 34, "register_error"),
+        (control_err(ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::ChildDied))), 35, "poison_reason"),
         (
-            control_err(ControlError::Endpoint(EndpointError::ShutDown)),
-            33,
-            "control_error",
-        ),
-        (
-            control_err(ControlError::Endpoint(EndpointError::ShutDown)),
-            34,
-            "endpoint_error",
-        ),
-        (
-            control_err(ControlError::Unregister(UnregisterError::NotRegistered)),
-            34,
-            "unregister_error",
-        ),
-        (
-            control_err(ControlError::Register(RegisterError::TableFull)),
-            34,
-            "register_error",
-        ),
-        (
-            control_err(ControlError::Endpoint(EndpointError::Poisoned(
-                PoisonReason::ChildDied,
-            ))),
-            35,
-            "poison_reason",
-        ),
-        (
-            control_err(ControlError::Endpoint(EndpointError::Poisoned(
-                PoisonReason::MalformedFrame(FrameError::InvalidUtf8),
-            ))),
+            control_err(ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(
+                FrameError::InvalidUtf8,
+            )))),
             36,
             "frame_error",
         ),
         (
-            Frame::ControlResult(ControlResultFrame {
-                id: id(1, 1, 1),
-                result: Ok(ControlReply::Done),
-            }),
+            Frame::ControlResult(ControlResultFrame { id: id(1, 1, 1), result: Ok(ControlReply::Done) }),
             32,
             "control_result.tag",
         ),
         (
-            Frame::ControlResult(ControlResultFrame {
-                id: id(1, 1, 1),
-                result: Ok(ControlReply::Done),
-            }),
+            Frame::ControlResult(ControlResultFrame { id: id(1, 1, 1), result: Ok(ControlReply::Done) }),
             33,
             "control_reply",
         ),
@@ -480,54 +334,33 @@ fn rejects_bad_enum_codes() {
             34,
             "reply.last",
         ),
-        (
-            Frame::Completion(CompletionFrame {
-                id: id(1, 1, 1),
-                settlement: Settlement::Freed,
-            }),
-            32,
-            "settlement",
-        ),
+        (Frame::Completion(CompletionFrame { id: id(1, 1, 1), settlement: Settlement::Freed }), 32, "settlement"),
     ];
     for (f, at, what) in cases {
         let mut b = f.encode().unwrap();
-        b[at] = if at == 34 && what == "chip_error_kind" {
-            0
-        } else {
-            0xEE
-        };
-        assert_eq!(
-            Frame::decode(&b),
-            Err(FrameError::InvalidField(what)),
-            "{f:?}"
-        );
+        b[at] = if at == 34 && what == "chip_error_kind" { 0 } else { 0xEE };
+        assert_eq!(Frame::decode(&b), Err(FrameError::InvalidField(what)), "{f:?}");
     }
     // InvalidField index past the table
-    let f = control_err(ControlError::Endpoint(EndpointError::Poisoned(
-        PoisonReason::MalformedFrame(FrameError::InvalidField("usize")),
-    )));
+    let f = control_err(ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(
+        FrameError::InvalidField("usize"),
+    ))));
     let mut b = f.encode().unwrap();
     let at = b.len() - 2;
     b[at..].copy_from_slice(&(FIELD_NAMES.len() as u16).to_le_bytes());
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::InvalidField("frame_error.field"))
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::InvalidField("frame_error.field")));
 }
 
 #[test]
 fn unknown_field_name_does_not_encode() {
-    let f = control_err(ControlError::Endpoint(EndpointError::Poisoned(
-        PoisonReason::MalformedFrame(FrameError::InvalidField("not in the table")),
-    )));
-    assert_eq!(
-        f.encode(),
-        Err(FrameError::InvalidField("frame_error.field"))
-    );
+    let f = control_err(ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(
+        FrameError::InvalidField("not in the table"),
+    ))));
+    assert_eq!(f.encode(), Err(FrameError::InvalidField("frame_error.field")));
     for name in FIELD_NAMES {
-        round_trip(&control_err(ControlError::Endpoint(
-            EndpointError::Poisoned(PoisonReason::MalformedFrame(FrameError::InvalidField(name))),
-        )));
+        round_trip(&control_err(ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(
+            FrameError::InvalidField(name),
+        )))));
     }
 }
 
@@ -542,31 +375,19 @@ fn rejects_bad_utf8() {
 fn rejects_trailing_bytes() {
     let mut b = register("k").encode().unwrap();
     b.push(0);
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::TrailingBytes { extra: 1 })
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::TrailingBytes { extra: 1 }));
     // Inside payload_len: the header says one more byte than the payload uses.
     b.truncate(b.len() - 1);
     let pl = (b.len() - 32 + 1) as u32;
     put_u32(&mut b, 24, pl);
     b.push(0);
-    assert_eq!(
-        Frame::decode(&b),
-        Err(FrameError::TrailingBytes { extra: 1 })
-    );
+    assert_eq!(Frame::decode(&b), Err(FrameError::TrailingBytes { extra: 1 }));
 }
 
 #[test]
 fn rejects_wrong_kind() {
     let b = register("k").encode().unwrap();
-    assert_eq!(
-        Frame::decode_field(&b, FrameKind::Task),
-        Err(FrameError::WrongKind {
-            expected: 1,
-            got: 2
-        })
-    );
+    assert_eq!(Frame::decode_field(&b, FrameKind::Task), Err(FrameError::WrongKind { expected: 1, got: 2 }));
 }
 
 proptest! {

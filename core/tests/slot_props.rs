@@ -16,12 +16,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chiplane_core::slot::{
-    SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable,
-};
+use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
 use chiplane_core::{
-    CallableDigest, ChipError, ChipErrorKind, Generation, Handle, HandleError, RegisterError,
-    RunError, SlotIndex, UnregisterError, WorkerId,
+    CallableDigest, ChipError, ChipErrorKind, Generation, Handle, HandleError, RegisterError, RunError, SlotIndex,
+    UnregisterError, WorkerId,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -42,11 +40,7 @@ fn dg(n: u8) -> CallableDigest {
 }
 
 fn h(index: usize, generation: u32) -> Handle {
-    Handle {
-        worker: W,
-        index: SlotIndex(index as u32),
-        generation: Generation(generation),
-    }
+    Handle { worker: W, index: SlotIndex(index as u32), generation: Generation(generation) }
 }
 
 fn chip_err(id: u64) -> ChipError {
@@ -161,10 +155,7 @@ impl Model {
     /// generation.
     fn pool(&self) -> Vec<Handle> {
         let mut v = self.seen.clone();
-        v.push(Handle {
-            worker: WorkerId(99),
-            ..h(0, 1)
-        });
+        v.push(Handle { worker: WorkerId(99), ..h(0, 1) });
         v.push(h(CAPACITY, 1));
         v.extend((0..CAPACITY).map(|i| h(i, self.slots[i].generation + 1)));
         v
@@ -176,10 +167,7 @@ impl Model {
 
     fn check(&self, handle: Handle) -> Result<usize, HandleError> {
         if handle.worker != W {
-            return Err(HandleError::Foreign {
-                expected: W,
-                got: handle.worker,
-            });
+            return Err(HandleError::Foreign { expected: W, got: handle.worker });
         }
         let i = handle.index.0 as usize;
         if i >= CAPACITY {
@@ -212,11 +200,7 @@ impl Model {
         let s = &mut self.slots[i];
         let released = s.artifact.take();
         s.error = None;
-        s.state = if s.generation == GENERATION_MAX {
-            SlotState::Retired
-        } else {
-            SlotState::Empty
-        };
+        s.state = if s.generation == GENERATION_MAX { SlotState::Retired } else { SlotState::Empty };
         if let Some(id) = released {
             self.owed.push_back(Out::Release(handle, id));
         }
@@ -226,10 +210,7 @@ impl Model {
     fn register(&mut self, d: u8) -> Result<SlotReply, SlotError> {
         if let Some(&i) = self.lookup.get(&d) {
             self.slots[i].registrations += 1;
-            return Ok(SlotReply::Registered {
-                handle: self.cur(i),
-                fresh: false,
-            });
+            return Ok(SlotReply::Registered { handle: self.cur(i), fresh: false });
         }
         let Some(i) = self.slots.iter().position(|s| s.state == SlotState::Empty) else {
             return Err(SlotError::Register(RegisterError::TableFull));
@@ -244,16 +225,11 @@ impl Model {
         let handle = self.cur(i);
         self.seen.push(handle);
         self.owed.push_back(Out::Start(handle, dg(d)));
-        Ok(SlotReply::Registered {
-            handle,
-            fresh: true,
-        })
+        Ok(SlotReply::Registered { handle, fresh: true })
     }
 
     fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self
-            .check(handle)
-            .map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
+        let i = self.check(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
         if self.slots[i].registrations == 0 {
             return Err(SlotError::Unregister(UnregisterError::NotRegistered));
         }
@@ -266,8 +242,7 @@ impl Model {
             SlotState::Preparing => {
                 self.slots[i].state = SlotState::Cancelling;
                 self.owed.push_back(Out::Cancel(handle));
-                self.owed
-                    .push_back(Out::Settled(handle, Err(RegisterError::Cancelled)));
+                self.owed.push_back(Out::Settled(handle, Err(RegisterError::Cancelled)));
             }
             _ if self.slots[i].pins == 0 => self.free(i),
             _ => self.slots[i].state = SlotState::Unregistering,
@@ -279,11 +254,7 @@ impl Model {
         if let Some(k) = self.started.iter().position(|&s| s == handle) {
             self.started.remove(k);
         }
-        let carried = if ok {
-            Some(Out::Release(handle, id))
-        } else {
-            None
-        };
+        let carried = if ok { Some(Out::Release(handle, id)) } else { None };
         let i = match self.check(handle) {
             Ok(i) => i,
             Err(HandleError::Stale { .. }) => {
@@ -298,9 +269,7 @@ impl Model {
         };
         if !self.slots[i].prepare_in_flight {
             self.owed.extend(carried);
-            return Err(SlotError::Prepare(HandleError::Stale {
-                current: handle.generation,
-            }));
+            return Err(SlotError::Prepare(HandleError::Stale { current: handle.generation }));
         }
         self.slots[i].prepare_in_flight = false;
         if self.slots[i].state == SlotState::Preparing {
@@ -311,10 +280,7 @@ impl Model {
             } else {
                 self.slots[i].state = SlotState::Failed;
                 self.slots[i].error = Some(chip_err(id));
-                self.owed.push_back(Out::Settled(
-                    handle,
-                    Err(RegisterError::PrepareFailed(chip_err(id))),
-                ));
+                self.owed.push_back(Out::Settled(handle, Err(RegisterError::PrepareFailed(chip_err(id)))));
             }
         } else {
             assert_eq!(
@@ -331,16 +297,12 @@ impl Model {
     }
 
     fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self
-            .check(handle)
-            .map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
+        let i = self.check(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
         let ready = match self.slots[i].state {
             SlotState::Prepared => true,
             SlotState::Preparing => false,
             SlotState::Failed => {
-                return Err(SlotError::Pin(RunError::PrepareFailed(
-                    self.slots[i].error.clone().unwrap(),
-                )))
+                return Err(SlotError::Pin(RunError::PrepareFailed(self.slots[i].error.clone().unwrap())))
             }
             state => return Err(SlotError::Pin(RunError::NotRunnable(state))),
         };
@@ -352,21 +314,14 @@ impl Model {
     fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
         let i = self.check(handle).map_err(SlotError::Unpin)?;
         if self.slots[i].pins == 0 {
-            return Err(SlotError::Unpin(HandleError::Stale {
-                current: handle.generation,
-            }));
+            return Err(SlotError::Unpin(HandleError::Stale { current: handle.generation }));
         }
         self.slots[i].pins -= 1;
-        let k = self
-            .pinned
-            .iter()
-            .position(|&p| p == handle)
-            .expect("model: a pin is held for a pinned slot");
+        let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
         self.pinned.remove(k);
         let s = &self.slots[i];
         if s.pins == 0
-            && (s.state == SlotState::Unregistering
-                || (s.state == SlotState::Cancelling && !s.prepare_in_flight))
+            && (s.state == SlotState::Unregistering || (s.state == SlotState::Cancelling && !s.prepare_in_flight))
         {
             self.free(i);
         }
@@ -502,10 +457,7 @@ impl StateMachineTest for SlotTableTest {
     type Reference = RefMachine;
 
     fn init_test(_: &Model) -> Sut {
-        let limits = SlotLimits {
-            capacity: CAPACITY,
-            generation_max: Generation(GENERATION_MAX),
-        };
+        let limits = SlotLimits { capacity: CAPACITY, generation_max: Generation(GENERATION_MAX) };
         Sut {
             table: SlotTable::new(W, limits),
             created: Vec::new(),
@@ -563,45 +515,21 @@ impl StateMachineTest for SlotTableTest {
         for (i, s) in m.slots.iter().enumerate() {
             let index = SlotIndex(i as u32);
             assert_eq!(t.state(index), Some(s.state), "state of slot {i}");
-            assert_eq!(
-                t.generation(index),
-                Some(Generation(s.generation)),
-                "generation of slot {i}"
-            );
+            assert_eq!(t.generation(index), Some(Generation(s.generation)), "generation of slot {i}");
             assert_eq!(t.pins(index), s.pins, "pins of slot {i}");
-            assert_eq!(
-                t.registrations(index),
-                s.registrations,
-                "registrations of slot {i}"
-            );
+            assert_eq!(t.registrations(index), s.registrations, "registrations of slot {i}");
         }
         for d in 0..DIGESTS {
-            assert_eq!(
-                t.lookup(&dg(d)),
-                m.lookup.get(&d).map(|&i| m.cur(i)),
-                "lookup of digest {d}"
-            );
+            assert_eq!(t.lookup(&dg(d)), m.lookup.get(&d).map(|&i| m.cur(i)), "lookup of digest {d}");
         }
         assert_eq!(t.stale_completions(), m.stale);
-        let live = m
-            .slots
-            .iter()
-            .filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired))
-            .count();
+        let live = m.slots.iter().filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired)).count();
         assert_eq!(t.live_slots(), live);
         for handle in m.pool() {
-            assert_eq!(
-                t.check(handle),
-                m.check(handle).map(|i| m.slots[i].state),
-                "check({handle:?})"
-            );
+            assert_eq!(t.check(handle), m.check(handle).map(|i| m.slots[i].state), "check({handle:?})");
         }
         for &handle in &m.pinned {
-            assert_eq!(
-                t.runnable(handle).map(|a| a.map(|a| a.0)),
-                m.runnable(handle),
-                "runnable({handle:?})"
-            );
+            assert_eq!(t.runnable(handle).map(|a| a.map(|a| a.0)), m.runnable(handle), "runnable({handle:?})");
         }
         let mut pinned = sut.pinned.clone();
         let mut want = m.pinned.clone();
@@ -616,20 +544,11 @@ impl StateMachineTest for SlotTableTest {
         let _ = sut.drain();
         for handle in std::mem::take(&mut sut.registrations) {
             let r = sut.handle(SlotInput::Unregister { handle });
-            assert!(
-                matches!(r, Ok(SlotReply::Unregistered { .. })),
-                "teardown unregister {handle:?}: {r:?}"
-            );
+            assert!(matches!(r, Ok(SlotReply::Unregistered { .. })), "teardown unregister {handle:?}: {r:?}");
         }
         let _ = sut.drain();
         // Fresh ids, above every id a step can have drawn.
-        let first_id = 1 + sut
-            .created
-            .iter()
-            .max()
-            .copied()
-            .unwrap_or(0)
-            .max(1_000_000);
+        let first_id = 1 + sut.created.iter().max().copied().unwrap_or(0).max(1_000_000);
         for (handle, id) in std::mem::take(&mut sut.started).into_iter().zip(first_id..) {
             // A prepare finished early by a random step is now a duplicate
             // (typed error); its artifact must still come back.
@@ -637,11 +556,7 @@ impl StateMachineTest for SlotTableTest {
         }
         let _ = sut.drain();
         for handle in std::mem::take(&mut sut.pinned) {
-            assert_eq!(
-                sut.handle(SlotInput::Unpin { handle }),
-                Ok(SlotReply::Unpinned),
-                "teardown unpin {handle:?}"
-            );
+            assert_eq!(sut.handle(SlotInput::Unpin { handle }), Ok(SlotReply::Unpinned), "teardown unpin {handle:?}");
         }
         let _ = sut.drain();
         assert!(sut.table.poll().is_none());
@@ -649,10 +564,7 @@ impl StateMachineTest for SlotTableTest {
         for i in 0..CAPACITY {
             let index = SlotIndex(i as u32);
             let state = sut.table.state(index).unwrap();
-            assert!(
-                matches!(state, SlotState::Empty | SlotState::Retired),
-                "slot {i} left {state:?}"
-            );
+            assert!(matches!(state, SlotState::Empty | SlotState::Retired), "slot {i} left {state:?}");
             assert_eq!(sut.table.pins(index), 0);
             assert_eq!(sut.table.registrations(index), 0);
         }
@@ -684,10 +596,7 @@ fn generator_reaches_retirement_table_full_stale_and_deferred_free() {
     let mut runner = TestRunner::deterministic();
     let (mut retired, mut full, mut stale, mut tombstoned, mut cancelled_pinned) = (0, 0, 0, 0, 0);
     for _ in 0..200 {
-        let (init, steps, _) = RefMachine::sequential_strategy(1..128)
-            .new_tree(&mut runner)
-            .unwrap()
-            .current();
+        let (init, steps, _) = RefMachine::sequential_strategy(1..128).new_tree(&mut runner).unwrap().current();
         let mut m = init;
         let mut seen_stale = false;
         for step in &steps {
@@ -698,31 +607,18 @@ fn generator_reaches_retirement_table_full_stale_and_deferred_free() {
             if m.reply == Some(Ok(SlotReply::PrepareStale)) {
                 seen_stale = true;
             }
-            tombstoned += m
-                .slots
-                .iter()
-                .filter(|s| s.state == SlotState::Unregistering)
-                .count();
-            cancelled_pinned += m
-                .slots
-                .iter()
-                .filter(|s| s.state == SlotState::Cancelling && s.pins > 0)
-                .count();
+            tombstoned += m.slots.iter().filter(|s| s.state == SlotState::Unregistering).count();
+            cancelled_pinned += m.slots.iter().filter(|s| s.state == SlotState::Cancelling && s.pins > 0).count();
         }
-        retired += m
-            .slots
-            .iter()
-            .filter(|s| s.state == SlotState::Retired)
-            .count();
+        retired += m.slots.iter().filter(|s| s.state == SlotState::Retired).count();
         stale += usize::from(seen_stale);
     }
-    eprintln!("retired {retired} full {full} stale {stale} tombstoned {tombstoned} cancelled_pinned {cancelled_pinned}");
+    eprintln!(
+        "retired {retired} full {full} stale {stale} tombstoned {tombstoned} cancelled_pinned {cancelled_pinned}"
+    );
     assert!(retired > 20, "retired {retired}");
     assert!(full > 20, "table full {full}");
     assert!(stale > 20, "stale completions {stale}");
     assert!(tombstoned > 20, "tombstoned {tombstoned}");
-    assert!(
-        cancelled_pinned > 5,
-        "cancelling with pins {cancelled_pinned}"
-    );
+    assert!(cancelled_pinned > 5, "cancelling with pins {cancelled_pinned}");
 }

@@ -7,9 +7,7 @@ use chiplane_models::fuzz_harness::frame_decode::{frame_decode, seed_frames};
 use std::path::PathBuf;
 
 fn fuzz_dir(sub: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(sub)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz").join(sub)
 }
 
 fn files(dir: &PathBuf) -> Vec<PathBuf> {
@@ -36,10 +34,7 @@ fn replay_frame_decode_regressions() {
 #[test]
 fn replay_frame_decode_seeds() {
     let inputs = files(&fuzz_dir("seeds/frame_decode"));
-    assert!(
-        inputs.len() >= seed_frames().len(),
-        "seed corpus out of date: run the ignored test generate_seeds"
-    );
+    assert!(inputs.len() >= seed_frames().len(), "seed corpus out of date: run the ignored test generate_seeds");
     for p in inputs {
         frame_decode(&std::fs::read(&p).unwrap());
     }
@@ -79,11 +74,7 @@ fn smoke_frame_decode_mutations() {
                 }
                 2 if n >= 4 => {
                     let at = rng.below(n - 3);
-                    let v = if rng.below(2) == 0 {
-                        rng.next() as u32
-                    } else {
-                        rng.below(300) as u32
-                    };
+                    let v = if rng.below(2) == 0 { rng.next() as u32 } else { rng.below(300) as u32 };
                     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
                 }
                 3 if n > 0 => b.truncate(rng.below(n)),
@@ -103,10 +94,7 @@ fn smoke_frame_decode_mutations() {
         frame_decode(&b);
     }
     // The smoke must reach past the header: some mutants still decode.
-    assert!(
-        decoded > 0,
-        "no mutated input decoded; the smoke only exercises the header checks"
-    );
+    assert!(decoded > 0, "no mutated input decoded; the smoke only exercises the header checks");
 }
 
 /// Regenerates `fuzz/seeds/frame_decode/` (one valid encoding per seed frame):

@@ -29,10 +29,7 @@ impl<'a> Reader<'a> {
                 self.pos += n;
                 Ok(s)
             }
-            None => Err(FrameError::Truncated {
-                need: self.pos.saturating_add(n),
-                have: self.bytes.len(),
-            }),
+            None => Err(FrameError::Truncated { need: self.pos.saturating_add(n), have: self.bytes.len() }),
         }
     }
 
@@ -76,10 +73,7 @@ impl<'a> Reader<'a> {
         let n = self.u32()? as usize;
         let need = n.saturating_mul(elem_bytes);
         if need > self.remaining() {
-            return Err(FrameError::Truncated {
-                need: self.pos.saturating_add(need),
-                have: self.bytes.len(),
-            });
+            return Err(FrameError::Truncated { need: self.pos.saturating_add(need), have: self.bytes.len() });
         }
         Ok(n)
     }
@@ -91,9 +85,7 @@ impl<'a> Reader<'a> {
             return Err(FrameError::TooLarge { bytes: n, max });
         }
         let s = self.take(n)?;
-        core::str::from_utf8(s)
-            .map(str::to_owned)
-            .map_err(|_| FrameError::InvalidUtf8)
+        core::str::from_utf8(s).map(str::to_owned).map_err(|_| FrameError::InvalidUtf8)
     }
 
     /// Fails with `TrailingBytes` unless everything was consumed.
@@ -129,10 +121,7 @@ impl<'a> Writer<'a> {
                 self.pos = end;
                 Ok(())
             }
-            None => Err(FrameError::TooLarge {
-                bytes: end,
-                max: self.buf.len(),
-            }),
+            None => Err(FrameError::TooLarge { bytes: end, max: self.buf.len() }),
         }
     }
 
@@ -157,20 +146,14 @@ impl<'a> Writer<'a> {
 
     /// A count (`u32`); a count that does not fit is `TooLarge`.
     pub(crate) fn count(&mut self, n: usize) -> Result<(), FrameError> {
-        let v = u32::try_from(n).map_err(|_| FrameError::TooLarge {
-            bytes: n,
-            max: u32::MAX as usize,
-        })?;
+        let v = u32::try_from(n).map_err(|_| FrameError::TooLarge { bytes: n, max: u32::MAX as usize })?;
         self.u32(v)
     }
 
     /// A `u16`-length-prefixed string; the caller has already bounded it.
     pub(crate) fn string(&mut self, s: &str, max: usize) -> Result<(), FrameError> {
         if s.len() > max || s.len() > u16::MAX as usize {
-            return Err(FrameError::TooLarge {
-                bytes: s.len(),
-                max,
-            });
+            return Err(FrameError::TooLarge { bytes: s.len(), max });
         }
         self.u16(s.len() as u16)?;
         self.put(s.as_bytes())

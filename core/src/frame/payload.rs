@@ -4,16 +4,11 @@
 
 use super::cursor::{Reader, Writer};
 use super::{
-    CompletionFrame, ControlOp, ControlReply, ControlResultFrame, FrameError, FrameId, Settlement,
-    TaskFrame, TaskResultFrame, FIELD_NAMES, KERNEL_MAX_BYTES,
+    CompletionFrame, ControlOp, ControlReply, ControlResultFrame, FrameError, FrameId, Settlement, TaskFrame,
+    TaskResultFrame, FIELD_NAMES, KERNEL_MAX_BYTES,
 };
-use crate::chip::{
-    CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs,
-};
-use crate::error::{
-    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError,
-    UnregisterError,
-};
+use crate::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
+use crate::error::{ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError};
 use crate::ids::{Generation, SlotIndex, WorkerId};
 use crate::slot::SlotState;
 
@@ -26,10 +21,7 @@ fn bad(what: &'static str) -> FrameError {
 // ---------------------------------------------------------------- tensors
 
 fn tensors_len(ts: &[Vec<f32>]) -> usize {
-    ts.iter().fold(4usize, |acc, t| {
-        acc.saturating_add(4)
-            .saturating_add(t.len().saturating_mul(4))
-    })
+    ts.iter().fold(4usize, |acc, t| acc.saturating_add(4).saturating_add(t.len().saturating_mul(4)))
 }
 
 fn put_tensors(w: &mut Writer<'_>, ts: &[Vec<f32>]) -> R<()> {
@@ -80,21 +72,14 @@ pub(super) fn put_task(w: &mut Writer<'_>, f: &TaskFrame) -> R<()> {
 }
 
 pub(super) fn get_task(r: &mut Reader<'_>, id: FrameId) -> R<TaskFrame> {
-    let config = RunConfig {
-        block_dim: r.u32()?,
-        flags: r.u32()?,
-    };
+    let config = RunConfig { block_dim: r.u32()?, flags: r.u32()? };
     let tensors = get_tensors(r)?;
     let n = r.count(8)?;
     let mut scalars = Vec::with_capacity(n);
     for _ in 0..n {
         scalars.push(r.u64()?);
     }
-    Ok(TaskFrame {
-        id,
-        config,
-        args: TaskArgs { tensors, scalars },
-    })
+    Ok(TaskFrame { id, config, args: TaskArgs { tensors, scalars } })
 }
 
 // ---------------------------------------------------------------- control
@@ -106,9 +91,7 @@ const OP_DOMAIN: u8 = 4;
 
 fn spec_len(s: &CallableSpec) -> usize {
     // kind (1) + kernel len (2) + kernel + count (4) + params
-    7usize
-        .saturating_add(s.kernel.len())
-        .saturating_add(s.params.len().saturating_mul(8))
+    7usize.saturating_add(s.kernel.len()).saturating_add(s.params.len().saturating_mul(8))
 }
 
 fn put_spec(w: &mut Writer<'_>, s: &CallableSpec) -> R<()> {
@@ -136,11 +119,7 @@ fn get_spec(r: &mut Reader<'_>) -> R<CallableSpec> {
     for _ in 0..n {
         params.push(r.u64()?);
     }
-    Ok(CallableSpec {
-        kind,
-        kernel,
-        params,
-    })
+    Ok(CallableSpec { kind, kernel, params })
 }
 
 pub(super) fn control_len(op: &ControlOp) -> usize {
@@ -176,14 +155,8 @@ pub(super) fn get_control(r: &mut Reader<'_>) -> R<ControlOp> {
     Ok(match r.u8()? {
         OP_REGISTER => ControlOp::Register { spec: get_spec(r)? },
         OP_UNREGISTER => ControlOp::Unregister,
-        OP_MEMORY => ControlOp::Memory {
-            bytes: r.u64()?,
-            free: r.bool("memory.free")?,
-        },
-        OP_DOMAIN => ControlOp::Domain {
-            code: r.u32()?,
-            value: r.u64()?,
-        },
+        OP_MEMORY => ControlOp::Memory { bytes: r.u64()?, free: r.bool("memory.free")? },
+        OP_DOMAIN => ControlOp::Domain { code: r.u32()?, value: r.u64()? },
         _ => return Err(bad("control.op")),
     })
 }
@@ -215,9 +188,7 @@ pub(super) fn put_task_result(w: &mut Writer<'_>, f: &TaskResultFrame) -> R<()> 
 
 pub(super) fn get_task_result(r: &mut Reader<'_>, id: FrameId) -> R<TaskResultFrame> {
     let result = match r.u8()? {
-        TAG_OK => Ok(RunOutput {
-            tensors: get_tensors(r)?,
-        }),
+        TAG_OK => Ok(RunOutput { tensors: get_tensors(r)? }),
         TAG_ERR => Err(get_run_error(r)?),
         _ => return Err(bad("task_result.tag")),
     };
@@ -238,11 +209,7 @@ pub(super) fn put_control_result(w: &mut Writer<'_>, f: &ControlResultFrame) -> 
         Ok(reply) => {
             w.u8(TAG_OK)?;
             match *reply {
-                ControlReply::Registered {
-                    slot,
-                    generation,
-                    fresh,
-                } => {
+                ControlReply::Registered { slot, generation, fresh } => {
                     w.u8(1)?;
                     w.u32(slot.0)?;
                     w.u32(generation.0)?;
@@ -270,9 +237,7 @@ pub(super) fn get_control_result(r: &mut Reader<'_>, id: FrameId) -> R<ControlRe
                 generation: Generation(r.u32()?),
                 fresh: r.bool("reply.fresh")?,
             },
-            2 => ControlReply::Unregistered {
-                last: r.bool("reply.last")?,
-            },
+            2 => ControlReply::Unregistered { last: r.bool("reply.last")? },
             3 => ControlReply::Done,
             _ => return Err(bad("control_reply")),
         }),
@@ -390,13 +355,8 @@ fn put_handle_error(w: &mut Writer<'_>, e: &HandleError) -> R<()> {
 
 fn get_handle_error(r: &mut Reader<'_>) -> R<HandleError> {
     Ok(match r.u8()? {
-        1 => HandleError::Foreign {
-            expected: WorkerId(r.u32()?),
-            got: WorkerId(r.u32()?),
-        },
-        2 => HandleError::Stale {
-            current: Generation(r.u32()?),
-        },
+        1 => HandleError::Foreign { expected: WorkerId(r.u32()?), got: WorkerId(r.u32()?) },
+        2 => HandleError::Stale { current: Generation(r.u32()?) },
         3 => HandleError::OutOfRange,
         _ => return Err(bad("handle_error")),
     })
@@ -449,10 +409,7 @@ fn put_frame_error(w: &mut Writer<'_>, e: &FrameError) -> R<()> {
         }
         FrameError::InvalidField(name) => {
             // Only names of the published table travel (compared by content).
-            let index = FIELD_NAMES
-                .iter()
-                .position(|n| *n == name)
-                .ok_or(bad("frame_error.field"))?;
+            let index = FIELD_NAMES.iter().position(|n| *n == name).ok_or(bad("frame_error.field"))?;
             w.u8(9)?;
             w.u16(index as u16)
         }
@@ -462,33 +419,17 @@ fn put_frame_error(w: &mut Writer<'_>, e: &FrameError) -> R<()> {
 
 fn get_frame_error(r: &mut Reader<'_>) -> R<FrameError> {
     Ok(match r.u8()? {
-        1 => FrameError::Truncated {
-            need: r.usize64("usize")?,
-            have: r.usize64("usize")?,
-        },
-        2 => FrameError::TrailingBytes {
-            extra: r.usize64("usize")?,
-        },
+        1 => FrameError::Truncated { need: r.usize64("usize")?, have: r.usize64("usize")? },
+        2 => FrameError::TrailingBytes { extra: r.usize64("usize")? },
         3 => FrameError::BadMagic(r.u32()?),
         4 => FrameError::BadVersion(r.u16()?),
         5 => FrameError::BadKind(r.u8()?),
-        6 => FrameError::WrongKind {
-            expected: r.u8()?,
-            got: r.u8()?,
-        },
+        6 => FrameError::WrongKind { expected: r.u8()?, got: r.u8()? },
         7 => FrameError::ReservedNonZero,
-        8 => FrameError::TooLarge {
-            bytes: r.usize64("usize")?,
-            max: r.usize64("usize")?,
-        },
+        8 => FrameError::TooLarge { bytes: r.usize64("usize")?, max: r.usize64("usize")? },
         9 => {
             let index = r.u16()? as usize;
-            FrameError::InvalidField(
-                FIELD_NAMES
-                    .get(index)
-                    .copied()
-                    .ok_or(bad("frame_error.field"))?,
-            )
+            FrameError::InvalidField(FIELD_NAMES.get(index).copied().ok_or(bad("frame_error.field"))?)
         }
         10 => FrameError::InvalidUtf8,
         _ => return Err(bad("frame_error")),
@@ -499,9 +440,7 @@ fn poison_len(p: &PoisonReason) -> usize {
     1 + match p {
         PoisonReason::MalformedFrame(e) => frame_error_len(e),
         PoisonReason::UnexpectedState(_) => 4,
-        PoisonReason::IdentityMismatch
-        | PoisonReason::ChildDied
-        | PoisonReason::LivenessTimeout => 0,
+        PoisonReason::IdentityMismatch | PoisonReason::ChildDied | PoisonReason::LivenessTimeout => 0,
     }
 }
 
@@ -610,10 +549,7 @@ fn get_run_error(r: &mut Reader<'_>) -> R<RunError> {
         3 => RunError::PrepareFailed(get_chip_error(r)?),
         4 => RunError::Cancelled,
         5 => RunError::Chip(get_chip_error(r)?),
-        6 => RunError::PayloadTooLarge {
-            bytes: r.usize64("usize")?,
-            max: r.usize64("usize")?,
-        },
+        6 => RunError::PayloadTooLarge { bytes: r.usize64("usize")?, max: r.usize64("usize")? },
         7 => RunError::Endpoint(get_endpoint(r)?),
         _ => return Err(bad("run_error")),
     })
@@ -720,10 +656,7 @@ fn get_control_error(r: &mut Reader<'_>) -> R<ControlError> {
     Ok(match r.u8()? {
         1 => ControlError::Register(get_register_error(r)?),
         2 => ControlError::Unregister(get_unregister_error(r)?),
-        3 => ControlError::PayloadTooLarge {
-            bytes: r.usize64("usize")?,
-            max: r.usize64("usize")?,
-        },
+        3 => ControlError::PayloadTooLarge { bytes: r.usize64("usize")?, max: r.usize64("usize")? },
         4 => ControlError::Endpoint(get_endpoint(r)?),
         _ => return Err(bad("control_error")),
     })

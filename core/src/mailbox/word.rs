@@ -32,9 +32,13 @@ pub enum WordState {
     TaskReady,
     TaskRunning,
     /// A control is published; `under_task` = it entered during TASK_RUNNING.
-    ControlReady { under_task: bool },
+    ControlReady {
+        under_task: bool,
+    },
     /// The control's result is written; the parent restores `under_task`.
-    ControlDone { under_task: bool },
+    ControlDone {
+        under_task: bool,
+    },
     TaskDone,
     Poisoned,
 }
@@ -193,11 +197,7 @@ mod tests {
             assert_eq!(s.transition_to_task_ready().is_ok(), s == Idle, "{s:?}");
             assert_eq!(s.transition_to_task_running().is_ok(), s == TaskReady, "{s:?}");
             assert_eq!(s.transition_to_control_ready(false).is_ok(), s == Idle, "{s:?}");
-            assert_eq!(
-                s.transition_to_control_ready(true).is_ok(),
-                s == Idle || s == TaskRunning,
-                "{s:?}"
-            );
+            assert_eq!(s.transition_to_control_ready(true).is_ok(), s == Idle || s == TaskRunning, "{s:?}");
             assert_eq!(s.transition_to_control_done().is_ok(), matches!(s, ControlReady { .. }), "{s:?}");
             assert_eq!(s.transition_to_restored().is_ok(), matches!(s, ControlDone { .. }), "{s:?}");
             #[cfg(not(chiplane_mutant = "done_during_control"))]

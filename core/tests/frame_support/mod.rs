@@ -1,12 +1,9 @@
 //! Proptest strategies for every frame type (errors included) and byte
 //! mutations of valid encodings, for `frame_codec.rs`.
 
-use chiplane_core::chip::{
-    CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs,
-};
+use chiplane_core::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
 use chiplane_core::error::{
-    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError,
-    UnregisterError,
+    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError,
 };
 use chiplane_core::frame::*;
 use chiplane_core::ids::{DispatchId, Generation, SlotIndex, WorkerId};
@@ -14,11 +11,7 @@ use chiplane_core::slot::SlotState;
 use proptest::prelude::*;
 
 pub fn id(d: u64, s: u32, g: u32) -> FrameId {
-    FrameId {
-        dispatch: DispatchId(d),
-        slot: SlotIndex(s),
-        generation: Generation(g),
-    }
+    FrameId { dispatch: DispatchId(d), slot: SlotIndex(s), generation: Generation(g) }
 }
 
 pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
@@ -48,10 +41,7 @@ pub fn arb_string(max: usize) -> impl Strategy<Value = String> {
 }
 
 pub fn arb_chip_error() -> impl Strategy<Value = ChipError> {
-    (
-        1u16..=5,
-        prop_oneof![arb_string(ChipError::DETAIL_MAX_BYTES), "[a-z]{150,192}"],
-    )
+    (1u16..=5, prop_oneof![arb_string(ChipError::DETAIL_MAX_BYTES), "[a-z]{150,192}"])
         .prop_map(|(k, d)| ChipError::new(ChipErrorKind::from_code(k).unwrap(), d))
 }
 
@@ -69,13 +59,9 @@ pub fn arb_slot_state() -> impl Strategy<Value = SlotState> {
 
 pub fn arb_handle_error() -> impl Strategy<Value = HandleError> {
     prop_oneof![
-        (any::<u32>(), any::<u32>()).prop_map(|(e, g)| HandleError::Foreign {
-            expected: WorkerId(e),
-            got: WorkerId(g)
-        }),
-        any::<u32>().prop_map(|c| HandleError::Stale {
-            current: Generation(c)
-        }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(e, g)| HandleError::Foreign { expected: WorkerId(e), got: WorkerId(g) }),
+        any::<u32>().prop_map(|c| HandleError::Stale { current: Generation(c) }),
         Just(HandleError::OutOfRange),
     ]
 }
@@ -88,8 +74,7 @@ pub fn arb_frame_error() -> impl Strategy<Value = FrameError> {
         any::<u32>().prop_map(FrameError::BadMagic),
         any::<u16>().prop_map(FrameError::BadVersion),
         any::<u8>().prop_map(FrameError::BadKind),
-        (any::<u8>(), any::<u8>())
-            .prop_map(|(expected, got)| FrameError::WrongKind { expected, got }),
+        (any::<u8>(), any::<u8>()).prop_map(|(expected, got)| FrameError::WrongKind { expected, got }),
         Just(FrameError::ReservedNonZero),
         (n(), n()).prop_map(|(bytes, max)| FrameError::TooLarge { bytes, max }),
         prop::sample::select(FIELD_NAMES.to_vec()).prop_map(FrameError::InvalidField),
@@ -123,10 +108,8 @@ pub fn arb_run_error() -> impl Strategy<Value = RunError> {
         arb_chip_error().prop_map(RunError::PrepareFailed),
         Just(RunError::Cancelled),
         arb_chip_error().prop_map(RunError::Chip),
-        (any::<u64>(), any::<u64>()).prop_map(|(b, m)| RunError::PayloadTooLarge {
-            bytes: b as usize,
-            max: m as usize
-        }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(b, m)| RunError::PayloadTooLarge { bytes: b as usize, max: m as usize }),
         arb_endpoint().prop_map(RunError::Endpoint),
     ]
 }
@@ -153,29 +136,20 @@ pub fn arb_control_error() -> impl Strategy<Value = ControlError> {
     prop_oneof![
         arb_register_error().prop_map(ControlError::Register),
         arb_unregister_error().prop_map(ControlError::Unregister),
-        (any::<u64>(), any::<u64>()).prop_map(|(b, m)| ControlError::PayloadTooLarge {
-            bytes: b as usize,
-            max: m as usize
-        }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(b, m)| ControlError::PayloadTooLarge { bytes: b as usize, max: m as usize }),
         arb_endpoint().prop_map(ControlError::Endpoint),
     ]
 }
 
 pub fn arb_spec() -> impl Strategy<Value = CallableSpec> {
-    (
-        any::<bool>(),
-        arb_string(KERNEL_MAX_BYTES),
-        prop::collection::vec(any::<u64>(), 0..8),
-    )
-        .prop_map(|(chip, kernel, params)| CallableSpec {
-            kind: if chip {
-                TargetKind::ChipCallable
-            } else {
-                TargetKind::Orchestration
-            },
+    (any::<bool>(), arb_string(KERNEL_MAX_BYTES), prop::collection::vec(any::<u64>(), 0..8)).prop_map(
+        |(chip, kernel, params)| CallableSpec {
+            kind: if chip { TargetKind::ChipCallable } else { TargetKind::Orchestration },
             kernel,
             params,
-        })
+        },
+    )
 }
 
 pub fn arb_control_op() -> impl Strategy<Value = ControlOp> {
@@ -190,11 +164,7 @@ pub fn arb_control_op() -> impl Strategy<Value = ControlOp> {
 pub fn arb_reply() -> impl Strategy<Value = ControlReply> {
     prop_oneof![
         (any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(s, g, fresh)| {
-            ControlReply::Registered {
-                slot: SlotIndex(s),
-                generation: Generation(g),
-                fresh,
-            }
+            ControlReply::Registered { slot: SlotIndex(s), generation: Generation(g), fresh }
         }),
         any::<bool>().prop_map(|last| ControlReply::Unregistered { last }),
         Just(ControlReply::Done),
@@ -203,33 +173,22 @@ pub fn arb_reply() -> impl Strategy<Value = ControlReply> {
 
 pub fn arb_frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
-        (
-            arb_id(),
-            any::<u32>(),
-            any::<u32>(),
-            arb_tensors(),
-            prop::collection::vec(any::<u64>(), 0..8)
-        )
-            .prop_map(|(id, block_dim, flags, tensors, scalars)| {
+        (arb_id(), any::<u32>(), any::<u32>(), arb_tensors(), prop::collection::vec(any::<u64>(), 0..8)).prop_map(
+            |(id, block_dim, flags, tensors, scalars)| {
                 Frame::Task(TaskFrame {
                     id,
                     config: RunConfig { block_dim, flags },
                     args: TaskArgs { tensors, scalars },
                 })
-            }),
+            }
+        ),
         (arb_id(), arb_control_op()).prop_map(|(id, op)| Frame::Control(ControlFrame { id, op })),
         (
             arb_id(),
-            prop_oneof![
-                arb_tensors().prop_map(|tensors| Ok(RunOutput { tensors })),
-                arb_run_error().prop_map(Err)
-            ]
+            prop_oneof![arb_tensors().prop_map(|tensors| Ok(RunOutput { tensors })), arb_run_error().prop_map(Err)]
         )
             .prop_map(|(id, result)| Frame::TaskResult(TaskResultFrame { id, result })),
-        (
-            arb_id(),
-            prop_oneof![arb_reply().prop_map(Ok), arb_control_error().prop_map(Err)]
-        )
+        (arb_id(), prop_oneof![arb_reply().prop_map(Ok), arb_control_error().prop_map(Err)])
             .prop_map(|(id, result)| Frame::ControlResult(ControlResultFrame { id, result })),
         (
             arb_id(),
@@ -258,8 +217,7 @@ pub fn arb_mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (at(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
         (at(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (at(), prop_oneof![any::<u32>(), 0u32..300])
-            .prop_map(|(at, value)| Mutation::SetU32 { at, value }),
+        (at(), prop_oneof![any::<u32>(), 0u32..300]).prop_map(|(at, value)| Mutation::SetU32 { at, value }),
         at().prop_map(|at| Mutation::Truncate { at }),
         (at(), any::<u8>()).prop_map(|(at, byte)| Mutation::Insert { at, byte }),
         at().prop_map(|at| Mutation::Remove { at }),

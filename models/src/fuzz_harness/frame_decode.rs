@@ -12,24 +12,17 @@
 //!   stopping at the length check.
 
 use chiplane_core::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
-use chiplane_core::error::{
-    ControlError, EndpointError, PoisonReason, RegisterError, RunError, UnregisterError,
-};
+use chiplane_core::error::{ControlError, EndpointError, PoisonReason, RegisterError, RunError, UnregisterError};
 use chiplane_core::frame::{
-    CompletionFrame, ControlFrame, ControlOp, ControlReply, ControlResultFrame, Frame, FrameError,
-    FrameId, FrameKind, Settlement, TaskFrame, TaskResultFrame, HEADER_BYTES,
+    CompletionFrame, ControlFrame, ControlOp, ControlReply, ControlResultFrame, Frame, FrameError, FrameId, FrameKind,
+    Settlement, TaskFrame, TaskResultFrame, HEADER_BYTES,
 };
 use chiplane_core::ids::{DispatchId, Generation, SlotIndex};
 use chiplane_core::slot::SlotState;
 use chiplane_core::HandleError;
 
-const KINDS: [FrameKind; 5] = [
-    FrameKind::Task,
-    FrameKind::Control,
-    FrameKind::TaskResult,
-    FrameKind::ControlResult,
-    FrameKind::Completion,
-];
+const KINDS: [FrameKind; 5] =
+    [FrameKind::Task, FrameKind::Control, FrameKind::TaskResult, FrameKind::ControlResult, FrameKind::Completion];
 
 /// The fuzz target body.
 pub fn frame_decode(data: &[u8]) {
@@ -45,10 +38,7 @@ pub fn frame_decode(data: &[u8]) {
 fn check(data: &[u8]) {
     if let Ok(frame) = Frame::decode(data) {
         match frame.encode() {
-            Ok(bytes) => assert!(
-                bytes == data,
-                "decode accepted a non-canonical encoding of {frame:?}"
-            ),
+            Ok(bytes) => assert!(bytes == data, "decode accepted a non-canonical encoding of {frame:?}"),
             Err(e) => panic!("decoded frame does not re-encode ({e:?}): {frame:?}"),
         }
         assert_eq!(frame.encoded_len(), data.len(), "encoded_len disagrees");
@@ -58,10 +48,7 @@ fn check(data: &[u8]) {
             Ok(frame) => {
                 assert_eq!(frame.kind(), kind, "decode_field returned another kind");
                 let bytes = frame.encode().expect("a decoded frame re-encodes");
-                assert!(
-                    data.get(..bytes.len()) == Some(&bytes[..]),
-                    "field prefix differs from re-encoding"
-                );
+                assert!(data.get(..bytes.len()) == Some(&bytes[..]), "field prefix differs from re-encoding");
             }
             Err(FrameError::WrongKind { expected, .. }) => assert_eq!(expected, kind as u8),
             Err(_) => {}
@@ -72,108 +59,51 @@ fn check(data: &[u8]) {
 /// One valid frame of every kind and every payload variant (the seed
 /// corpus, and the base of the replay smoke's mutations).
 pub fn seed_frames() -> Vec<Frame> {
-    let id = |d: u64, s: u32, g: u32| FrameId {
-        dispatch: DispatchId(d),
-        slot: SlotIndex(s),
-        generation: Generation(g),
-    };
+    let id =
+        |d: u64, s: u32, g: u32| FrameId { dispatch: DispatchId(d), slot: SlotIndex(s), generation: Generation(g) };
     let chip_err = || ChipError::new(ChipErrorKind::Device, "out of memory: needed 4096 bytes");
-    let poisoned = EndpointError::Poisoned(PoisonReason::MalformedFrame(FrameError::InvalidField(
-        "run_error",
-    )));
+    let poisoned = EndpointError::Poisoned(PoisonReason::MalformedFrame(FrameError::InvalidField("run_error")));
     let mut frames = vec![
         Frame::Task(TaskFrame {
             id: id(1, 0, 1),
-            config: RunConfig {
-                block_dim: 24,
-                flags: 0,
-            },
+            config: RunConfig { block_dim: 24, flags: 0 },
             args: TaskArgs {
-                tensors: vec![
-                    vec![1.0, 2.0, 3.0],
-                    vec![],
-                    vec![f32::from_bits(0x7fc0_0001)],
-                ],
+                tensors: vec![vec![1.0, 2.0, 3.0], vec![], vec![f32::from_bits(0x7fc0_0001)]],
                 scalars: vec![3, u64::MAX],
             },
         }),
-        Frame::Task(TaskFrame {
-            id: id(2, 5, 9),
-            config: RunConfig::default(),
-            args: TaskArgs::default(),
-        }),
+        Frame::Task(TaskFrame { id: id(2, 5, 9), config: RunConfig::default(), args: TaskArgs::default() }),
         Frame::Control(ControlFrame {
             id: id(3, 0, 0),
-            op: ControlOp::Register {
-                spec: CallableSpec::chip("vector_add", vec![1024, 4]),
-            },
+            op: ControlOp::Register { spec: CallableSpec::chip("vector_add", vec![1024, 4]) },
         }),
-        Frame::Control(ControlFrame {
-            id: id(4, 2, 1),
-            op: ControlOp::Unregister,
-        }),
-        Frame::Control(ControlFrame {
-            id: id(5, 0, 0),
-            op: ControlOp::Memory {
-                bytes: 1 << 20,
-                free: true,
-            },
-        }),
-        Frame::Control(ControlFrame {
-            id: id(6, 0, 0),
-            op: ControlOp::Domain { code: 7, value: 42 },
-        }),
-        Frame::TaskResult(TaskResultFrame {
-            id: id(1, 0, 1),
-            result: Ok(RunOutput {
-                tensors: vec![vec![2.0, 4.0]],
-            }),
-        }),
+        Frame::Control(ControlFrame { id: id(4, 2, 1), op: ControlOp::Unregister }),
+        Frame::Control(ControlFrame { id: id(5, 0, 0), op: ControlOp::Memory { bytes: 1 << 20, free: true } }),
+        Frame::Control(ControlFrame { id: id(6, 0, 0), op: ControlOp::Domain { code: 7, value: 42 } }),
+        Frame::TaskResult(TaskResultFrame { id: id(1, 0, 1), result: Ok(RunOutput { tensors: vec![vec![2.0, 4.0]] }) }),
         Frame::ControlResult(ControlResultFrame {
             id: id(3, 0, 0),
-            result: Ok(ControlReply::Registered {
-                slot: SlotIndex(2),
-                generation: Generation(1),
-                fresh: true,
-            }),
+            result: Ok(ControlReply::Registered { slot: SlotIndex(2), generation: Generation(1), fresh: true }),
         }),
         Frame::ControlResult(ControlResultFrame {
             id: id(4, 2, 1),
             result: Ok(ControlReply::Unregistered { last: true }),
         }),
-        Frame::ControlResult(ControlResultFrame {
-            id: id(5, 0, 0),
-            result: Ok(ControlReply::Done),
-        }),
-        Frame::Completion(CompletionFrame {
-            id: id(3, 2, 1),
-            settlement: Settlement::Prepared(Ok(())),
-        }),
-        Frame::Completion(CompletionFrame {
-            id: id(4, 2, 1),
-            settlement: Settlement::Freed,
-        }),
+        Frame::ControlResult(ControlResultFrame { id: id(5, 0, 0), result: Ok(ControlReply::Done) }),
+        Frame::Completion(CompletionFrame { id: id(3, 2, 1), settlement: Settlement::Prepared(Ok(())) }),
+        Frame::Completion(CompletionFrame { id: id(4, 2, 1), settlement: Settlement::Freed }),
     ];
     let run_errors = [
-        RunError::Handle(HandleError::Stale {
-            current: Generation(3),
-        }),
+        RunError::Handle(HandleError::Stale { current: Generation(3) }),
         RunError::NotRunnable(SlotState::Cancelling),
         RunError::PrepareFailed(chip_err()),
         RunError::Cancelled,
         RunError::Chip(ChipError::new(ChipErrorKind::InvalidArgs, "é€")),
-        RunError::PayloadTooLarge {
-            bytes: 70000,
-            max: 65536,
-        },
+        RunError::PayloadTooLarge { bytes: 70000, max: 65536 },
         RunError::Endpoint(poisoned.clone()),
     ];
-    frames.extend(run_errors.into_iter().map(|e| {
-        Frame::TaskResult(TaskResultFrame {
-            id: id(9, 1, 1),
-            result: Err(e),
-        })
-    }));
+    frames
+        .extend(run_errors.into_iter().map(|e| Frame::TaskResult(TaskResultFrame { id: id(9, 1, 1), result: Err(e) })));
     let register_errors = [
         RegisterError::WrongTarget,
         RegisterError::TableFull,
@@ -181,12 +111,12 @@ pub fn seed_frames() -> Vec<Frame> {
         RegisterError::Cancelled,
         RegisterError::Endpoint(EndpointError::ChildDied),
     ];
-    frames.extend(register_errors.iter().cloned().map(|e| {
-        Frame::Completion(CompletionFrame {
-            id: id(10, 1, 1),
-            settlement: Settlement::Prepared(Err(e)),
-        })
-    }));
+    frames.extend(
+        register_errors
+            .iter()
+            .cloned()
+            .map(|e| Frame::Completion(CompletionFrame { id: id(10, 1, 1), settlement: Settlement::Prepared(Err(e)) })),
+    );
     let control_errors = [
         ControlError::Register(RegisterError::TableFull),
         ControlError::Unregister(UnregisterError::Handle(HandleError::Foreign {
@@ -195,22 +125,19 @@ pub fn seed_frames() -> Vec<Frame> {
         })),
         ControlError::Unregister(UnregisterError::NotRegistered),
         ControlError::Unregister(UnregisterError::Endpoint(EndpointError::LivenessTimeout)),
-        ControlError::PayloadTooLarge {
-            bytes: 5000,
-            max: 4096,
-        },
+        ControlError::PayloadTooLarge { bytes: 5000, max: 4096 },
         ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::UnexpectedState(9))),
-        ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(
-            FrameError::Truncated { need: 40, have: 33 },
-        ))),
+        ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(FrameError::Truncated {
+            need: 40,
+            have: 33,
+        }))),
         ControlError::Endpoint(EndpointError::ShutDown),
         ControlError::Endpoint(poisoned),
     ];
-    frames.extend(control_errors.into_iter().map(|e| {
-        Frame::ControlResult(ControlResultFrame {
-            id: id(11, 1, 1),
-            result: Err(e),
-        })
-    }));
+    frames.extend(
+        control_errors
+            .into_iter()
+            .map(|e| Frame::ControlResult(ControlResultFrame { id: id(11, 1, 1), result: Err(e) })),
+    );
     frames
 }
