@@ -18,6 +18,7 @@ pub mod chip;
 pub mod error;
 pub mod frame;
 pub mod ids;
+pub mod kernels;
 pub mod lane;
 pub mod mailbox;
 pub mod slot;
