@@ -382,7 +382,12 @@ impl System {
             Action::UserUnregister(c) => {
                 self.ops_used += 1;
                 let h = self.user_handle[c as usize].expect("enabled only with a handle");
-                self.submit_control(h.0, h.1, ControlOp::Unregister, Op::Unregister { callable: c as usize, handle: h });
+                self.submit_control(
+                    h.0,
+                    h.1,
+                    ControlOp::Unregister,
+                    Op::Unregister { callable: c as usize, handle: h },
+                );
             }
             Action::UserRun(c) => {
                 self.ops_used += 1;
@@ -403,7 +408,12 @@ impl System {
             }
             Action::UserMemory => {
                 self.ops_used += 1;
-                self.submit_control(SlotIndex(0), Generation(0), ControlOp::Memory { bytes: 64, free: false }, Op::Memory);
+                self.submit_control(
+                    SlotIndex(0),
+                    Generation(0),
+                    ControlOp::Memory { bytes: 64, free: false },
+                    Op::Memory,
+                );
             }
             Action::Parent => self.parent_step(),
             Action::ParentRing => {
@@ -544,8 +554,10 @@ impl System {
                 self.feed_child(ChildInput::ReadResult(r));
             }
             ChildOutput::Write { field, frame } => {
-                let under_control =
-                    matches!(WordState::decode(self.word), Some(WordState::ControlReady { .. } | WordState::ControlDone { .. }));
+                let under_control = matches!(
+                    WordState::decode(self.word),
+                    Some(WordState::ControlReady { .. } | WordState::ControlDone { .. })
+                );
                 if under_control && matches!(frame, Frame::TaskResult(_)) {
                     // The run finished while a control is in flight: TASK_DONE is deferred.
                     self.saw_deferred_done = true;
@@ -764,7 +776,10 @@ impl System {
         }
         if !self.fault_injected {
             let endpoint_err = self.resolved.values().any(|r| {
-                matches!(r, Resolution::Task(Err(RunError::Endpoint(_))) | Resolution::Control(Err(ControlError::Endpoint(_))))
+                matches!(
+                    r,
+                    Resolution::Task(Err(RunError::Endpoint(_))) | Resolution::Control(Err(ControlError::Endpoint(_)))
+                )
             });
             if endpoint_err {
                 self.fail("an endpoint error without a fault".into());
@@ -792,7 +807,9 @@ impl System {
         for (d, r) in &self.resolved {
             let owed = matches!(
                 r,
-                Resolution::Control(Ok(ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }))
+                Resolution::Control(Ok(
+                    ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }
+                ))
             );
             if owed && !self.settled.contains_key(d) {
                 return self.fail(format!("settlement for {d:?} never arrived"));
