@@ -60,6 +60,13 @@ pub struct Config {
     pub ring_capacity: usize,
     /// The user may submit memory controls.
     pub allow_memory: bool,
+    /// Adversarial register lane: a prepare cannot finish while a finished
+    /// run's result has not reached the parent (the chip's result buffer must
+    /// be drained first). A correct protocol
+    /// still resolves everything (the run lane never waits for the register
+    /// lane); a child whose mailbox loop waits for a lane deadlocks (seed
+    /// hazard D).
+    pub prepare_waits_for_runs: bool,
     /// Slot table limits in the child (shrunk: fewer states, and retirement
     /// and table-full stay reachable).
     pub limits: SlotLimits,
@@ -73,6 +80,7 @@ impl Default for Config {
             allow_chip_errors: false,
             ring_capacity: 1,
             allow_memory: true,
+            prepare_waits_for_runs: false,
             limits: SlotLimits { capacity: 2, generation_max: Generation(2) },
         }
     }
@@ -329,7 +337,13 @@ impl System {
             if self.reg_running.is_none() && self.reg_lane.queued() > 0 {
                 v.push(Action::RegStart);
             }
-            if let Some((_, job)) = &self.reg_running {
+            // A busy chip holds a prepare while a finished run's result has not
+            // reached the parent yet.
+            let results_pending = self.run_order.iter().any(|d| !self.resolved.contains_key(d) && !self.on_chip(*d));
+            let held = |j: &RegisterJob<Artifact>| {
+                matches!(j, RegisterJob::Prepare { .. }) && self.cfg.prepare_waits_for_runs && results_pending
+            };
+            if let Some((_, job)) = self.reg_running.as_ref().filter(|(_, j)| !held(j)) {
                 v.push(Action::RegFinish { ok: true });
                 if self.cfg.allow_chip_errors && matches!(job, RegisterJob::Prepare { .. }) {
                     v.push(Action::RegFinish { ok: false });
@@ -356,6 +370,12 @@ impl System {
         let mut c = self.child.clone();
         let _ = c.handle(ChildInput::Observed { word: self.word, ring_free: self.ring_free() });
         c.poll().is_some()
+    }
+
+    /// Run `d` is still executing or waiting on the chip.
+    fn on_chip(&self, d: DispatchId) -> bool {
+        self.running.as_ref().is_some_and(|r| r.1.payload == d)
+            || self.run_waiting.as_ref().is_some_and(|r| r.1.payload == d)
     }
 
     /// The completion ring is full.
