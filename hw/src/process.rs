@@ -76,7 +76,12 @@ pub struct ChildCommand {
 
 impl ChildCommand {
     pub fn new(program: impl AsRef<Path>) -> Self {
-        ChildCommand { program: program.as_ref().to_path_buf(), args: Vec::new(), inherit_stdio: true, kill_with_parent: false }
+        ChildCommand {
+            program: program.as_ref().to_path_buf(),
+            args: Vec::new(),
+            inherit_stdio: true,
+            kill_with_parent: false,
+        }
     }
 
     /// Add an argument (before the shm arguments).

@@ -339,8 +339,10 @@ mod tests {
         let chip = HostChip::new().unwrap();
         let s = CallableSpec::chip(REPEAT_VECTOR_ADD, vec![5]);
         let art = chip.prepare(&s, &NeverCancel).unwrap();
-        let args =
-            TaskArgs { tensors: vec![vec![0.1, -3.3, 1e7, 2.5, 0.0], vec![0.01, 0.3, 0.1, -1e-3, 7.0]], scalars: vec![1000] };
+        let args = TaskArgs {
+            tensors: vec![vec![0.1, -3.3, 1e7, 2.5, 0.0], vec![0.01, 0.3, 0.1, -1e-3, 7.0]],
+            scalars: vec![1000],
+        };
         let out = chip.run(&art, &args, &RunConfig::default()).unwrap();
         let want = kernels::reference(&s, &args).unwrap();
         let bits = |o: &RunOutput| o.tensors[0].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
