@@ -11,8 +11,9 @@
 //!    loaded, so no two live artifacts share a path (glibc would otherwise
 //!    hand back the already-loaded object of the same name);
 //! 3. check the library's ABI version and resolve the kernel's symbol;
-//! 4. `heavy_prepare` only: allocate `prepare_bytes` and write a pattern into
-//!    every page (in 1 MiB steps, polling cancel between steps);
+//! 4. `heavy_prepare` only: map `prepare_bytes` of fresh anonymous memory
+//!    and write a pattern into every byte, faulting in every page (in 1 MiB
+//!    steps, polling cancel between steps);
 //! 5. warm up: one call of the kernel on small inputs whose result is
 //!    checked, and (`heavy_prepare`) a full read-back of the pattern.
 //!
@@ -25,6 +26,24 @@
 //! with `Relaxed` ordering: they are statistics, nothing is published through
 //! them), and every artifact owns everything it uses, so `prepare` and `run`
 //! may be called from two threads at once with no shared mutable map.
+//!
+//! Measured costs (`cargo run -p chiplane-hw --example host_timings 41`,
+//! dev profile, kernels built -O2, medians of 41 trials on the 2-core CI
+//! machine while other builds ran, load average 7-8; two runs):
+//!
+//! | callable | prepare | run |
+//! |---|---|---|
+//! | `vector_add` n=4096 | 44 us | 1.7 us |
+//! | `repeat_vector_add` n=4096, repeat 1000 | 57-82 us | 2.3 ms |
+//! | `repeat_vector_add` n=4096, repeat 10000 | 143-148 us | 35-44 ms |
+//! | `heavy_prepare` n=4096, 4 MiB | 2.2-2.4 ms | 4-5 us |
+//! | `heavy_prepare` n=4096, 8 MiB | 4.6-8.5 ms | 6 us |
+//! | `heavy_prepare` n=4096, 16 MiB | 13.6-17.6 ms | 7 us |
+//!
+//! A prepare without buffer costs ~45 us (memfd copy, dlopen, symbol
+//! lookup, warm-up); `heavy_prepare` adds ~0.55-1 ms per MiB (page faults
+//! plus the pattern write and read-back). [`OVERLAP_DEMO_PREPARE_BYTES`]
+//! (8 MiB) gives the 5-10 ms prepare the overlap demo wants.
 //!
 //! The library is found at `$CHIPLANE_KERNELS_SO` (run time) or else at the
 //! path `hw/build.rs` baked in when it compiled `kernels/kernels.c`.
@@ -44,6 +63,9 @@ pub const KERNELS_SO_ENV: &str = "CHIPLANE_KERNELS_SO";
 pub const BUILT_KERNELS_SO: &str = env!("CHIPLANE_KERNELS_SO");
 /// ABI version the library must report (`chiplane_kernels_abi`).
 pub const KERNELS_ABI: u32 = 1;
+/// `prepare_bytes` of the overlap demo's C2 (`heavy_prepare`): about 5-10
+/// ms of prepare on the 2-core machine (see the table in the module doc).
+pub const OVERLAP_DEMO_PREPARE_BYTES: u64 = 8 << 20;
 /// Bytes touched between two polls of the cancel probe in `heavy_prepare`.
 pub const TOUCH_STEP_BYTES: usize = 1 << 20;
 
@@ -146,6 +168,55 @@ impl LoadedLibrary {
     }
 }
 
+/// The `heavy_prepare` buffer: a private anonymous mapping of its own, so
+/// every prepare gets fresh (not yet resident) pages to touch, whatever the
+/// allocator would have recycled; unmapped on drop.
+struct PrepareBuffer {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; it is written only
+// during prepare (through `&mut`-free raw pointer use before the artifact
+// exists) and never touched again until drop.
+unsafe impl Send for PrepareBuffer {}
+// SAFETY: as above: shared references never access the bytes.
+unsafe impl Sync for PrepareBuffer {}
+
+impl PrepareBuffer {
+    fn map(len: usize) -> Result<PrepareBuffer, ChipError> {
+        if len == 0 {
+            return Ok(PrepareBuffer { ptr: std::ptr::NonNull::dangling().as_ptr(), len: 0 });
+        }
+        // SAFETY: a fresh private anonymous mapping chosen by the kernel;
+        // the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(device_err(format!("mapping {len} prepare bytes: {}", std::io::Error::last_os_error())));
+        }
+        Ok(PrepareBuffer { ptr: p.cast(), len })
+    }
+}
+
+impl Drop for PrepareBuffer {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: `ptr..ptr+len` is the mapping made in `map`, unmapped
+            // once, here.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Entry {
     VectorAdd(VectorAddFn),
@@ -157,7 +228,7 @@ enum Entry {
 pub struct HostArtifact {
     kernel: Kernel,
     entry: Entry,
-    prepare_buffer: Vec<u8>,
+    prepare_buffer: Option<PrepareBuffer>,
     // Declared last: dropped after everything that points into it.
     _library: LoadedLibrary,
 }
@@ -166,7 +237,7 @@ impl std::fmt::Debug for HostArtifact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostArtifact")
             .field("kernel", &self.kernel)
-            .field("prepare_buffer_bytes", &self.prepare_buffer.len())
+            .field("prepare_buffer_bytes", &self.prepare_buffer_bytes())
             .finish_non_exhaustive()
     }
 }
@@ -179,7 +250,7 @@ impl HostArtifact {
 
     /// Bytes of the touched prepare buffer (0 unless `heavy_prepare`).
     pub fn prepare_buffer_bytes(&self) -> usize {
-        self.prepare_buffer.len()
+        self.prepare_buffer.as_ref().map_or(0, |b| b.len)
     }
 
     fn call(&self, a: &[f32], b: &[f32], repeat: u64) -> Vec<f32> {
@@ -229,33 +300,31 @@ impl Chip for HostChip {
         if cancel.is_cancelled() {
             return Err(cancelled("after resolving"));
         }
-        let mut prepare_buffer = Vec::new();
+        let mut prepare_buffer = None;
         if let Kernel::HeavyPrepare { prepare_bytes, .. } = kernel {
             let len = usize::try_from(prepare_bytes).map_err(|_| device_err("prepare_bytes exceeds usize"))?;
             let fill: FillPatternFn = library.symbol(c"chiplane_fill_pattern")?;
-            prepare_buffer
-                .try_reserve_exact(len)
-                .map_err(|e| device_err(format!("allocating {len} prepare bytes: {e}")))?;
-            // Fresh pages from the allocator are not resident yet: the fill
-            // below faults every page in, step by step.
-            prepare_buffer.resize(len, 0);
+            let buf = PrepareBuffer::map(len)?;
+            // The fresh mapping's pages are not resident yet: the fill below
+            // writes every byte, faulting every page in, step by step.
             let mut start = 0;
             while start < len {
                 if cancel.is_cancelled() {
                     return Err(cancelled("while touching the prepare buffer"));
                 }
                 let end = len.min(start + TOUCH_STEP_BYTES);
-                // SAFETY: `start..end` lies inside the `len` initialised
-                // bytes of `prepare_buffer`, which nothing else borrows.
-                unsafe { fill(prepare_buffer.as_mut_ptr(), start, end) };
+                // SAFETY: `start..end` lies inside the `len` bytes of the
+                // page-aligned mapping `buf`, which nothing else uses.
+                unsafe { fill(buf.ptr, start, end) };
                 start = end;
             }
             let check: CheckPatternFn = library.symbol(c"chiplane_check_pattern")?;
-            // SAFETY: the buffer is valid for `len` bytes.
-            let bad = unsafe { check(prepare_buffer.as_ptr(), len) };
+            // SAFETY: the mapping is valid for `len` bytes.
+            let bad = unsafe { check(buf.ptr, len) };
             if bad != 0 {
-                return Err(device_err(format!("prewarm read-back found {bad} wrong bytes")));
+                return Err(device_err(format!("prewarm read-back found {bad} wrong words")));
             }
+            prepare_buffer = Some(buf);
         }
         let artifact = HostArtifact { kernel, entry, prepare_buffer, _library: library };
         // Warm-up: one real call on small inputs, checked.
