@@ -419,6 +419,29 @@ mod tests {
         chip.release(art);
     }
 
+    /// Cancels from its `after`-th poll on.
+    struct CancelAt(std::cell::Cell<u32>, u32);
+    impl CancelProbe for CancelAt {
+        fn is_cancelled(&self) -> bool {
+            let k = self.0.get();
+            self.0.set(k + 1);
+            k >= self.1
+        }
+    }
+
+    #[test]
+    fn cancel_is_honoured_inside_the_touch_loop() {
+        let chip = HostChip::new().unwrap();
+        let s = CallableSpec::chip(HEAVY_PREPARE, vec![3, 8 * TOUCH_STEP_BYTES as u64]);
+        // Polls 0-2 come before the buffer; poll 5 is the fourth touch step.
+        let probe = CancelAt(std::cell::Cell::new(0), 5);
+        let e = chip.prepare(&s, &probe).unwrap_err();
+        assert_eq!(e.kind, ChipErrorKind::Cancelled);
+        assert!(e.detail.contains("touching"), "{e}");
+        assert_eq!(probe.0.get(), 6, "stopped at the first poll that said cancelled");
+        assert_eq!(chip.live_artifacts(), 0);
+    }
+
     #[test]
     fn missing_library_is_a_typed_error() {
         let e = HostChip::with_library(Path::new("/nonexistent/libchiplane_kernels.so")).unwrap_err();
