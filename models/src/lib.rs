@@ -1,2 +1,5 @@
 //! chiplane-models (see README.md).
 pub mod fuzz_harness;
+pub mod harness;
+pub mod l2;
+pub mod testchip;
