@@ -2,4 +2,5 @@
 pub mod fuzz_harness;
 pub mod harness;
 pub mod l2;
+pub mod mutants;
 pub mod testchip;
