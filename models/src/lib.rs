@@ -8,4 +8,8 @@
 //!   loom and shuttle.
 pub mod exhaustive;
 pub mod fuzz_harness;
+pub mod harness;
+pub mod l2;
+pub mod mutants;
 pub mod system;
+pub mod testchip;

@@ -1,0 +1,92 @@
+//! The L2 worker: in-process. Callers, the run lane thread and the register
+//! lane thread share one [`ChipNode`] (the slot registry and the lanes).
+//!
+//! Every sync call is exactly its async form followed by `wait()`
+//! (design.md section 5): a sync `run` goes through the one run queue, so it
+//! never overtakes an earlier `run_async`.
+//!
+//! `register_async` / `unregister_async` take chip callables only; an
+//! orchestration target is `RegisterError::WrongTarget` at the call.
+//!
+//! One difference of the sync `register`: it never hands the caller a
+//! handle when the prepare failed, so it ends that registration itself
+//! before returning `PrepareFailed` (an async caller holds
+//! `RegisterHandle::handle()` and unregisters it when it chooses).
+//!
+//! Mutant `sync_bypasses_queue` (design.md section 8): the sync `run` calls
+//! the chip directly on the caller's thread.
+
+use crate::chip::{CallableSpec, Chip, RunConfig, RunOutput, TaskArgs};
+use crate::error::{RegisterError, RunError, UnregisterError};
+use crate::ids::Handle;
+
+use super::node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
+
+/// The L2 worker. See the module doc.
+#[derive(Debug)]
+pub struct Worker<C: Chip> {
+    node: ChipNode<C>,
+}
+
+impl<C: Chip> Worker<C> {
+    /// Start a worker on `chip` (spawns its two lane threads).
+    pub fn new(chip: C, config: NodeConfig) -> Self {
+        Worker { node: ChipNode::new(chip, config) }
+    }
+
+    /// The node underneath (inspection, the notifier).
+    pub fn node(&self) -> &ChipNode<C> {
+        &self.node
+    }
+
+    pub fn register_async(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
+        self.node.register(spec)
+    }
+
+    /// `register_async(spec)?.wait()`; on `PrepareFailed` the registration
+    /// is ended before returning (see the module doc).
+    pub fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+        let pending = self.register_async(spec)?;
+        let handle = pending.handle();
+        let result = pending.wait();
+        if let Err(RegisterError::PrepareFailed(_)) = &result {
+            // Our registration is still held (the slot is FAILED): end it.
+            // An error here means a concurrent teardown ended it already.
+            if let Ok(h) = self.node.unregister(handle) {
+                let _ = h.wait();
+            }
+        }
+        result
+    }
+
+    pub fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
+        self.node.run(handle, args, config)
+    }
+
+    /// `run_async(..)?.wait()`.
+    pub fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+        #[cfg(chiplane_mutant = "sync_bypasses_queue")]
+        {
+            // MUTANT: the sync run skips the run queue.
+            self.node.run_direct(handle, args, config)
+        }
+        #[cfg(not(chiplane_mutant = "sync_bypasses_queue"))]
+        {
+            self.run_async(handle, args, config)?.wait()
+        }
+    }
+
+    pub fn unregister_async(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
+        self.node.unregister(handle)
+    }
+
+    /// `unregister_async(handle)?.wait()`.
+    pub fn unregister(&self, handle: Handle) -> Result<(), UnregisterError> {
+        self.unregister_async(handle)?.wait()
+    }
+
+    /// Stop the worker: joins the lanes, resolves everything outstanding.
+    pub fn shutdown(mut self) {
+        self.node.shutdown();
+    }
+}

@@ -1,0 +1,53 @@
+//! Runners shared by the model files in `models/tests/`.
+//!
+//! - loom: [`loom_check`] explores every interleaving (bounded by
+//!   `LOOM_MAX_PREEMPTIONS` when set; CI sets 2).
+//! - shuttle: [`shuttle_pct`] (PCT, depth 3) and [`shuttle_random`], both
+//!   with a fixed seed and `CHIPLANE_SHUTTLE_ITERS` iterations (default
+//!   10,000). A failure prints the schedule; keep it as a regression with
+//!   `shuttle::replay(body, "<schedule>")`.
+//!
+//! Model bodies use [`small_limits`]: the slot table shrunk to 2 slots and 3
+//! generations, because every slot and generation multiplies the state space
+//! the checkers explore, and no L2 scenario needs more.
+
+use chiplane_core::conc::NodeConfig;
+use chiplane_core::slot::SlotLimits;
+use chiplane_core::{Generation, WorkerId};
+
+/// Shrunk limits for model checking (see the module doc).
+pub fn small_limits() -> SlotLimits {
+    SlotLimits { capacity: 2, generation_max: Generation(3) }
+}
+
+/// A node config for models: worker 1, shrunk limits, no notifier.
+pub fn small_config() -> NodeConfig {
+    NodeConfig { worker: WorkerId(1), limits: small_limits(), notifier: None }
+}
+
+/// Iterations for each shuttle scheduler (env `CHIPLANE_SHUTTLE_ITERS`).
+pub fn shuttle_iterations() -> usize {
+    std::env::var("CHIPLANE_SHUTTLE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
+}
+
+/// Exhaustive loom exploration of `body`.
+#[cfg(chiplane_loom)]
+pub fn loom_check(body: impl Fn() + Sync + Send + 'static) {
+    // Builder::new reads LOOM_MAX_PREEMPTIONS / LOOM_MAX_BRANCHES.
+    let builder = loom::model::Builder::new();
+    builder.check(body);
+}
+
+/// Shuttle PCT (depth 3) with a fixed seed.
+#[cfg(chiplane_shuttle)]
+pub fn shuttle_pct(seed: u64, body: impl Fn() + Send + Sync + 'static) {
+    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, shuttle_iterations());
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+}
+
+/// Shuttle random scheduling with a fixed seed.
+#[cfg(chiplane_shuttle)]
+pub fn shuttle_random(seed: u64, body: impl Fn() + Send + Sync + 'static) {
+    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, shuttle_iterations());
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+}
