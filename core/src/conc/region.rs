@@ -420,3 +420,23 @@ fn copy_out(p: *const u8, len: usize) -> Vec<u8> {
     let total = HEADER_BYTES.saturating_add(declared).min(len);
     field[..total].to_vec()
 }
+
+/// A heap region shared by reference count (tests, models, in-process use);
+/// derefs to [`Region`]. hw wraps its memfd mapping in its own type with the
+/// same `Deref<Target = Region>`.
+#[derive(Clone, Debug)]
+pub struct SharedRegion(crate::sync::Arc<Box<Region>>);
+
+impl SharedRegion {
+    /// A fresh region with a ring of `ring_capacity` entries.
+    pub fn new(ring_capacity: u32) -> Self {
+        SharedRegion(crate::sync::Arc::new(Region::new_boxed(ring_capacity)))
+    }
+}
+
+impl core::ops::Deref for SharedRegion {
+    type Target = Region;
+    fn deref(&self) -> &Region {
+        &self.0
+    }
+}
