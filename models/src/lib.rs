@@ -13,3 +13,4 @@ pub mod l2;
 pub mod mutants;
 pub mod system;
 pub mod testchip;
+pub mod mailbox_backend;

@@ -15,3 +15,10 @@ pub mod worker;
 pub use cell::{Completion, Notifier};
 pub use node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
 pub use worker::Worker;
+
+pub mod mailbox_cell;
+pub mod port;
+pub mod region;
+pub mod ring;
+pub mod serve;
+pub mod word;
