@@ -6,11 +6,14 @@
 //!   at run time).
 //! - [`shm`]: an anonymous `memfd` mapped `MAP_SHARED` (the L3 mailbox
 //!   region), inheritable by a child process.
+//! - [`l3`]: the L3 worker and the chip child process over a memfd
+//!   mailbox (core's protocol in real shared memory between processes).
 //! - [`process`]: spawning a chip child executable that inherits the memfd,
 //!   and its liveness (exited? kill, reap, respawn).
 //!
 //! Every `unsafe` block opens with `// SAFETY:`.
 
 pub mod devices;
+pub mod l3;
 pub mod process;
 pub mod shm;

@@ -1,0 +1,167 @@
+//! The chip child process (`chiplane-child`): maps the memfd its parent
+//! handed it, attaches core's mailbox region there, and runs core's serve
+//! loop ([`Serve`]) over a [`ChipNode`] (one run-lane thread and one
+//! register-lane thread) through [`NodeBackend`].
+//!
+//! Arguments (the shm ones are appended by `ChildCommand::spawn`):
+//! `--device host|cuda --worker N [--trace FILE] --chiplane-shm-fd N
+//! --chiplane-shm-len L`.
+//!
+//! Exit codes ([`ChildStatus`]): 0 shut down by the parent, 2 bad arguments,
+//! 3 the region cannot be mapped or attached, 4 the endpoint was poisoned
+//! (by this child after a bad frame, or by the parent), 5 the device is
+//! unavailable.
+
+use std::sync::Arc;
+
+use chiplane_core::chip::Chip;
+use chiplane_core::conc::serve::{Serve, ServeExit};
+use chiplane_core::conc::{ChipNode, NodeConfig};
+use chiplane_core::ids::WorkerId;
+
+use super::backend::NodeBackend;
+use super::memory::Mailbox;
+use super::trace::{SpanLog, TracedChip};
+use crate::devices::host::HostChip;
+
+/// Process exit codes of the chip child.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(i32)]
+pub enum ChildStatus {
+    ShutDown = 0,
+    BadArgs = 2,
+    NoRegion = 3,
+    Poisoned = 4,
+    NoDevice = 5,
+}
+
+/// Which device a chip child drives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Device {
+    Host,
+    Cuda,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Host => "host",
+            Device::Cuda => "cuda",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Device> {
+        match s {
+            "host" => Some(Device::Host),
+            "cuda" => Some(Device::Cuda),
+            _ => None,
+        }
+    }
+}
+
+struct Args {
+    device: Device,
+    worker: WorkerId,
+    trace: Option<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let (mut device, mut worker, mut trace) = (Device::Host, WorkerId(0), None);
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--device" => {
+                let v = value()?;
+                device = Device::parse(&v).ok_or_else(|| format!("unknown device {v}"))?;
+            }
+            "--worker" => {
+                let v = value()?;
+                worker = WorkerId(v.parse().map_err(|e| format!("--worker {v}: {e}"))?);
+            }
+            "--trace" => trace = Some(value()?),
+            crate::process::SHM_FD_ARG | crate::process::SHM_LEN_ARG => {
+                value()?;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args { device, worker, trace })
+}
+
+/// The child's `main`: returns the exit code.
+pub fn child_main(args: Vec<String>) -> i32 {
+    let parsed = match parse(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("chiplane-child: {e}");
+            return ChildStatus::BadArgs as i32;
+        }
+    };
+    // SAFETY: called once, at start-up, with the arguments our parent gave:
+    // the fd they name was inherited for this mapping and nothing else in
+    // this process owns it.
+    let shm = match unsafe { crate::process::inherited_shm(args.iter().cloned()) } {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chiplane-child: cannot map the mailbox: {e}");
+            return ChildStatus::NoRegion as i32;
+        }
+    };
+    let mailbox = match Mailbox::attach(shm) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("chiplane-child: {e}");
+            return ChildStatus::NoRegion as i32;
+        }
+    };
+    match parsed.device {
+        Device::Host => match HostChip::new() {
+            Ok(chip) => serve(&mailbox, chip, &parsed),
+            Err(e) => {
+                eprintln!("chiplane-child: host device: {e}");
+                ChildStatus::NoDevice as i32
+            }
+        },
+        #[cfg(feature = "cuda")]
+        Device::Cuda => match crate::devices::cuda::CudaChip::new(0) {
+            Ok(chip) => serve(&mailbox, chip, &parsed),
+            Err(e) => {
+                eprintln!("chiplane-child: cuda device: {e}");
+                ChildStatus::NoDevice as i32
+            }
+        },
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda => {
+            eprintln!("chiplane-child: built without the `cuda` feature");
+            ChildStatus::NoDevice as i32
+        }
+    }
+}
+
+fn serve<C: Chip>(mailbox: &Mailbox, chip: C, args: &Args) -> i32 {
+    let log = Arc::new(SpanLog::default());
+    let chip = TracedChip { inner: chip, log: log.clone() };
+    let config = NodeConfig { worker: args.worker, ..NodeConfig::default() };
+    let node = ChipNode::new(chip, config);
+    let mut serve = Serve::new(mailbox.region(), NodeBackend::new(node));
+    match serve.run() {
+        ServeExit::ShutDown => {
+            // Join the lanes (finishing what is inside the chip, releasing
+            // every artifact), then write the trace.
+            drop(serve);
+            if let Some(path) = &args.trace {
+                let lines: Vec<String> = log.take().iter().map(|s| s.to_line()).collect();
+                if let Err(e) = std::fs::write(path, lines.join("\n")) {
+                    eprintln!("chiplane-child: writing trace {path}: {e}");
+                }
+            }
+            ChildStatus::ShutDown as i32
+        }
+        ServeExit::Poisoned(reason) => {
+            eprintln!("chiplane-child: endpoint poisoned ({reason:?}); exiting");
+            // Do not wait for the lanes: the parent kills and reaps us.
+            std::process::exit(ChildStatus::Poisoned as i32)
+        }
+    }
+}
