@@ -91,6 +91,8 @@ pub struct ChipSide {
     pub runs_done: u64,
     pub prepares_done: u64,
     pub replays: u64,
+    /// L3: the chip child died; its lanes never act again.
+    pub dead: bool,
 }
 
 /// Index of the callable a sim spec was built for (`params[0] = N + index`).
@@ -120,6 +122,7 @@ impl ChipSide {
             runs_done: 0,
             prepares_done: 0,
             replays: 0,
+            dead: false,
         }
     }
 
@@ -193,6 +196,9 @@ impl ChipSide {
 
     /// Start what can start; feed deferred inputs; until nothing changes.
     pub fn pump(&mut self, cx: &mut Ctx) {
+        if self.dead {
+            return;
+        }
         loop {
             let mut progress = false;
             while let Some(input) = self.deferred.pop_front() {
@@ -247,6 +253,9 @@ impl ChipSide {
 
     /// The prepare job `job` ended.
     pub fn prepare_done(&mut self, cx: &mut Ctx, job: u64) {
+        if self.dead {
+            return;
+        }
         let Some(cur) = self.reg_cur.take_if_id(job) else { return };
         let RegKind::Prepare { handle, digest } = cur.job else {
             cx.check.fail(|| "PrepareDone for a release job".into());
@@ -276,6 +285,9 @@ impl ChipSide {
 
     /// The release job `job` ended.
     pub fn release_done(&mut self, cx: &mut Ctx, job: u64) {
+        if self.dead {
+            return;
+        }
         let Some(cur) = self.reg_cur.take_if_id(job) else { return };
         cx.trace.span(TRACK_REGISTER, "release", cur.start_ns, cx.now);
         let _ = self.reg_lane.handle(LaneInput::Finished { id: cur.id });
@@ -284,6 +296,9 @@ impl ChipSide {
     /// Fault: replay an earlier prepare completion (a duplicate of the
     /// current generation's, or a late one from an old generation).
     pub fn replay(&mut self, cx: &mut Ctx) {
+        if self.dead {
+            return;
+        }
         if self.finished.is_empty() {
             return;
         }
@@ -347,6 +362,9 @@ impl ChipSide {
 
     /// The run job `job` ended.
     pub fn run_done(&mut self, cx: &mut Ctx, job: u64) {
+        if self.dead {
+            return;
+        }
         let Some(cur) = self.run_cur.take_if_id(job) else { return };
         let RunState::Running { result, artifact, start_ns } = cur.state else {
             cx.check.fail(|| "RunDone for a run that never started".into());
@@ -375,7 +393,8 @@ impl ChipSide {
 
     /// Both lanes idle, nothing deferred.
     pub fn idle(&self) -> bool {
-        self.reg_cur.is_none()
+        self.dead
+            || self.reg_cur.is_none()
             && self.run_cur.is_none()
             && self.reg_lane.is_idle()
             && self.run_lane.is_idle()

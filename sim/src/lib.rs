@@ -73,11 +73,11 @@ pub mod world;
 use options::{Options, Shape};
 use world::{Report, Verdict, World};
 
-/// Shapes a seed may draw from (L3 once the endpoint machines exist).
-pub const SHAPES: &[Shape] = &[Shape::L2];
+/// Shapes a seed may draw from.
+pub const SHAPES: &[Shape] = &[Shape::L2, Shape::L3];
 
 /// Shapes the overlap experiment measures.
-pub const OVERLAP_SHAPES: &[Shape] = &[Shape::L2];
+pub const OVERLAP_SHAPES: &[Shape] = &[Shape::L2, Shape::L3];
 
 /// Run one seed (catching panics from the machines as a verdict).
 pub fn run_seed(seed: u64, record_spans: bool) -> (Options, Report) {

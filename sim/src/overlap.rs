@@ -124,12 +124,16 @@ pub(crate) fn script_step(w: &mut World) {
                 break;
             }
             2 => {
-                // Overlap, after the delay: register_async(C2), run_async(C2).
+                // Overlap, after the delay: register_async(C2), then run_async(C2)
+                // as soon as the handle is known (at the call at L2, with the
+                // control's reply at L3).
                 let sp = spec(w, 1);
                 s.reg2 = w.register(0, 1, &sp);
+                s.pc = 50;
+            }
+            50 => {
                 let Some(h2) = w.accepted_handle(0, s.reg2) else {
-                    // L3: the handle arrives with the control's reply.
-                    s.pc = 2;
+                    s.pc = 50;
                     w.await_acceptance(0, s.reg2);
                     break;
                 };

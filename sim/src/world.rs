@@ -9,6 +9,7 @@ use chiplane_core::{
 
 use crate::check::Checker;
 use crate::chipside::{ChipSide, Note, TRACK_REGISTER, TRACK_RUN};
+use crate::l3::L3Out;
 use crate::options::{Options, Shape};
 use crate::sched::{Ctx, Ev};
 
@@ -25,6 +26,8 @@ pub enum OpResult {
     Register(Result<Handle, RegisterError>),
     Unregister(Result<bool, UnregisterError>),
     Run(Result<RunOutput, RunError>),
+    /// L3 memory control.
+    Memory(Result<(), chiplane_core::ControlError>),
 }
 
 impl OpResult {
@@ -36,6 +39,8 @@ impl OpResult {
             OpResult::Unregister(Err(e)) => 0x400 | (discriminant(e) << 16),
             OpResult::Run(Ok(o)) => 0x500 | o.tensors.first().and_then(|t| t.first()).map_or(0, |x| u64::from(x.to_bits())) << 16,
             OpResult::Run(Err(e)) => 0x600 | (discriminant(e) << 16),
+            OpResult::Memory(Ok(())) => 0x700,
+            OpResult::Memory(Err(e)) => 0x800 | (discriminant(e) << 16),
         }
     }
 }
@@ -55,6 +60,7 @@ pub enum OpKind {
     Register,
     Unregister,
     Run,
+    Memory,
 }
 
 #[derive(Debug)]
@@ -265,12 +271,18 @@ impl World {
             self.chip.pump(&mut self.cx);
             if let Some(l3) = self.l3.as_mut() {
                 l3.pump(&mut self.cx, &mut self.chip);
-                let resolved = l3.take_resolved();
-                if resolved.is_empty() && self.chip.notes.is_empty() {
+                let outs = l3.take_resolved();
+                if outs.is_empty() && self.chip.notes.is_empty() {
                     break;
                 }
-                for (op, r) in resolved {
-                    self.resolve(op, r);
+                for o in outs {
+                    match o {
+                        L3Out::Resolve(op, r) => self.resolve(op, r),
+                        L3Out::Hold { caller, handle, callable } => {
+                            self.callers[caller as usize].held.push((handle, callable))
+                        }
+                        L3Out::WakeCaller(c) => self.cx.at(0, Ev::CallerStep(c)),
+                    }
                 }
                 continue;
             }
@@ -353,8 +365,9 @@ impl World {
         self.callers[ci].ops_left -= 1;
         let bad = self.cx.rng.per_mille(self.cx.opts.bad_input);
         let sync = !self.cx.rng.per_mille(self.cx.opts.async_ops);
-        let roll = self.cx.rng.below(11);
+        let roll = self.cx.rng.below(if self.l3.is_some() { 12 } else { 11 });
         let op = match roll {
+            11 => Some(self.op_memory(c)),
             0..=2 => Some(self.op_register(c, bad)),
             3..=4 => Some(self.op_unregister(c, bad)),
             5..=9 => Some(self.op_run(c, bad)),
@@ -418,6 +431,17 @@ impl World {
         self.register(c, k, &spec)
     }
 
+    /// L3: a memory control (must wait for IDLE: rule 3).
+    fn op_memory(&mut self, c: u32) -> u32 {
+        let op = self.new_op(c, OpKind::Memory);
+        let bytes = self.cx.rng.range(1, 1 << 20);
+        let free = self.cx.rng.coin();
+        if let Some(l3) = self.l3.as_mut() {
+            l3.submit_memory(&mut self.cx, op, bytes, free);
+        }
+        op
+    }
+
     fn op_unregister(&mut self, c: u32, bad: bool) -> u32 {
         let ci = c as usize;
         if !bad && !self.callers[ci].held.is_empty() {
@@ -441,7 +465,12 @@ impl World {
         };
         let mut args = self.args_for(k);
         if bad && self.cx.rng.coin() {
-            args.tensors[1].pop();
+            if self.l3.is_some() && self.cx.rng.below(4) == 0 {
+                // Too large for the task frame: PayloadTooLarge at the call.
+                args.tensors[0] = vec![0.0; 20_000];
+            } else {
+                args.tensors[1].pop();
+            }
         }
         self.submit_run(c, h, args)
     }
@@ -483,7 +512,7 @@ impl World {
             return op;
         }
         if let Some(l3) = self.l3.as_mut() {
-            l3.submit_register(&mut self.cx, op, k, spec);
+            l3.submit_register(&mut self.cx, op, c, k, spec);
             // The caller learns its handle from the control reply.
             return op;
         }
@@ -568,6 +597,11 @@ impl World {
         }
         if let Some(l3) = &self.l3 {
             l3.liveness()?;
+            for (i, c) in self.callers.iter().enumerate() {
+                if !c.held.is_empty() {
+                    return Err(format!("caller {i} still holds {} registrations", c.held.len()));
+                }
+            }
         }
         let dead = self.l3.as_ref().is_some_and(|l| l.child_dead());
         if !dead {
@@ -594,5 +628,6 @@ fn short(r: &OpResult) -> String {
         OpResult::Register(Err(e)) => format!("{e:?}"),
         OpResult::Unregister(Err(e)) => format!("{e:?}"),
         OpResult::Run(Err(e)) => format!("{e:?}"),
+        OpResult::Memory(r) => format!("{r:?}"),
     }
 }
