@@ -41,6 +41,9 @@ pub enum Note {
     Settled { handle: Handle, result: Result<(), RegisterError> },
     Freed { handle: Handle },
     RunFinished { token: u64, result: Result<RunOutput, RunError> },
+    /// A run was pinned; `callable` is what its handle names per the
+    /// reference model (for the checker's result check).
+    Pinned { token: u64, callable: Option<usize> },
 }
 
 #[derive(Debug)]
@@ -144,6 +147,8 @@ impl ChipSide {
                 self.next_run_seq += 1;
                 let job = RunJob { handle, payload: RunTok { seq, token, args } };
                 let _ = self.run_lane.handle(LaneInput::Enqueue(job));
+                let callable = cx.check.model.digest_of(handle).and_then(|d| callable_of_digest(cx, &d));
+                self.notes.push_back(Note::Pinned { token, callable });
                 Ok(())
             }
             Err(SlotError::Pin(e)) => Err(e),

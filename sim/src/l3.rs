@@ -62,6 +62,8 @@ pub enum L3Out {
     Hold { caller: u32, handle: Handle, callable: usize },
     /// Wake a caller waiting for a register's acceptance.
     WakeCaller(u32),
+    /// The run op was pinned in the child; its handle names `callable`.
+    Pinned(u32, Option<usize>),
 }
 
 #[derive(Debug)]
@@ -700,6 +702,11 @@ impl L3 {
                     if let Some(d) = self.free_dispatch.remove(&handle) {
                         let id = FrameId { dispatch: d, slot: handle.index, generation: handle.generation };
                         self.feed_child(cx, ChildInput::Settled { id, settlement: Settlement::Freed });
+                    }
+                }
+                Note::Pinned { token, callable } => {
+                    if let Some(Dispatch::Run { op }) = self.dispatches.get(&DispatchId(token)) {
+                        self.out.push(L3Out::Pinned(*op, callable));
                     }
                 }
                 Note::RunFinished { token, result } => {

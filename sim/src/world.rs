@@ -282,6 +282,7 @@ impl World {
                             self.callers[caller as usize].held.push((handle, callable))
                         }
                         L3Out::WakeCaller(c) => self.cx.at(0, Ev::CallerStep(c)),
+                        L3Out::Pinned(op, callable) => self.pinned(op, callable),
                     }
                 }
                 continue;
@@ -300,8 +301,15 @@ impl World {
                     }
                 }
                 Note::Freed { .. } => {}
+                Note::Pinned { token, callable } => self.pinned(token as u32, callable),
                 Note::RunFinished { token, result } => self.resolve(token as u32, OpResult::Run(result)),
             }
+        }
+    }
+
+    fn pinned(&mut self, op: u32, callable: Option<usize>) {
+        if let Some((c, _)) = self.ops[op as usize].run.as_mut() {
+            *c = callable;
         }
     }
 
@@ -558,15 +566,8 @@ impl World {
 
     pub(crate) fn submit_run(&mut self, c: u32, h: Handle, args: TaskArgs) -> u32 {
         let op = self.new_op(c, OpKind::Run);
-        // The callable the handle names now, per the reference model (the
-        // checker's knowledge, used only to check the result).
-        let callable = self
-            .cx
-            .check
-            .model
-            .digest_of(h)
-            .and_then(|d| self.cx.opts.callables.iter().position(|c| c.digest == d));
-        self.ops[op as usize].run = Some((callable, args.clone()));
+        // The callable is filled in when the run is pinned (`Note::Pinned`).
+        self.ops[op as usize].run = Some((None, args.clone()));
         if let Some(l3) = self.l3.as_mut() {
             l3.submit_run(&mut self.cx, op, h, args);
             return op;
