@@ -9,7 +9,8 @@ use chiplane_sim::{campaign, overlap, trace};
 const USAGE: &str = "usage:
   chiplane-sim run --seed N [--trace FILE]
   chiplane-sim campaign --seeds A..B [--jobs J] [--stop-on-failure] [--no-progress]
-  chiplane-sim overlap [--seed N] [--trials T] [--trace FILE]";
+  chiplane-sim overlap [--seed N] [--trials T] [--trace FILE]
+  chiplane-sim determinism --seeds A..B   (each seed twice: same trace hash)";
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
@@ -64,10 +65,7 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
             Ok(if r.verdict == Verdict::Pass { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         "campaign" => {
-            let spec = arg(args, "--seeds").ok_or("--seeds A..B is required")?;
-            let (a, b) = spec.split_once("..").ok_or("--seeds takes A..B")?;
-            let a: u64 = a.parse().map_err(|e| format!("--seeds: {e}"))?;
-            let b: u64 = b.parse().map_err(|e| format!("--seeds: {e}"))?;
+            let (a, b) = seeds(args)?;
             let jobs = parse_u64(arg(args, "--jobs"), "--jobs")?.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, |n| n.get() as u64)
             }) as usize;
@@ -116,12 +114,34 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
             let ok = rows.iter().all(|r| r.efficiency_min >= 0.999);
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        "determinism" => {
+            let (a, b) = seeds(args)?;
+            let mut bad = 0;
+            for seed in a..b {
+                let (_, x) = chiplane_sim::run_seed(seed, false);
+                let (_, y) = chiplane_sim::run_seed(seed, false);
+                if x.hash != y.hash {
+                    println!("seed {seed}: {:016x} != {:016x}", x.hash, y.hash);
+                    bad += 1;
+                }
+            }
+            println!("determinism: {} seeds, {bad} differ", b - a);
+            Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => Err(format!("unknown command {other}")),
     }
+}
+
+fn seeds(args: &[String]) -> Result<(u64, u64), String> {
+    let spec = arg(args, "--seeds").ok_or("--seeds A..B is required")?;
+    let (a, b) = spec.split_once("..").ok_or("--seeds takes A..B")?;
+    let a: u64 = a.parse().map_err(|e| format!("--seeds: {e}"))?;
+    let b: u64 = b.parse().map_err(|e| format!("--seeds: {e}"))?;
+    Ok((a, b))
 }
 
 fn detail(v: &Verdict) -> String {
