@@ -571,7 +571,7 @@ impl L3 {
             return;
         };
         // Fault: the child dies at this protocol step (mid-write: torn frame).
-        if cx.fault(cx.opts.faults.child_death) {
+        if cx.faults_on && cx.rng.below(10_000) < u64::from(cx.opts.faults.child_death) {
             if let ChildOutput::Write { field, frame } = &o {
                 self.write(cx, *field, frame, true);
             }

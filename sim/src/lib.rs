@@ -105,6 +105,8 @@ pub fn run_options(opts: Options, record_spans: bool) -> Report {
                 runs: 0,
                 prepares: 0,
                 stale_completions: 0,
+                deaths: 0,
+                errors: 0,
                 chrome: Vec::new(),
             }
         }

@@ -49,12 +49,15 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
                 }
             );
             println!(
-                "events {} ops {} runs {} prepares {} stale completions {} virtual time {:.3} ms",
+                "events {} ops {} (errors {}) runs {} prepares {} stale completions {} child deaths {} \
+                 virtual time {:.3} ms",
                 r.events,
                 r.ops,
+                r.errors,
                 r.runs,
                 r.prepares,
                 r.stale_completions,
+                r.deaths,
                 r.virtual_ns as f64 / 1e6
             );
             println!("trace hash {:016x}", r.hash);

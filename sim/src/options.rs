@@ -70,7 +70,8 @@ pub struct Faults {
     /// Per lane job: the lane is slow (latency times `slow_factor`).
     pub slow_lane: u32,
     pub slow_factor: u64,
-    /// L3: per child protocol step, the child dies there.
+    /// L3: per child protocol step, the child dies there (per 10,000, not
+    /// per mille: a seed's child takes hundreds of steps).
     pub child_death: u32,
     /// L3: largest delay before a state-word store becomes visible to the
     /// other side.
@@ -132,7 +133,7 @@ impl Options {
             replay_completion: on(&mut r, 300),
             slow_lane: on(&mut r, 200),
             slow_factor: r.range(2, 20),
-            child_death: if shape == Shape::L3 && r.range(0, 3) == 0 { r.range(1, 20) as u32 } else { 0 },
+            child_death: if shape == Shape::L3 && r.range(0, 3) == 0 { r.range(1, 30) as u32 } else { 0 },
             word_delay_max_ns: if shape == Shape::L3 && r.coin() { r.range(1, 200) * 1000 } else { 0 },
         };
         Options {
@@ -174,7 +175,7 @@ impl fmt::Display for Options {
         write!(
             f,
             "  faults/1000: prepare_fail {} run_fail {} cancel_missed {} replay_completion {} slow_lane {} (x{}) \
-             child_death {} word_delay_max {}us",
+             child_death {}/10000 word_delay_max {}us",
             x.prepare_fail,
             x.run_fail,
             x.cancel_missed,

@@ -123,6 +123,10 @@ pub struct Report {
     pub runs: u64,
     pub prepares: u64,
     pub stale_completions: u64,
+    /// L3: chip child deaths (0 or 1).
+    pub deaths: u64,
+    /// Handles that resolved with an error.
+    pub errors: u64,
     pub chrome: Vec<String>,
 }
 
@@ -240,6 +244,8 @@ impl World {
             runs: self.chip.runs_done,
             prepares: self.chip.prepares_done,
             stale_completions: self.chip.table.stale_completions(),
+            deaths: self.l3.as_ref().map_or(0, |l| l.deaths),
+            errors: self.ops.iter().filter(|o| o.result.as_ref().is_some_and(is_err)).count() as u64,
             chrome,
         }
     }
@@ -618,6 +624,15 @@ impl World {
             return Err(format!("sim chip: {v}"));
         }
         Ok(())
+    }
+}
+
+fn is_err(r: &OpResult) -> bool {
+    match r {
+        OpResult::Register(x) => x.is_err(),
+        OpResult::Unregister(x) => x.is_err(),
+        OpResult::Run(x) => x.is_err(),
+        OpResult::Memory(x) => x.is_err(),
     }
 }
 
