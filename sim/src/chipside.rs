@@ -38,12 +38,23 @@ pub struct RunTok {
 /// What the chip side owes its owner.
 #[derive(Debug)]
 pub enum Note {
-    Settled { handle: Handle, result: Result<(), RegisterError> },
-    Freed { handle: Handle },
-    RunFinished { token: u64, result: Result<RunOutput, RunError> },
+    Settled {
+        handle: Handle,
+        result: Result<(), RegisterError>,
+    },
+    Freed {
+        handle: Handle,
+    },
+    RunFinished {
+        token: u64,
+        result: Result<RunOutput, RunError>,
+    },
     /// A run was pinned; `callable` is what its handle names per the
     /// reference model (for the checker's result check).
-    Pinned { token: u64, callable: Option<usize> },
+    Pinned {
+        token: u64,
+        callable: Option<usize>,
+    },
 }
 
 #[derive(Debug)]
@@ -400,10 +411,10 @@ impl ChipSide {
     pub fn idle(&self) -> bool {
         self.dead
             || self.reg_cur.is_none()
-            && self.run_cur.is_none()
-            && self.reg_lane.is_idle()
-            && self.run_lane.is_idle()
-            && self.deferred.is_empty()
+                && self.run_cur.is_none()
+                && self.reg_lane.is_idle()
+                && self.run_lane.is_idle()
+                && self.deferred.is_empty()
     }
 
     /// Why the chip side is not idle (for liveness reports).

@@ -59,7 +59,11 @@ const C: usize = 1;
 pub enum L3Out {
     Resolve(u32, OpResult),
     /// The caller now holds a registration (from a register's reply).
-    Hold { caller: u32, handle: Handle, callable: usize },
+    Hold {
+        caller: u32,
+        handle: Handle,
+        callable: usize,
+    },
     /// Wake a caller waiting for a register's acceptance.
     WakeCaller(u32),
     /// The run op was pinned in the child; its handle names `callable`.
@@ -268,11 +272,10 @@ impl L3 {
                 }
             }
         }
-        if s == Side::Child && from == WordState::TaskReady && to == WordState::TaskRunning {
-            if !(self.task_copied && self.task_pinned) {
-                let (c, p) = (self.task_copied, self.task_pinned);
-                cx.check.fail(|| format!("rule 1: TASK_RUNNING published with copied={c} pinned={p}"));
-            }
+        let rule1_ok = self.task_copied && self.task_pinned;
+        if s == Side::Child && from == WordState::TaskReady && to == WordState::TaskRunning && !rule1_ok {
+            let (c, p) = (self.task_copied, self.task_pinned);
+            cx.check.fail(|| format!("rule 1: TASK_RUNNING published with copied={c} pinned={p}"));
         }
         if s == Side::Parent && to == WordState::TaskReady {
             self.task_copied = false;
@@ -427,7 +430,8 @@ impl L3 {
                     }
                     if fresh {
                         // Resolves on the settlement (or the endpoint's death).
-                        self.dispatches.insert(dispatch, Dispatch::Register { op, caller, callable, reply: Some(reply) });
+                        self.dispatches
+                            .insert(dispatch, Dispatch::Register { op, caller, callable, reply: Some(reply) });
                     } else {
                         self.out.push(L3Out::Resolve(op, OpResult::Register(Ok(handle))));
                     }
@@ -494,6 +498,9 @@ impl L3 {
             }
             return;
         };
+        if cx.trace.recording() {
+            cx.trace.instant(TRACK_PARENT, parent_label(&o), cx.now);
+        }
         match o {
             ParentOutput::Write { field, frame } => self.write(cx, field, &frame, false),
             ParentOutput::Cas { from, to } => {
@@ -581,6 +588,9 @@ impl L3 {
             cx.at(d, Ev::ChildReaped);
             return;
         }
+        if cx.trace.recording() {
+            cx.trace.instant(TRACK_CHILD, child_label(&o), cx.now);
+        }
         match o {
             ChildOutput::Read { field } => {
                 let r = self.read(field);
@@ -605,9 +615,9 @@ impl L3 {
                 let before = self.child_out.len();
                 self.feed_child(cx, ChildInput::ControlApplied(answer));
                 // Rule 9: the result is written now, never after a lane wait.
-                let wrote = self.child_out.iter().skip(before).any(
-                    |o| matches!(o, ChildOutput::Write { frame: Frame::ControlResult(_), .. } | ChildOutput::Poison { .. }),
-                );
+                let wrote = self.child_out.iter().skip(before).any(|o| {
+                    matches!(o, ChildOutput::Write { frame: Frame::ControlResult(_), .. } | ChildOutput::Poison { .. })
+                });
                 if !wrote && !self.child_dead {
                     cx.check.fail(|| "rule 9: the child did not answer an applied control at once".into());
                 }
@@ -733,13 +743,11 @@ impl L3 {
                 self.catch_up(cx.now, side);
                 self.wake(cx, side);
             }
-            Ev::ChildReaped => {
-                if !self.reaped {
-                    self.reaped = true;
-                    self.feed_parent(cx, ParentInput::ChildGone(EndpointError::ChildDied));
-                    self.parked_at[P] = None;
-                    self.wake(cx, P);
-                }
+            Ev::ChildReaped if !self.reaped => {
+                self.reaped = true;
+                self.feed_parent(cx, ParentInput::ChildGone(EndpointError::ChildDied));
+                self.parked_at[P] = None;
+                self.wake(cx, P);
             }
             _ => {}
         }
@@ -770,6 +778,28 @@ impl L3 {
             return Err(format!("dispatch {d:?} ({x:?}) never resolved"));
         }
         Ok(())
+    }
+}
+
+fn parent_label(o: &ParentOutput) -> String {
+    match o {
+        ParentOutput::Write { field, frame } => format!("write {field:?} #{}", frame.id().dispatch.0),
+        ParentOutput::Cas { from, to } => format!("cas {from:?} -> {to:?}"),
+        ParentOutput::Read { field } => format!("read {field:?}"),
+        ParentOutput::Poison { reason } => format!("poison {reason:?}"),
+        other => format!("{other:?}").chars().take(60).collect(),
+    }
+}
+
+fn child_label(o: &ChildOutput) -> String {
+    match o {
+        ChildOutput::Read { field } => format!("read {field:?}"),
+        ChildOutput::AcceptTask(f) => format!("accept task #{}", f.id.dispatch.0),
+        ChildOutput::ApplyControl(f) => format!("apply control #{}", f.id.dispatch.0),
+        ChildOutput::Write { field, frame } => format!("write {field:?} #{}", frame.id().dispatch.0),
+        ChildOutput::Cas { from, to } => format!("cas {from:?} -> {to:?}"),
+        ChildOutput::Push(f) => format!("push completion #{}", f.id.dispatch.0),
+        ChildOutput::Poison { reason } => format!("poison {reason:?}"),
     }
 }
 

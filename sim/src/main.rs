@@ -69,9 +69,9 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
         }
         "campaign" => {
             let (a, b) = seeds(args)?;
-            let jobs = parse_u64(arg(args, "--jobs"), "--jobs")?.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(2, |n| n.get() as u64)
-            }) as usize;
+            let jobs = parse_u64(arg(args, "--jobs"), "--jobs")?
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get() as u64))
+                as usize;
             let stop = args.iter().any(|a| a == "--stop-on-failure");
             let progress = !args.iter().any(|a| a == "--no-progress") && !stop;
             if mutant != "none" {

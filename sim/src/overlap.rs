@@ -77,7 +77,18 @@ pub struct Script {
 
 impl Script {
     pub fn new(mode: Mode, delay_ns: u64) -> Self {
-        Script { mode, delay_ns, pc: 0, reg1: 0, reg2: 0, run1: 0, waits: Vec::new(), t0: 0, elapsed_ns: None, error: None }
+        Script {
+            mode,
+            delay_ns,
+            pc: 0,
+            reg1: 0,
+            reg2: 0,
+            run1: 0,
+            waits: Vec::new(),
+            t0: 0,
+            elapsed_ns: None,
+            error: None,
+        }
     }
 }
 
@@ -267,7 +278,7 @@ fn median(mut v: Vec<u64>) -> u64 {
 
 /// The whole experiment.
 pub fn experiment(seed: u64, trials: usize, shapes: &[Shape], chrome: &mut Vec<String>) -> Result<Vec<Row>, String> {
-    let mut rng = Rng::new(seed ^ 0x0_7E41_A9);
+    let mut rng = Rng::new(seed ^ 0x007E_41A9);
     let mut rows = Vec::new();
     let mut pid = 1;
     for &shape in shapes {
@@ -281,8 +292,8 @@ pub fn experiment(seed: u64, trials: usize, shapes: &[Shape], chrome: &mut Vec<S
                 let (s, cs) = trial(shape, Mode::Serial, delay_ns, lat, record)?;
                 let (o, co) = trial(shape, Mode::Overlap, delay_ns, lat, record)?;
                 if record {
-                    push_pid(&cs, pid, chrome);
-                    push_pid(&co, pid + 1, chrome);
+                    push_pid(&cs, pid, &format!("{shape:?} serial, delay 2 ms"), chrome);
+                    push_pid(&co, pid + 1, &format!("{shape:?} overlap, delay 2 ms"), chrome);
                     pid += 2;
                 }
                 let i = lat.0.max(delay_ns + lat.1) + lat.2;
@@ -305,9 +316,17 @@ pub fn experiment(seed: u64, trials: usize, shapes: &[Shape], chrome: &mut Vec<S
     Ok(rows)
 }
 
-fn push_pid(events: &[String], pid: u32, out: &mut Vec<String>) {
+fn push_pid(events: &[String], pid: u32, label: &str, out: &mut Vec<String>) {
     for e in events {
-        out.push(e.replacen("\"pid\":1,", &format!("\"pid\":{pid},"), 1));
+        let e = e.replacen("\"pid\":1,", &format!("\"pid\":{pid},"), 1);
+        // The trial's process is named after its seed and shape: rename it.
+        let e = if e.contains("\"process_name\"") {
+            let (head, _) = e.split_once("\"args\"").expect("process_name has args");
+            format!("{head}\"args\":{{\"name\":\"{label}\"}}}}")
+        } else {
+            e
+        };
+        out.push(e);
     }
 }
 

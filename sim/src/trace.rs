@@ -79,7 +79,9 @@ impl Trace {
                 r#"{{"ph":"M","pid":{pid},"tid":{t},"name":"thread_name","args":{{"name":"{}"}}}}"#,
                 escape(name)
             ));
-            out.push(format!(r#"{{"ph":"M","pid":{pid},"tid":{t},"name":"thread_sort_index","args":{{"sort_index":{t}}}}}"#));
+            out.push(format!(
+                r#"{{"ph":"M","pid":{pid},"tid":{t},"name":"thread_sort_index","args":{{"sort_index":{t}}}}}"#
+            ));
         }
         for s in self.spans.iter().flatten() {
             let mut e = String::new();

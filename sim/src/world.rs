@@ -37,7 +37,9 @@ impl OpResult {
             OpResult::Register(Err(e)) => 0x200 | (discriminant(e) << 16),
             OpResult::Unregister(Ok(last)) => 0x300 | u64::from(*last),
             OpResult::Unregister(Err(e)) => 0x400 | (discriminant(e) << 16),
-            OpResult::Run(Ok(o)) => 0x500 | o.tensors.first().and_then(|t| t.first()).map_or(0, |x| u64::from(x.to_bits())) << 16,
+            OpResult::Run(Ok(o)) => {
+                0x500 | o.tensors.first().and_then(|t| t.first()).map_or(0, |x| u64::from(x.to_bits())) << 16
+            }
             OpResult::Run(Err(e)) => 0x600 | (discriminant(e) << 16),
             OpResult::Memory(Ok(())) => 0x700,
             OpResult::Memory(Err(e)) => 0x800 | (discriminant(e) << 16),
@@ -233,7 +235,11 @@ impl World {
         }
         let mut chrome = Vec::new();
         if self.cx.trace.recording() {
-            self.cx.trace.chrome_events(1, &format!("seed {} {:?}", self.cx.opts.seed, self.cx.opts.shape), &mut chrome);
+            self.cx.trace.chrome_events(
+                1,
+                &format!("seed {} {:?}", self.cx.opts.seed, self.cx.opts.shape),
+                &mut chrome,
+            );
         }
         Report {
             verdict,
@@ -495,8 +501,11 @@ impl World {
         let base = self.cx.rng.below(64) as f32;
         let a: Vec<f32> = (0..n).map(|i| base + i as f32 * 0.5).collect();
         let b: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.25).collect();
-        let scalars =
-            if spec.kernel == chiplane_core::kernels::REPEAT_VECTOR_ADD { vec![self.cx.rng.range(0, 4)] } else { vec![] };
+        let scalars = if spec.kernel == chiplane_core::kernels::REPEAT_VECTOR_ADD {
+            vec![self.cx.rng.range(0, 4)]
+        } else {
+            vec![]
+        };
         TaskArgs { tensors: vec![a, b], scalars }
     }
 

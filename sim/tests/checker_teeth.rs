@@ -1,11 +1,11 @@
 //! The checkers reject what they must (each check has a failing case).
 
 use chiplane_core::kernels::VECTOR_ADD;
+use chiplane_core::mailbox::word::{Side, WordState};
 use chiplane_core::slot::{SlotError, SlotLimits, SlotReply, SlotState};
 use chiplane_core::{
     CallableSpec, Generation, Handle, RegisterError, RunError, RunOutput, SlotIndex, TaskArgs, WorkerId,
 };
-use chiplane_core::mailbox::word::{Side, WordState};
 use chiplane_sim::check::{Checker, ModelIn};
 
 const W: WorkerId = WorkerId(1);
