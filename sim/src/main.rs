@@ -90,7 +90,8 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
             }
             for (seed, v) in c.failures.iter().take(20) {
                 println!("FAIL seed {seed} ({}): {}", v.label(), detail(v));
-                println!("  replay: cargo run --release -p chiplane-sim -- run --seed {seed}");
+                let env = if mutant == "none" { String::new() } else { format!("CHIPLANE_MUTANT={mutant} ") };
+                println!("  replay: {env}cargo run --release -p chiplane-sim -- run --seed {seed}");
             }
             if c.failures.len() > 20 {
                 println!("... and {} more failures", c.failures.len() - 20);
