@@ -8,6 +8,7 @@
 //!   region), inheritable by a child process.
 //! - [`l3`]: the L3 worker and the chip child process over a memfd
 //!   mailbox (core's protocol in real shared memory between processes).
+//! - [`overlap`]: the seed's overlap experiment (`chiplane overlap`).
 //! - [`process`]: spawning a chip child executable that inherits the memfd,
 //!   and its liveness (exited? kill, reap, respawn).
 //!
@@ -15,5 +16,6 @@
 
 pub mod devices;
 pub mod l3;
+pub mod overlap;
 pub mod process;
 pub mod shm;
