@@ -263,6 +263,36 @@ impl L3Worker {
         self.shared.lock().links.get(chip).map(|l| l.incarnation)
     }
 
+    /// The raw state word of chip `chip`'s current mailbox (diagnostics).
+    pub fn word(&self, chip: usize) -> Option<u32> {
+        self.shared.lock().links.get(chip).map(|l| l.port.region().word().load())
+    }
+
+    /// Test hook: wait (bounded by `timeout`) until `ready` holds for chip
+    /// `chip`'s mailbox, then keep the driver from stepping any port until
+    /// the returned guard is dropped. The kill tests use it to hold the
+    /// parent side at one protocol step while they SIGKILL the child.
+    #[doc(hidden)]
+    pub fn hold_driver_when(
+        &self,
+        chip: usize,
+        timeout: Duration,
+        mut ready: impl FnMut(&chiplane_core::conc::region::Region) -> bool,
+    ) -> Option<DriverHold<'_>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.shared.lock();
+            if ready(st.links.get(chip)?.port.region()) {
+                return Some(DriverHold { _guard: st });
+            }
+            drop(st);
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::yield_now();
+        }
+    }
+
     fn with_link<T>(
         &self,
         chip: usize,
@@ -519,6 +549,31 @@ fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -
     let child = Arc::new(Mutex::new(child));
     let watch = ProcessWatch::new(child.clone(), config.liveness_timeout);
     Ok(Link { port: Port::new(MailboxRef(mailbox), watch), child, worker, pid, incarnation })
+}
+
+/// See [`L3Worker::hold_driver_when`]: while it lives, no port is stepped.
+#[doc(hidden)]
+pub struct DriverHold<'a> {
+    _guard: MutexGuard<'a, State>,
+}
+
+impl DriverHold<'_> {
+    /// Chip `chip`'s mailbox region (read it while the driver is held).
+    pub fn region(&self, chip: usize) -> Option<&chiplane_core::conc::region::Region> {
+        self._guard.links.get(chip).map(|l| l.port.region())
+    }
+
+    /// Chip `chip`'s port, to submit to and step by hand while the driver
+    /// is held.
+    pub fn port(&mut self, chip: usize) -> Option<&mut Port<MailboxRef, ProcessWatch>> {
+        self._guard.links.get_mut(chip).map(|l| &mut l.port)
+    }
+}
+
+impl core::fmt::Debug for DriverHold<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DriverHold")
+    }
 }
 
 /// Handle of an L3 register: accepted (CONTROL_DONE) then settled (the
