@@ -266,7 +266,13 @@ fn kill_during_a_free() {
     let unreg = control_held(&mut held, h.index, h.generation, ControlOp::Unregister, false);
     signal(pid, libc::SIGKILL);
     drop(held);
-    let (reply, settled) = within("the unregister", move || (unreg.wait_reply(), unreg.wait_settled()));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send((unreg.wait_reply(), unreg.wait_settled()));
+    });
+    let Ok((reply, settled)) = rx.recv_timeout(BOUND) else {
+        panic!("the unregister did not resolve: word {:?}, chip error {:?}", w.word(0), w.chip_error(0));
+    };
     assert!(matches!(reply, Some(Ok(ControlReply::Unregistered { last: true }))), "{reply:?}");
     assert!(matches!(settled, Some(Err(EndpointError::ChildDied)) | Some(Ok(Some(Settlement::Freed)))), "{settled:?}");
     // The settlement may have been pushed before the kill; if it was not,

@@ -283,7 +283,7 @@ impl L3Worker {
         loop {
             let st = self.shared.lock();
             if ready(st.links.get(chip)?.port.region()) {
-                return Some(DriverHold { _guard: st });
+                return Some(DriverHold { guard: Some(st), shared: &self.shared, driver: &self.driver_thread });
             }
             drop(st);
             if Instant::now() > deadline {
@@ -554,19 +554,29 @@ fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -
 /// See [`L3Worker::hold_driver_when`]: while it lives, no port is stepped.
 #[doc(hidden)]
 pub struct DriverHold<'a> {
-    _guard: MutexGuard<'a, State>,
+    guard: Option<MutexGuard<'a, State>>,
+    shared: &'a Shared,
+    driver: &'a Thread,
+}
+
+impl Drop for DriverHold<'_> {
+    /// Let the driver go, and wake it: work may have been submitted by hand.
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        wake_driver(self.shared, self.driver);
+    }
 }
 
 impl DriverHold<'_> {
     /// Chip `chip`'s mailbox region (read it while the driver is held).
     pub fn region(&self, chip: usize) -> Option<&chiplane_core::conc::region::Region> {
-        self._guard.links.get(chip).map(|l| l.port.region())
+        self.guard.as_ref()?.links.get(chip).map(|l| l.port.region())
     }
 
     /// Chip `chip`'s port, to submit to and step by hand while the driver
     /// is held.
     pub fn port(&mut self, chip: usize) -> Option<&mut Port<MailboxRef, ProcessWatch>> {
-        self._guard.links.get_mut(chip).map(|l| &mut l.port)
+        self.guard.as_mut()?.links.get_mut(chip).map(|l| &mut l.port)
     }
 }
 
