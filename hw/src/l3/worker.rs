@@ -77,6 +77,8 @@ pub struct L3Config {
     /// Bound on a child's exit after shutdown before it is killed.
     pub exit_timeout: Duration,
     pub ring_capacity: u32,
+    /// Extra arguments for every chip child (before the ones the worker adds).
+    pub child_args: Vec<String>,
     /// Children's stdout/stderr to /dev/null.
     pub quiet_children: bool,
     /// Each child writes its lane spans to `DIR/chip-<i>-<incarnation>.spans`
@@ -94,6 +96,7 @@ impl Default for L3Config {
             startup_timeout: Duration::from_secs(20),
             exit_timeout: Duration::from_secs(10),
             ring_capacity: RING_CAPACITY,
+            child_args: Vec::new(),
             quiet_children: false,
             trace_dir: None,
         }
@@ -517,7 +520,11 @@ impl Backoff {
 fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -> io::Result<Link> {
     let mailbox = Arc::new(Mailbox::create(config.ring_capacity)?);
     let worker = worker_id(chip, incarnation);
-    let mut cmd = ChildCommand::new(exe)
+    let mut cmd = ChildCommand::new(exe);
+    for a in &config.child_args {
+        cmd = cmd.arg(a);
+    }
+    let mut cmd = cmd
         .arg("--device")
         .arg(config.device.as_str())
         .arg("--worker")
