@@ -1,0 +1,73 @@
+//! The conformance suite run through L3: a `Chip` whose every call crosses a
+//! memfd mailbox to a chip child process serving the host device. prepare =
+//! `register` (a control; the child prepares on its register lane and the
+//! settlement comes back through the completion ring), run = an
+//! orchestration function submitting one task, release = `unregister`
+//! (final: the child frees the artifact). The suite calls prepare and run
+//! from two threads at once, so controls enter during TASK_RUNNING.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chiplane_core::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
+use chiplane_core::conformance;
+use chiplane_core::error::{ControlError, RegisterError, RunError};
+use chiplane_core::Handle;
+use chiplane_hw::l3::{L3Config, L3Error, L3Worker};
+
+struct L3Chip {
+    worker: Arc<L3Worker>,
+}
+
+fn device(detail: String) -> ChipError {
+    ChipError::new(ChipErrorKind::Device, detail)
+}
+
+impl Chip for L3Chip {
+    type Prepared = Handle;
+
+    fn name(&self) -> &str {
+        "l3-host"
+    }
+
+    fn prepare(&self, spec: &CallableSpec, cancel: &dyn CancelProbe) -> Result<Handle, ChipError> {
+        // The probe is polled once, at the call (it cannot cross the process
+        // boundary); the child's prepare polls its own cancel flag, which
+        // an unregister during PREPARING raises.
+        if cancel.is_cancelled() {
+            return Err(ChipError::new(ChipErrorKind::Cancelled, "cancelled before the register control"));
+        }
+        match self.worker.register(0, spec.clone()) {
+            Ok(h) => Ok(h),
+            Err(L3Error::Control(ControlError::Register(RegisterError::PrepareFailed(e)))) => Err(e),
+            Err(e) => Err(device(format!("register: {e}"))),
+        }
+    }
+
+    fn run(&self, h: &Handle, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError> {
+        let (h, args, config) = (*h, args.clone(), *config);
+        let out = self.worker.run(move |o| o.submit(0, h, args, config));
+        match out.value {
+            Ok(t) => match out.task(&t) {
+                Ok(o) => Ok(o.clone()),
+                Err(RunError::Chip(e)) => Err(e.clone()),
+                Err(e) => Err(device(format!("run: {e}"))),
+            },
+            Err(e) => Err(device(format!("submit: {e}"))),
+        }
+    }
+
+    fn release(&self, h: Handle) {
+        self.worker.unregister(0, h).expect("unregister of a prepared artifact");
+    }
+}
+
+#[test]
+fn host_device_through_l3_passes_the_conformance_suite() {
+    let cfg = L3Config { child_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_chiplane-child"))), ..L3Config::default() };
+    let chip = L3Chip { worker: Arc::new(L3Worker::new(cfg).unwrap()) };
+    let report = conformance::run_all(&chip).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(report.device, "l3-host");
+    assert!(report.runs > 2 * report.concurrent_iterations, "{report:?}");
+    assert_eq!(chip.worker.chip_error(0), None, "the child served the whole suite");
+}
