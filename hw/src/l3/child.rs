@@ -145,6 +145,7 @@ fn serve<C: Chip>(mailbox: &Mailbox, chip: C, args: &Args) -> i32 {
     let config = NodeConfig { worker: args.worker, ..NodeConfig::default() };
     let node = ChipNode::new(chip, config);
     let mut serve = Serve::new(mailbox.region(), NodeBackend::new(node));
+    super::worker::tight_timer_slack();
     match serve.run() {
         ServeExit::ShutDown => {
             // Join the lanes (finishing what is inside the chip, releasing
