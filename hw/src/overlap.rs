@@ -527,7 +527,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let want_l2 = matches!(opts.levels, Levels::L2 | Levels::Both);
     let want_l3 = matches!(opts.levels, Levels::L3 | Levels::Both);
 
-    let mut l2 = if want_l2 || opts.c1_repeat.is_none() { Some(l2_level(opts.device, l2_lanes.clone())?) } else { None };
+    let mut l2 =
+        if want_l2 || opts.c1_repeat.is_none() { Some(l2_level(opts.device, l2_lanes.clone())?) } else { None };
     let repeat = match (opts.c1_repeat, &l2) {
         (Some(r), _) => r,
         (None, Some(l)) => calibrate(l.as_ref(), opts.n, opts.c1_target_ms)?,
@@ -551,7 +552,8 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     l2.take();
     processes.push(("L2 worker (in process)".into(), l2_lanes.take()));
     if want_l3 {
-        let trace_dir = opts.trace.as_ref().map(|_| std::env::temp_dir().join(format!("chiplane-trace-{}", std::process::id())));
+        let trace_dir =
+            opts.trace.as_ref().map(|_| std::env::temp_dir().join(format!("chiplane-trace-{}", std::process::id())));
         if let Some(d) = &trace_dir {
             std::fs::create_dir_all(d).map_err(|e| format!("trace dir {}: {e}", d.display()))?;
         }

@@ -9,6 +9,7 @@
 //!   word shows the step (CONTROL_DONE during a task, TASK_DONE not yet
 //!   consumed, a final unregister accepted whose free is not yet settled),
 //!   the child is killed, then the driver is let go.
+//!
 //! A stopped child with work outstanding and no kill: the liveness timeout.
 
 use std::path::PathBuf;
@@ -16,13 +17,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
+use chiplane_core::conc::port::ControlHandle;
 use chiplane_core::error::{ControlError, EndpointError, HandleError, PoisonReason, RunError};
 use chiplane_core::frame::Frame;
+use chiplane_core::frame::{ControlOp, ControlReply, Settlement};
 use chiplane_core::kernels::{self, HEAVY_PREPARE, REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::mailbox::Field;
-use chiplane_core::conc::port::ControlHandle;
-use chiplane_core::frame::{ControlOp, ControlReply, Settlement};
 use chiplane_core::{Generation, Handle, SlotIndex};
 use chiplane_hw::l3::worker::DriverHold;
 use chiplane_hw::l3::{L3Config, L3Error, L3Worker, RunOutcome, TaskHandle};
@@ -279,7 +280,8 @@ fn kill_during_a_free() {
     // the unregister failed with the endpoint error. Either way the chip is
     // now dead: its next work fails.
     let w2 = w.clone();
-    let next = within("work on the dead chip", move || w2.run(move |o| o.submit(0, h, args(16, None), RunConfig::default())));
+    let next =
+        within("work on the dead chip", move || w2.run(move |o| o.submit(0, h, args(16, None), RunConfig::default())));
     match next.value {
         Err(RunError::Endpoint(EndpointError::ChildDied)) => {}
         Ok(t) => assert!(is_endpoint_run(next.task(&t)), "{:?}", next.tasks),

@@ -43,8 +43,7 @@ fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 fn task_error(w: &L3Worker) -> RunError {
     let h = Handle { worker: w.chip_worker(0).unwrap(), index: SlotIndex(0), generation: Generation(1) };
     let run = w.run_async(move |o| {
-        o.submit(0, h, TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] }, RunConfig::default())
-            .unwrap()
+        o.submit(0, h, TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] }, RunConfig::default()).unwrap()
     });
     let out = within(move || run.wait());
     out.tasks.into_iter().next().unwrap().unwrap_err()

@@ -92,7 +92,9 @@ fn bad_input_is_a_typed_error_at_the_call_or_from_the_child() {
     });
     assert_eq!(out.value.0, RunError::Handle(HandleError::OutOfRange));
     assert!(matches!(out.value.1, RunError::Handle(HandleError::Foreign { .. })));
-    assert!(matches!(out.task(&out.value.2), Err(RunError::Chip(e)) if e.kind == chiplane_core::chip::ChipErrorKind::InvalidArgs));
+    assert!(
+        matches!(out.task(&out.value.2), Err(RunError::Chip(e)) if e.kind == chiplane_core::chip::ChipErrorKind::InvalidArgs)
+    );
     // A memory control reaches the child at IDLE.
     w.memory_control(0, 4096, false).unwrap();
 }

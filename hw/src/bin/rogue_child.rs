@@ -58,14 +58,16 @@ fn task_result_offset(mailbox: &Mailbox, shm: &SharedMemory) -> usize {
     });
     mailbox.write_frame(Field::TaskResult, &probe).expect("probe fits");
     let bytes = probe.encode().expect("probe encodes");
-    (0..shm.len() - bytes.len()).step_by(64).find(|&off| {
-        // SAFETY: `off + bytes.len() <= len`: inside the mapping. Only this
-        // process writes the task-result field now (the parent reads it
-        // after TASK_DONE, which we have not published).
-        let here = unsafe { std::slice::from_raw_parts(shm.as_ptr().add(off), bytes.len()) };
-        here == bytes.as_slice()
-    })
-    .unwrap_or_else(|| std::process::exit(7))
+    (0..shm.len() - bytes.len())
+        .step_by(64)
+        .find(|&off| {
+            // SAFETY: `off + bytes.len() <= len`: inside the mapping. Only this
+            // process writes the task-result field now (the parent reads it
+            // after TASK_DONE, which we have not published).
+            let here = unsafe { std::slice::from_raw_parts(shm.as_ptr().add(off), bytes.len()) };
+            here == bytes.as_slice()
+        })
+        .unwrap_or_else(|| std::process::exit(7))
 }
 
 fn main() {
@@ -100,7 +102,8 @@ fn main() {
                 _ => std::process::exit(6),
             };
             mailbox.word().cas(WordState::TaskReady, WordState::TaskRunning).unwrap_or_else(|_| std::process::exit(6));
-            let dispatch = if mode == "wrong-dispatch" { DispatchId(task.id.dispatch.0 + 100) } else { task.id.dispatch };
+            let dispatch =
+                if mode == "wrong-dispatch" { DispatchId(task.id.dispatch.0 + 100) } else { task.id.dispatch };
             let off = task_result_offset(&mailbox, &raw);
             let frame = Frame::TaskResult(TaskResultFrame {
                 id: chiplane_core::frame::FrameId { dispatch, ..task.id },

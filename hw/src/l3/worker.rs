@@ -296,11 +296,7 @@ impl L3Worker {
         }
     }
 
-    fn with_link<T>(
-        &self,
-        chip: usize,
-        f: impl FnOnce(&mut Link) -> Result<T, L3Error>,
-    ) -> Result<T, L3Error> {
+    fn with_link<T>(&self, chip: usize, f: impl FnOnce(&mut Link) -> Result<T, L3Error>) -> Result<T, L3Error> {
         let mut st = self.shared.lock();
         let chips = st.links.len();
         let link = st.links.get_mut(chip).ok_or(L3Error::NoSuchChip { chip, chips })?;
@@ -413,8 +409,7 @@ impl L3Worker {
     pub fn restart(&self, chip: usize) -> io::Result<()> {
         let mut st = self.shared.lock();
         let chips = st.links.len();
-        let link =
-            st.links.get_mut(chip).ok_or_else(|| io::Error::other(format!("no chip {chip} (of {chips})")))?;
+        let link = st.links.get_mut(chip).ok_or_else(|| io::Error::other(format!("no chip {chip} (of {chips})")))?;
         let _ = link.child.lock().unwrap_or_else(|e| e.into_inner()).kill_and_reap();
         // The child is reaped: the watch reports it gone at the first step
         // that finds nothing to do, and the port fails what was outstanding.
@@ -775,4 +770,3 @@ pub fn describe_exit(e: Option<ChildExit>) -> String {
         None => "running".into(),
     }
 }
-
