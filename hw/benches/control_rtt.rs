@@ -53,16 +53,20 @@ fn atomic_pingpong(c: &mut Criterion) {
         let (word, stop) = (word.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut seen = 0u64;
+            let mut spins = 0u32;
             // Relaxed: the stop flag only ends the loop; no data with it.
             while !stop.load(Ordering::Relaxed) {
                 // Acquire: pairs with the bench thread's Release store (ping).
                 let v = word.load(Ordering::Acquire);
                 if v != seen && v % 2 == 1 {
                     seen = v + 1;
+                    spins = 0;
                     // Release: pairs with `wait_for`'s Acquire load (pong).
                     word.store(seen, Ordering::Release);
-                } else {
+                } else if spins < 256 {
+                    spins += 1;
                     std::hint::spin_loop();
+                } else {
                     std::thread::yield_now();
                 }
             }
@@ -128,7 +132,7 @@ fn child_exe() -> PathBuf {
 }
 
 fn long_task(w: &L3Worker, h: chiplane_core::Handle) -> L3RunHandle<TaskHandle> {
-    let args = TaskArgs { tensors: vec![vec![1.0; 4096], vec![0.5; 4096]], scalars: vec![400_000] };
+    let args = TaskArgs { tensors: vec![vec![1.0; 4096], vec![0.5; 4096]], scalars: vec![1_500_000] };
     w.run_async(move |o| o.submit(0, h, args, RunConfig::default()).unwrap())
 }
 

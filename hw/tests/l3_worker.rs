@@ -98,3 +98,36 @@ fn bad_input_is_a_typed_error_at_the_call_or_from_the_child() {
     // A memory control reaches the child at IDLE.
     w.memory_control(0, 4096, false).unwrap();
 }
+
+/// A chip child whose parent process exits stops by itself (it watches a
+/// pidfd of its parent), whichever thread spawned it: here the parent is a
+/// shell that starts the child in the background and exits at once.
+/// (Without `--parent` the same child keeps serving: this test then fails.)
+#[test]
+fn a_chip_child_does_not_outlive_its_parent() {
+    use chiplane_hw::l3::memory::Mailbox;
+    use chiplane_hw::process::ChildCommand;
+    let mailbox = Mailbox::create(4).unwrap();
+    let pidfile = std::env::temp_dir().join(format!("chiplane-orphan-{}.pid", std::process::id()));
+    let script = format!("\"$0\" --device host --parent $$ \"$@\" & echo $! > {}; exit 0", pidfile.display());
+    let mut sh = ChildCommand::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_chiplane-child"))
+        .quiet()
+        .spawn(mailbox.shm())
+        .unwrap();
+    assert!(sh.wait_timeout(std::time::Duration::from_secs(20)).unwrap().is_some_and(|e| e.is_success()));
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let _ = std::fs::remove_file(&pidfile);
+    let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for its new parent to reap it has exited too.
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !gone() {
+        assert!(std::time::Instant::now() < deadline, "the orphaned chip child {pid} kept running");
+        std::thread::yield_now();
+    }
+}

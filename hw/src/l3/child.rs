@@ -4,13 +4,17 @@
 //! register-lane thread) through [`NodeBackend`].
 //!
 //! Arguments (the shm ones are appended by `ChildCommand::spawn`):
-//! `--device host|cuda --worker N [--trace FILE] --chiplane-shm-fd N
+//! `--device host|cuda --worker N [--parent PID] [--trace FILE] --chiplane-shm-fd N
 //! --chiplane-shm-len L`.
+//!
+//! `--parent PID`: exit (code 6) as soon as that process exits (a pidfd
+//! watched by a thread blocked in `poll`), so a chip child never outlives
+//! its parent, whichever parent thread spawned it.
 //!
 //! Exit codes ([`ChildStatus`]): 0 shut down by the parent, 2 bad arguments,
 //! 3 the region cannot be mapped or attached, 4 the endpoint was poisoned
 //! (by this child after a bad frame, or by the parent), 5 the device is
-//! unavailable.
+//! unavailable, 6 the parent exited.
 
 use std::sync::Arc;
 
@@ -33,6 +37,8 @@ pub enum ChildStatus {
     NoRegion = 3,
     Poisoned = 4,
     NoDevice = 5,
+    /// The parent process exited.
+    Orphaned = 6,
 }
 
 /// Which device a chip child drives.
@@ -63,10 +69,11 @@ struct Args {
     device: Device,
     worker: WorkerId,
     trace: Option<String>,
+    parent: Option<libc::pid_t>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
-    let (mut device, mut worker, mut trace) = (Device::Host, WorkerId(0), None);
+    let (mut device, mut worker, mut trace, mut parent) = (Device::Host, WorkerId(0), None, None);
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
@@ -80,13 +87,41 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 worker = WorkerId(v.parse().map_err(|e| format!("--worker {v}: {e}"))?);
             }
             "--trace" => trace = Some(value()?),
+            "--parent" => {
+                let v = value()?;
+                parent = Some(v.parse().map_err(|e| format!("--parent {v}: {e}"))?);
+            }
             crate::process::SHM_FD_ARG | crate::process::SHM_LEN_ARG => {
                 value()?;
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Args { device, worker, trace })
+    Ok(Args { device, worker, trace, parent })
+}
+
+/// Exit when the parent process `parent` exits, whichever of its threads
+/// spawned us (`PR_SET_PDEATHSIG` follows the spawning *thread*). A thread
+/// blocks in `poll` on a pidfd of the parent: no polling loop. Returns
+/// false when the parent is already gone.
+fn exit_with_parent(parent: libc::pid_t) -> bool {
+    // SAFETY: pidfd_open(pid, 0) returns a new fd or -1; checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) };
+    // SAFETY: getppid has no preconditions.
+    if fd < 0 || unsafe { libc::getppid() } != parent {
+        return false;
+    }
+    let fd = fd as libc::c_int;
+    let spawned = std::thread::Builder::new().name("parent-watch".into()).spawn(move || loop {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; the fd stays open for the process's life.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r > 0 {
+            // The parent is gone: nobody will read our results.
+            std::process::exit(ChildStatus::Orphaned as i32);
+        }
+    });
+    spawned.is_ok()
 }
 
 /// The child's `main`: returns the exit code.
@@ -98,6 +133,11 @@ pub fn child_main(args: Vec<String>) -> i32 {
             return ChildStatus::BadArgs as i32;
         }
     };
+    if let Some(parent) = parsed.parent {
+        if !exit_with_parent(parent) {
+            return ChildStatus::Orphaned as i32;
+        }
+    }
     // SAFETY: called once, at start-up, with the arguments our parent gave:
     // the fd they name was inherited for this mapping and nothing else in
     // this process owns it.

@@ -534,7 +534,8 @@ fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -
         .arg(config.device.as_str())
         .arg("--worker")
         .arg(worker.0.to_string())
-        .kill_with_spawning_thread();
+        .arg("--parent")
+        .arg(std::process::id().to_string());
     if let Some(dir) = &config.trace_dir {
         cmd = cmd.arg("--trace").arg(dir.join(format!("chip-{chip}-{incarnation}.spans")));
     }
