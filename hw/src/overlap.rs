@@ -106,6 +106,9 @@ pub struct Row {
     /// Median over the rounds of each round's efficiency (its serial and
     /// overlap trial against the ideal from its own component samples).
     pub round_efficiency: f64,
+    /// Median over the overlap trials of [`in_trial_efficiency`] (NaN when
+    /// the lane spans are missing).
+    pub in_trial_efficiency: f64,
 }
 
 impl Row {
@@ -168,12 +171,12 @@ impl Report {
         }
         s.push_str(
             "\n| level | delay before C2 register | serial median | overlap median | speedup | ideal overlap | \
-             efficiency | per-round efficiency (median) | sim serial | sim overlap | sim speedup | sim efficiency |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+             efficiency | per-round efficiency (median) | in-trial efficiency (median) | sim serial | sim overlap | sim speedup | sim efficiency |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} ms | {:.1} us | {:.1} us | {:.2}x | {:.1} us | {:.3} | {:.3} | {:.1} us | {:.1} us | {:.2}x | {:.3} |\n",
+                "| {} | {} ms | {:.1} us | {:.1} us | {:.2}x | {:.1} us | {:.3} | {:.3} | {:.3} | {:.1} us | {:.1} us | {:.2}x | {:.3} |\n",
                 r.level,
                 r.delay_ms,
                 us(r.serial_ns),
@@ -182,6 +185,7 @@ impl Report {
                 us(r.ideal_ns),
                 r.efficiency(),
                 r.round_efficiency,
+                r.in_trial_efficiency,
                 us(r.sim_serial_ns),
                 us(r.sim_overlap_ns),
                 r.sim_speedup(),
@@ -189,7 +193,7 @@ impl Report {
             ));
         }
         s.push_str(&format!(
-            "\nload average before / after: {} / {}\nideal = max(run(C1), delay + prepare(C2)) + run(C2) from the component medians; efficiency = (serial - overlap) / (serial - ideal) from the medians;\nper-round efficiency = the same per round, against that round's own component samples.\n\
+            "\nload average before / after: {} / {}\nideal = max(run(C1), delay + prepare(C2)) + run(C2) from the component medians; efficiency = (serial - overlap) / (serial - ideal) from the medians;\nper-round efficiency = the same per round, against that round's own component samples;\nin-trial efficiency = the same per overlap trial, against the chip's lane spans inside that trial (S = r1 + d + p2 + r2, I = max(r1, d + p2) + r2).\n\
              sim = chiplane_sim::overlap::trial fed the measured components (virtual time; L3 adds the simulated \
              mailbox's cost).\nmax_diff against kernels::reference over {} runs: {:e}\nwall time {:.1} s\n",
             self.load_before,
@@ -381,7 +385,7 @@ fn measure(
         level.unregister(h2)?;
         for &delay_ms in &opts.delays_ms {
             let delay = Duration::from_millis(delay_ms);
-            let (mut serial, mut overlap) = (0, 0);
+            let (mut serial, mut overlap, mut window) = (0, 0, (0, 0));
             for k in 0..2 {
                 if (k + round) % 2 == 0 {
                     let t0 = mono_ns();
@@ -406,13 +410,14 @@ fn measure(
                     check.check(&specs.c2, &specs.a2, &o2)?;
                     level.unregister(h2)?;
                     overlap = t1 - t0;
+                    window = (t0, t1);
                 }
             }
             let r = *run1.last().expect("sampled this round");
             let p = *prep2.last().expect("sampled this round");
             let q = *run2.last().expect("sampled this round");
             let ideal = r.max(delay_ms * 1_000_000 + p) + q;
-            trials.push(Trial { delay_ms, serial_ns: serial, overlap_ns: overlap, ideal_ns: ideal });
+            trials.push(Trial { delay_ms, serial_ns: serial, overlap_ns: overlap, ideal_ns: ideal, window });
         }
     }
     let comp = Components { run1_ns: median(run1), prep2_ns: median(prep2), run2_ns: median(run2) };
@@ -428,6 +433,32 @@ struct Trial {
     serial_ns: u64,
     overlap_ns: u64,
     ideal_ns: u64,
+    /// The overlap trial's start and end (`mono_ns`).
+    window: (u64, u64),
+}
+
+/// The in-trial efficiency of one overlap trial from the chip's own lane
+/// spans inside its window: with r1, p2, r2 the run of C1, the prepare of
+/// C2 and the run of C2 as they happened in that trial, `S = r1 + d + p2 +
+/// r2` (the serial schedule of those latencies), `I = max(r1, d + p2) + r2`
+/// and `O` the trial's elapsed time: `(S - O) / (S - I)`. Machine load that
+/// stretches a lane job shows in S and I alike, so this isolates what the
+/// runtime itself adds.
+fn in_trial_efficiency(t: &Trial, lanes: &[Span]) -> Option<f64> {
+    let (t0, t1) = t.window;
+    let dur = |prefix: &str| {
+        lanes
+            .iter()
+            .find(|s| s.start_ns >= t0 && s.end_ns <= t1 && s.name.starts_with(prefix))
+            .map(|s| s.end_ns - s.start_ns)
+    };
+    let r1 = dur(&format!("run {REPEAT_VECTOR_ADD}"))?;
+    let p2 = dur(&format!("prepare {HEAVY_PREPARE}"))?;
+    let r2 = dur(&format!("run {HEAVY_PREPARE}"))?;
+    let d = t.delay_ms * 1_000_000;
+    let serial = (r1 + d + p2 + r2) as f64;
+    let ideal = (r1.max(d + p2) + r2) as f64;
+    Some((serial - t.overlap_ns as f64) / (serial - ideal))
 }
 
 fn median_f(mut v: Vec<f64>) -> f64 {
@@ -441,6 +472,7 @@ fn rows(
     comp: Components,
     trials: &[Trial],
     delays: &[u64],
+    lanes: &[Span],
 ) -> Result<Vec<Row>, String> {
     let mut out = Vec::new();
     for &d in delays {
@@ -452,6 +484,8 @@ fn rows(
                 .map(|t| (t.serial_ns as f64 - t.overlap_ns as f64) / (t.serial_ns as f64 - t.ideal_ns as f64))
                 .collect(),
         );
+        let in_trial: Vec<f64> = at.iter().filter_map(|t| in_trial_efficiency(t, lanes)).collect();
+        let in_trial_efficiency = if in_trial.is_empty() { f64::NAN } else { median_f(in_trial) };
         let delay_ns = d * 1_000_000;
         let ideal = comp.run1_ns.max(delay_ns + comp.prep2_ns) + comp.run2_ns;
         let lat = (comp.run1_ns, comp.prep2_ns, comp.run2_ns);
@@ -466,6 +500,7 @@ fn rows(
             sim_serial_ns: sim_serial,
             sim_overlap_ns: sim_overlap,
             round_efficiency,
+            in_trial_efficiency,
         });
     }
     Ok(out)
@@ -542,18 +577,22 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     };
     l2_lanes.take();
     caller.take();
-    if want_l2 {
-        let level = l2.as_ref().expect("built above");
-        let (comp, trials) = measure(level.as_ref(), &specs, opts, &mut check, &caller)?;
-        components.push(("L2", comp));
-        table.extend(rows("L2", Shape::L2, comp, &trials, &opts.delays_ms)?);
-    }
+    let l2_result = match (want_l2, &l2) {
+        (true, Some(level)) => Some(measure(level.as_ref(), &specs, opts, &mut check, &caller)?),
+        _ => None,
+    };
     // Stop the L2 worker (joins its lanes) before L3 starts.
     l2.take();
-    processes.push(("L2 worker (in process)".into(), l2_lanes.take()));
+    let lanes = l2_lanes.take();
+    if let Some((comp, trials)) = l2_result {
+        components.push(("L2", comp));
+        table.extend(rows("L2", Shape::L2, comp, &trials, &opts.delays_ms, &lanes)?);
+        processes.push(("L2 worker (in process)".into(), lanes));
+    }
     if want_l3 {
-        let trace_dir =
-            opts.trace.as_ref().map(|_| std::env::temp_dir().join(format!("chiplane-trace-{}", std::process::id())));
+        // The chip child writes its lane spans here when it shuts down (the
+        // in-trial efficiency needs them; --trace also writes them out).
+        let trace_dir = Some(std::env::temp_dir().join(format!("chiplane-spans-{}", std::process::id())));
         if let Some(d) = &trace_dir {
             std::fs::create_dir_all(d).map_err(|e| format!("trace dir {}: {e}", d.display()))?;
         }
@@ -569,17 +608,18 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let level = L3(worker);
         let measured = measure(&level, &specs, opts, &mut check, &caller);
         drop(level);
-        let (comp, trials) = measured?;
-        components.push(("L3", comp));
-        table.extend(rows("L3", Shape::L3, comp, &trials, &opts.delays_ms)?);
+        let mut spans: Vec<Span> = Vec::new();
         if let Some(d) = &trace_dir {
             let file = d.join("chip-0-0.spans");
-            let spans = std::fs::read_to_string(&file)
+            spans = std::fs::read_to_string(&file)
                 .map(|s| s.lines().filter_map(Span::from_line).collect())
                 .unwrap_or_default();
-            processes.push((format!("L3 chip child 0 (pid {pid})"), spans));
             let _ = std::fs::remove_dir_all(d);
         }
+        let (comp, trials) = measured?;
+        components.push(("L3", comp));
+        table.extend(rows("L3", Shape::L3, comp, &trials, &opts.delays_ms, &spans)?);
+        processes.push((format!("L3 chip child 0 (pid {pid})"), spans));
     }
     processes.push(("caller (parent)".into(), caller.take()));
     if let Some(path) = &opts.trace {
