@@ -10,8 +10,12 @@
 //!   [`Port`]): it steps them while work is outstanding (spinning briefly,
 //!   then parking with a short growing timeout, rule 11) and sleeps on a
 //!   condvar when nothing is outstanding. Every submission unparks it.
-//! - the **orchestrator** thread runs the queued orchestration functions one
-//!   at a time, in submission order (the run queue). An orchestration
+//! - the **run queue** executes orchestration functions one at a time, in
+//!   submission order. When it is idle (nothing queued, nothing running) a
+//!   new function runs at once on the caller's thread (it only submits, so
+//!   `run_async` returns as soon as it returned; no thread hop delays the
+//!   first task); otherwise it is queued and the **orchestrator** thread
+//!   runs it after every earlier one. An orchestration
 //!   function submits chip tasks with [`Orchestrator::submit`]; they enter
 //!   the chip's port in FIFO order, so a later run's tasks never overtake an
 //!   earlier run's on the same chip. A run resolves once its function has
@@ -35,9 +39,9 @@
 //! leaves its loop, joins its lanes (releasing every artifact) and exits 0.
 //! A child that does not exit within `L3Config::exit_timeout` is killed.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -172,7 +176,7 @@ pub struct L3Worker {
     shared: Arc<Shared>,
     driver: Option<JoinHandle<()>>,
     driver_thread: Thread,
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    queue: Arc<RunQueue>,
     orchestrator: Option<JoinHandle<()>>,
     config: L3Config,
     child_exe: PathBuf,
@@ -219,14 +223,15 @@ impl L3Worker {
             thread::Builder::new().name("chiplane-l3-driver".into()).spawn(move || drive(&shared))?
         };
         let driver_thread = driver.thread().clone();
-        let (tx, rx) = mpsc::channel::<Job>();
+        let queue = Arc::new(RunQueue::default());
         let orchestrator = {
-            let shared = shared.clone();
+            let (shared, queue) = (shared.clone(), queue.clone());
             let driver_thread = driver_thread.clone();
             thread::Builder::new().name("chiplane-l3-orch".into()).spawn(move || {
-                for job in rx {
+                while let Some(job) = queue.next_queued() {
                     let mut orch = Orchestrator { shared: &shared, driver: &driver_thread, tasks: Vec::new() };
                     job(&mut orch);
+                    queue.finished();
                 }
             })?
         };
@@ -234,7 +239,7 @@ impl L3Worker {
             shared,
             driver: Some(driver),
             driver_thread,
-            jobs: Mutex::new(Some(tx)),
+            queue,
             orchestrator: Some(orchestrator),
             config,
             child_exe,
@@ -364,9 +369,11 @@ impl L3Worker {
         }
     }
 
-    /// Queue an orchestration function on the run queue. It runs on the
-    /// orchestrator thread after every earlier one; the handle resolves when
-    /// it returned and every task it submitted resolved.
+    /// Queue an orchestration function on the run queue. It runs after every
+    /// earlier one: at once on this thread when the queue is idle, else on
+    /// the orchestrator thread. The handle resolves when it returned and
+    /// every task it submitted resolved. (An orchestration function must not
+    /// call `run` on the same worker: it would wait for itself.)
     pub fn run_async<R, F>(&self, orch_fn: F) -> L3RunHandle<R>
     where
         R: Send + 'static,
@@ -386,10 +393,11 @@ impl L3Worker {
             });
             assert!(done.complete(Mutex::new(JobResult { value, tasks })).is_ok(), "a run resolves once");
         });
-        let sent = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|tx| tx.send(job));
-        if !matches!(sent, Some(Ok(()))) {
-            // Only after the worker started dropping, which needs `&mut self`.
-            unreachable!("run queue closed while the worker is borrowed");
+        if let Some(job) = self.queue.push_or_claim(job) {
+            // The queue was idle: run it here, then hand the queue back.
+            let mut orch = Orchestrator { shared: &self.shared, driver: &self.driver_thread, tasks: Vec::new() };
+            job(&mut orch);
+            self.queue.finished();
         }
         L3RunHandle { cell }
     }
@@ -427,7 +435,7 @@ impl L3Worker {
 impl Drop for L3Worker {
     fn drop(&mut self) {
         // 1. Close the run queue; the orchestrator finishes what is queued.
-        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        self.queue.close();
         if let Some(o) = self.orchestrator.take() {
             let _ = o.join();
         }
@@ -446,6 +454,70 @@ impl Drop for L3Worker {
                 let _ = child.kill_and_reap();
             }
         }
+    }
+}
+
+/// The run queue (module doc): FIFO, one orchestration function at a time,
+/// run inline by the submitter when idle, else by the orchestrator thread.
+#[derive(Default)]
+struct RunQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    queued: VecDeque<Job>,
+    running: bool,
+    closed: bool,
+}
+
+impl RunQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `job`, or hand it back (claimed: `running` set) when nothing
+    /// is queued or running, for the caller to run now.
+    fn push_or_claim(&self, job: Job) -> Option<Job> {
+        let mut q = self.lock();
+        if !q.running && q.queued.is_empty() {
+            q.running = true;
+            return Some(job);
+        }
+        q.queued.push_back(job);
+        self.wake.notify_all();
+        None
+    }
+
+    /// Orchestrator thread: the next queued job once none runs (claimed);
+    /// `None` once closed and drained.
+    fn next_queued(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if !q.running {
+                if let Some(job) = q.queued.pop_front() {
+                    q.running = true;
+                    return Some(job);
+                }
+                if q.closed {
+                    return None;
+                }
+            }
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The claimed job returned.
+    fn finished(&self) {
+        let mut q = self.lock();
+        q.running = false;
+        self.wake.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
     }
 }
 
