@@ -210,4 +210,23 @@ fn generate_seeds() {
     for (name, script, _) in seeds::mailbox_seeds() {
         std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
     }
+    let dir = fuzz_dir("findings/mailbox_protocol");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, script) in seeds::mailbox_findings() {
+        std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
+    }
+}
+
+/// The findings (open core bugs) replay clean while the harness works
+/// around them; with `CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS=1` each one crashes
+/// (run `cargo test -p chiplane-models --test fuzz_replay findings` with it
+/// set to see the bug).
+#[test]
+fn replay_mailbox_protocol_findings() {
+    for (name, script) in seeds::mailbox_findings() {
+        let file = fuzz_dir("findings/mailbox_protocol").join(name);
+        let bytes = mailbox_protocol::encode(&script);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: file out of date; run generate_seeds");
+        mailbox_protocol::mailbox_protocol(&bytes);
+    }
 }

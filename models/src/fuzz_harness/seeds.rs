@@ -227,3 +227,38 @@ pub fn slot_seeds() -> Vec<SlotSeed> {
         ),
     ]
 }
+
+/// Minimised inputs of the core bugs this target found (see
+/// fuzz/findings/mailbox_protocol/README.md). They pass while the harness's
+/// workarounds are on and crash with `CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS=1`;
+/// move them to fuzz/regressions/ once core is fixed.
+pub fn mailbox_findings() -> Vec<(&'static str, Vec<A>)> {
+    vec![
+        (
+            "dispatch-order-task-after-control",
+            vec![
+                A::SubmitMemory { free: true },
+                A::ParentRun,
+                A::ChildRun,
+                A::SubmitTask { pick: MP::NextGeneration(0), value: 1 },
+                A::SubmitMemory { free: false },
+                A::ParentRun,
+                A::ChildRun,
+                A::ParentRun,
+                A::ChildRun,
+                A::ParentRun,
+            ],
+        ),
+        (
+            "early-settlement-mismatch-loses-settlement",
+            vec![
+                A::SubmitRegister { tag: 0 },
+                A::ParentRun,
+                A::ChildRun,
+                A::Fault(Fault::StaleCompletion { back: 1, freed: true }),
+                A::RingPop,
+                A::ParentRun,
+            ],
+        ),
+    ]
+}
