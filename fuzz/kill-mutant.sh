@@ -8,6 +8,8 @@
 # runs `cargo fuzz run TARGET -s none` for at most SECONDS. Prints
 #   NAME killed-by fuzz TARGET in S s      (exit 0; S = seconds to the crash)
 #   NAME SURVIVED                           (exit 1)
+# With SEEDS=none in the environment the corpus starts empty instead (how
+# fast the fuzzer finds the bug on its own).
 # Exit 2: bad usage or the build failed. The crashing input is kept under
 # fuzz/artifacts/mutants/NAME-TARGET/ (gitignored); the log beside it.
 set -u
@@ -27,7 +29,9 @@ fi
 out="$here/artifacts/mutants/$name-$target"
 rm -rf "$out"
 mkdir -p "$out/corpus"
-cp "seeds/$target"/* "$out/corpus/"
+if [ "${SEEDS:-}" != none ]; then
+  cp "seeds/$target"/* "$out/corpus/"
+fi
 export CHIPLANE_MUTANT=$name
 if ! cargo fuzz build "$target" -s none >"$out/build.log" 2>&1; then
   echo "build of $target with mutant $name failed; see $out/build.log" >&2
@@ -39,7 +43,11 @@ cargo fuzz run "$target" -s none "$out/corpus" -- \
   -max_total_time="$secs" -artifact_prefix="$out/" -print_final_stats=1 >"$out/run.log" 2>&1
 end=$(date +%s.%N)
 elapsed=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-if ls "$out"/crash-* "$out"/timeout-* "$out"/oom-* >/dev/null 2>&1; then
+found=
+for f in "$out"/crash-* "$out"/timeout-* "$out"/oom-*; do
+  [ -e "$f" ] && found=$f
+done
+if [ -n "$found" ]; then
   why=$(grep -m1 -E "panicked at|ERROR: libFuzzer" "$out/run.log" | head -c 300)
   echo "$name killed-by fuzz $target in $elapsed s"
   echo "  ($why)" >&2

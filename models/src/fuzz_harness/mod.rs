@@ -6,8 +6,8 @@
 //! input; a panic is a finding (libFuzzer reports it as a crash).
 
 pub mod frame_decode;
-pub mod slot_table;
 pub mod mailbox_protocol;
+pub mod slot_table;
 
 /// Bytes that `arbitrary`'s derived `Arbitrary` decodes back to a chosen
 /// value (for hand-written seed inputs). Every encoder built on it is checked

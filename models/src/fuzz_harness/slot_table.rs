@@ -443,7 +443,11 @@ impl Model {
                 self.owed.push_back(Out::Settled(handle, Err(RegisterError::PrepareFailed(chip_err(id)))));
             }
         } else {
-            assert_eq!(self.slots[i].state, SlotState::Cancelling, "model: prepare in flight outside PREPARING/CANCELLING");
+            assert_eq!(
+                self.slots[i].state,
+                SlotState::Cancelling,
+                "model: prepare in flight outside PREPARING/CANCELLING"
+            );
             // A cancelled prepare is never published; what it built is released.
             self.owed.extend(carried);
             if self.slots[i].pins == 0 {

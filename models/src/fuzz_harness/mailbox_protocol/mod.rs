@@ -119,20 +119,35 @@ pub enum Fault {
 /// One action of the fuzz input.
 #[derive(Arbitrary, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Action {
-    SubmitTask { pick: Pick, value: u8 },
+    SubmitTask {
+        pick: Pick,
+        value: u8,
+    },
     SubmitOversizedTask,
-    SubmitRegister { tag: u8 },
-    SubmitUnregister { pick: Pick },
-    SubmitMemory { free: bool },
-    SubmitDomain { code: u8 },
+    SubmitRegister {
+        tag: u8,
+    },
+    SubmitUnregister {
+        pick: Pick,
+    },
+    SubmitMemory {
+        free: bool,
+    },
+    SubmitDomain {
+        code: u8,
+    },
     ParentStep,
     ChildStep,
     /// Step the parent until it stalls.
     ParentRun,
     /// Step the child until it stalls.
     ChildRun,
-    RunLane { fail: bool },
-    RegisterLane { ok: bool },
+    RunLane {
+        fail: bool,
+    },
+    RegisterLane {
+        ok: bool,
+    },
     RingPop,
     /// Move only the parent, the child and the ring until they stall, then
     /// check rule 9 (controls are answered without any lane).
@@ -323,7 +338,8 @@ pub fn run(actions: &[Action]) -> Reached {
 
 fn submit(sys: &mut System, r: &mut Reference, input: ParentInput, sub: Sub) {
     let control = !matches!(sub, Sub::Task { .. });
-    if AVOID_KNOWN_DISPATCH_ORDER_BUG && workarounds() && control && r.last_task > sys.published_task.map_or(0, |d| d.0) {
+    if AVOID_KNOWN_DISPATCH_ORDER_BUG && workarounds() && control && r.last_task > sys.published_task.map_or(0, |d| d.0)
+    {
         return;
     }
     let open = sys.parent.poisoned().is_none() && sys.parent.gone().is_none();
@@ -359,8 +375,12 @@ fn step(sys: &mut System, r: &mut Reference, a: Action) {
         }
         Action::SubmitOversizedTask => {
             let args = TaskArgs { tensors: vec![vec![0.5; 17 * 1024]], scalars: vec![] };
-            let input =
-                ParentInput::SubmitTask { slot: SlotIndex(0), generation: Generation(1), config: RunConfig::default(), args };
+            let input = ParentInput::SubmitTask {
+                slot: SlotIndex(0),
+                generation: Generation(1),
+                config: RunConfig::default(),
+                args,
+            };
             match sys.parent_input(input) {
                 Err(ParentError::Submit(_)) => {}
                 other => panic!("an oversized task was not refused at submission: {other:?}"),
@@ -392,16 +412,20 @@ fn step(sys: &mut System, r: &mut Reference, a: Action) {
         Action::ChildStep => {
             sys.child_step();
         }
-        Action::ParentRun => for _ in 0..64 {
-            if !sys.parent_step() {
-                break;
+        Action::ParentRun => {
+            for _ in 0..64 {
+                if !sys.parent_step() {
+                    break;
+                }
             }
-        },
-        Action::ChildRun => for _ in 0..64 {
-            if !sys.child_step() {
-                break;
+        }
+        Action::ChildRun => {
+            for _ in 0..64 {
+                if !sys.child_step() {
+                    break;
+                }
             }
-        },
+        }
         Action::RunLane { fail } => {
             sys.run_lane(fail);
         }
@@ -474,7 +498,9 @@ fn frozen_lanes_check(sys: &mut System, r: &mut Reference) {
         return;
     }
     if let Some(d) = sys.parent.control_in_flight() {
-        panic!("control {d:?} is still in flight with the lanes frozen: the child's mailbox loop waits on a lane (rule 9)");
+        panic!(
+            "control {d:?} is still in flight with the lanes frozen: the child's mailbox loop waits on a lane (rule 9)"
+        );
     }
     let controls = unresolved(sys, r, false);
     if let Some((d, sub)) = controls.first() {
@@ -610,10 +636,12 @@ fn check_resolutions(sys: &System, r: &Reference) {
         assert_eq!(resolved.get(d), Some(&1), "dispatch {d:?} resolved {:?} times", resolved.get(d));
     }
     let tolerated = match sys.poisoned_at {
-        Some(at) if TOLERATE_KNOWN_EARLY_SETTLEMENT_BUG && workarounds() && sys.fault && at > 0 => match &sys.resolutions[at - 1] {
-            (d, Resolution::Control(Ok(_))) => Some(*d),
-            _ => None,
-        },
+        Some(at) if TOLERATE_KNOWN_EARLY_SETTLEMENT_BUG && workarounds() && sys.fault && at > 0 => {
+            match &sys.resolutions[at - 1] {
+                (d, Resolution::Control(Ok(_))) => Some(*d),
+                _ => None,
+            }
+        }
         _ => None,
     };
     for (d, owes) in owed {

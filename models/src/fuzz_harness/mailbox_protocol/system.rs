@@ -591,7 +591,8 @@ impl System {
         self.check_table();
         if let Some(id) = art_id {
             let i = job.handle.index;
-            if self.table.state(i) == Some(SlotState::Prepared) && self.table.generation(i) == Some(job.handle.generation)
+            if self.table.state(i) == Some(SlotState::Prepared)
+                && self.table.generation(i) == Some(job.handle.generation)
             {
                 self.published.insert(id);
             }
