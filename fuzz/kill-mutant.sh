@@ -48,9 +48,10 @@ for f in "$out"/crash-* "$out"/timeout-* "$out"/oom-*; do
   [ -e "$f" ] && found=$f
 done
 if [ -n "$found" ]; then
-  why=$(grep -m1 -E "panicked at|ERROR: libFuzzer" "$out/run.log" | head -c 300)
+  why=$(grep -m1 -A1 "panicked at" "$out/run.log" | tail -1 | head -c 300)
+  execs=$(grep -oE "^#[0-9]+" "$out/run.log" | tail -1)
   echo "$name killed-by fuzz $target in $elapsed s"
-  echo "  ($why)" >&2
+  echo "  (after ${execs:-#0} executions: $why)" >&2
   exit 0
 fi
 echo "$name SURVIVED"

@@ -45,6 +45,19 @@ pub fn mailbox_seeds() -> Vec<MailboxSeed> {
             |r| r.control_under_task && r.deferred_task_done && r.task_ok,
         ),
         (
+            // The run finishes while the control is answered but not yet
+            // restored, and the child moves first: TASK_DONE must wait.
+            "deferred-done-child-moves-before-restore",
+            cat(&[
+                &prepared(2),
+                &running(4),
+                &[A::SubmitUnregister { pick: MP::Registered(0) }, A::ParentRun, A::ChildRun],
+                &[A::RunLane { fail: false }, A::ChildRun, A::ChildStep, A::ParentStep, A::ChildRun],
+                &sync(),
+            ]),
+            |r| r.control_under_task && r.deferred_task_done && r.task_ok && r.tombstoned,
+        ),
+        (
             "tombstoned-slot",
             cat(&[
                 &prepared(0),
