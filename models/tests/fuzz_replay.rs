@@ -6,7 +6,7 @@
 //! `arbitrary` into action sequences) and mutations of the seed scripts.
 
 use chiplane_models::fuzz_harness::frame_decode::{frame_decode, seed_frames};
-use chiplane_models::fuzz_harness::{mailbox_protocol, seeds, slot_table};
+use chiplane_models::fuzz_harness::{mailbox_protocol, seeds, slot_table, system_walk};
 use std::path::PathBuf;
 
 fn fuzz_dir(sub: &str) -> PathBuf {
@@ -48,6 +48,32 @@ fn replay_slot_table_regressions_and_seeds() {
 fn replay_mailbox_protocol_regressions_and_seeds() {
     replay_dir("regressions/mailbox_protocol", mailbox_protocol::mailbox_protocol);
     replay_dir("seeds/mailbox_protocol", mailbox_protocol::mailbox_protocol);
+}
+
+#[test]
+fn replay_system_walk_regressions_and_seeds() {
+    replay_dir("regressions/system_walk", system_walk::system_walk);
+    replay_dir("seeds/system_walk", system_walk::system_walk);
+}
+
+/// The system_walk seeds are the committed files and, together, reach a
+/// deferred TASK_DONE and a control during TASK_RUNNING.
+#[test]
+fn system_walk_seeds_reach_their_states() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let (mut deferred, mut control_during_task) = (false, false);
+    for (name, bytes) in seeds::system_walk_seeds() {
+        let file = fuzz_dir("seeds/system_walk").join(name);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: seed file out of date; run generate_seeds");
+        let bounds = system_walk::Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])).unwrap();
+        let s = system_walk::walk(bounds.config(), &bytes[8..]);
+        deferred |= s.saw_deferred_done;
+        control_during_task |= s.saw_control_during_task;
+    }
+    assert!(
+        deferred && control_during_task,
+        "seeds reach: deferred {deferred}, control during task {control_during_task}"
+    );
 }
 
 /// The seed scripts decode back to themselves and reach what their names
@@ -113,6 +139,12 @@ fn smoke(seed: u64, n: usize, seeds: &[Vec<u8>], body: fn(&[u8])) {
 fn smoke_slot_table() {
     let seeds: Vec<Vec<u8>> = seeds::slot_seeds().iter().map(|(_, s, _)| slot_table::encode(s)).collect();
     smoke(0x5107_7ab1e, 3000, &seeds, slot_table::slot_table);
+}
+
+#[test]
+fn smoke_system_walk() {
+    let seeds: Vec<Vec<u8>> = seeds::system_walk_seeds().into_iter().map(|(_, b)| b).collect();
+    smoke(0x5157_e3a1, 1500, &seeds, system_walk::system_walk);
 }
 
 #[test]
@@ -210,21 +242,24 @@ fn generate_seeds() {
     for (name, script, _) in seeds::mailbox_seeds() {
         std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
     }
-    let dir = fuzz_dir("findings/mailbox_protocol");
+    let dir = fuzz_dir("seeds/system_walk");
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, script) in seeds::mailbox_findings() {
+    for (name, bytes) in seeds::system_walk_seeds() {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let dir = fuzz_dir("regressions/mailbox_protocol");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, script) in seeds::mailbox_regressions() {
         std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
     }
 }
 
-/// The findings (open core bugs) replay clean while the harness works
-/// around them; with `CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS=1` each one crashes
-/// (run `cargo test -p chiplane-models --test fuzz_replay findings` with it
-/// set to see the bug).
+/// The committed inputs of the two core bugs the target found are those of
+/// `seeds::mailbox_regressions` (replayed by the test above).
 #[test]
-fn replay_mailbox_protocol_findings() {
-    for (name, script) in seeds::mailbox_findings() {
-        let file = fuzz_dir("findings/mailbox_protocol").join(name);
+fn mailbox_protocol_regressions_up_to_date() {
+    for (name, script) in seeds::mailbox_regressions() {
+        let file = fuzz_dir("regressions/mailbox_protocol").join(name);
         let bytes = mailbox_protocol::encode(&script);
         assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: file out of date; run generate_seeds");
         mailbox_protocol::mailbox_protocol(&bytes);

@@ -36,3 +36,4 @@ impl Enc {
     }
 }
 pub mod seeds;
+pub mod system_walk;

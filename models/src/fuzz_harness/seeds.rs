@@ -241,11 +241,11 @@ pub fn slot_seeds() -> Vec<SlotSeed> {
     ]
 }
 
-/// Minimised inputs of the core bugs this target found (see
-/// fuzz/findings/mailbox_protocol/README.md). They pass while the harness's
-/// workarounds are on and crash with `CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS=1`;
-/// move them to fuzz/regressions/ once core is fixed.
-pub fn mailbox_findings() -> Vec<(&'static str, Vec<A>)> {
+/// Minimised inputs of the two core bugs this target found (fixed in core:
+/// the child checks task and control freshness separately; the parent keeps
+/// the settlement it owes when an early settlement mismatches). Written to
+/// fuzz/regressions/mailbox_protocol/ (see the README there).
+pub fn mailbox_regressions() -> Vec<(&'static str, Vec<A>)> {
     vec![
         (
             "dispatch-order-task-after-control",
@@ -274,4 +274,49 @@ pub fn mailbox_findings() -> Vec<(&'static str, Vec<A>)> {
             ],
         ),
     ]
+}
+
+/// Seeds of `system_walk`: bounds (8 bytes, see `system_walk::Bounds`) and a
+/// choice sequence each: a few fixed patterns, plus the first inputs of a
+/// fixed-seed random search that reach a deferred TASK_DONE and a control
+/// during TASK_RUNNING (the replay test checks they still do).
+pub fn system_walk_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use super::system_walk::{walk, Bounds};
+    use arbitrary::{Arbitrary, Unstructured};
+    let pattern = |bounds: [u8; 8], mul: usize, len: usize| -> Vec<u8> {
+        let mut v = bounds.to_vec();
+        v.extend((0..len).map(|i| ((i * mul + i / 3) % 256) as u8));
+        v
+    };
+    let mut seeds = vec![
+        ("default-bounds", pattern([3, 0, 0, 0, 1, 0, 1, 1], 37, 300)),
+        ("chip-errors-memory", pattern([7, 0, 1, 1, 1, 0, 2, 2], 53, 400)),
+        ("child-death", pattern([6, 1, 1, 0, 1, 0, 1, 2], 41, 300)),
+    ];
+    // xorshift64*, fixed seed: the same seeds every time.
+    let mut x: u64 = 0x00c0_ffee_d15e_a5e5;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let (mut deferred, mut control) = (false, false);
+    for _ in 0..20_000 {
+        if deferred && control {
+            break;
+        }
+        let len = 8 + 100 + (next() % 300) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let Ok(bounds) = Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])) else { continue };
+        let s = walk(bounds.config(), &bytes[8..]);
+        if !deferred && s.saw_deferred_done {
+            deferred = true;
+            seeds.push(("search-deferred-task-done", bytes));
+        } else if !control && s.saw_control_during_task {
+            control = true;
+            seeds.push(("search-control-during-task", bytes));
+        }
+    }
+    seeds
 }

@@ -59,31 +59,6 @@ use system::{run_output, Resolution, System, CAPACITY};
 pub const ACTIONS_MAX: usize = 400;
 /// Distinct callables (tags); tag `TAGS` is an orchestration function.
 pub const TAGS: u8 = 4;
-/// Core bug found by this target (fuzz/findings/mailbox_protocol/README.md):
-/// the parent publishes a queued control before a queued task (IDLE prefers
-/// controls), so the task reaches the child with a lower dispatch id than the
-/// control it just served, and the child's single "dispatch ids strictly
-/// increase" check poisons a healthy endpoint. While this is `true` the
-/// harness skips a control submission while a task is queued unpublished
-/// (the one interleaving that triggers it), so campaigns can get past it.
-/// Set it to `false` once core is fixed.
-pub const AVOID_KNOWN_DISPATCH_ORDER_BUG: bool = true;
-/// Core bug found by this target (fuzz/findings/mailbox_protocol/README.md):
-/// when the parent restores a control whose early settlement names another
-/// identity, it poisons without recording the settlement it owes, so that
-/// settlement never resolves (not even with the endpoint error). Needs a
-/// misbehaving child (forged completion, flipped reply bit). While this is
-/// `true` the end check tolerates exactly that one missing settlement: the
-/// control resolved last before a poison. Set it to `false` once fixed.
-pub const TOLERATE_KNOWN_EARLY_SETTLEMENT_BUG: bool = true;
-
-/// The two workarounds above apply unless `CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS`
-/// is set (read once), which replays fuzz/findings/ as crashes.
-fn workarounds() -> bool {
-    static EXPOSE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !*EXPOSE.get_or_init(|| std::env::var_os("CHIPLANE_FUZZ_EXPOSE_KNOWN_BUGS").is_some())
-}
-
 /// Upper bound on steps of one settle (a livelock is a finding).
 const SETTLE_STEPS_MAX: usize = 200_000;
 
@@ -265,7 +240,6 @@ struct Reference {
     /// How many resolutions were already folded in.
     folded: usize,
     last_dispatch: u64,
-    last_task: u64,
 }
 
 impl Reference {
@@ -337,20 +311,12 @@ pub fn run(actions: &[Action]) -> Reached {
 }
 
 fn submit(sys: &mut System, r: &mut Reference, input: ParentInput, sub: Sub) {
-    let control = !matches!(sub, Sub::Task { .. });
-    if AVOID_KNOWN_DISPATCH_ORDER_BUG && workarounds() && control && r.last_task > sys.published_task.map_or(0, |d| d.0)
-    {
-        return;
-    }
     let open = sys.parent.poisoned().is_none() && sys.parent.gone().is_none();
     match sys.parent_input(input) {
         Ok(Some(d)) => {
             assert!(open, "a submission was accepted by a poisoned or gone endpoint");
             assert!(d.0 > r.last_dispatch, "dispatch ids must strictly increase");
             r.last_dispatch = d.0;
-            if !control {
-                r.last_task = d.0;
-            }
             r.submitted.insert(d, sub);
         }
         Ok(None) => panic!("a submission returned no dispatch id"),
@@ -635,20 +601,8 @@ fn check_resolutions(sys: &System, r: &Reference) {
     for d in r.submitted.keys() {
         assert_eq!(resolved.get(d), Some(&1), "dispatch {d:?} resolved {:?} times", resolved.get(d));
     }
-    let tolerated = match sys.poisoned_at {
-        Some(at) if TOLERATE_KNOWN_EARLY_SETTLEMENT_BUG && workarounds() && sys.fault && at > 0 => {
-            match &sys.resolutions[at - 1] {
-                (d, Resolution::Control(Ok(_))) => Some(*d),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
     for (d, owes) in owed {
         let n = settled.get(&d).copied().unwrap_or(0);
-        if n == 0 && owes && tolerated == Some(d) {
-            continue;
-        }
         assert_eq!(n, usize::from(owes), "dispatch {d:?}: {n} settlements, owed {}", usize::from(owes));
     }
 }

@@ -114,15 +114,13 @@ pub struct System {
     pub backend_settlement: BTreeMap<DispatchId, Settlement>,
     // protocol observations
     /// The task dispatch the parent published (IDLE -> TASK_READY).
-    pub published_task: Option<DispatchId>,
+    published_task: Option<DispatchId>,
     /// The task the child copied out and pinned (answered `TaskAccepted`).
     accepted_task: Option<DispatchId>,
     // what callers learned, in order
     pub resolutions: Vec<(DispatchId, Resolution)>,
     /// A fault was injected: poison and endpoint errors are allowed.
     pub fault: bool,
-    /// `resolutions.len()` when the parent poisoned (first time).
-    pub poisoned_at: Option<usize>,
     pub reached: Reached,
 }
 
@@ -196,7 +194,6 @@ impl System {
             accepted_task: None,
             resolutions: Vec::new(),
             fault: false,
-            poisoned_at: None,
             reached: Reached::default(),
         }
     }
@@ -322,10 +319,14 @@ impl System {
                 self.resolutions.push((dispatch, Resolution::Settled(result)));
             }
             ParentOutput::Poison { reason } => {
+                self.word = WordState::Poisoned.encode();
+                if self.parent.gone().is_some() {
+                    // The child is gone (died, or killed after a liveness
+                    // timeout): the parent only marks the word POISONED.
+                    return;
+                }
                 self.reached.poisoned = true;
                 assert!(self.fault, "parent poisoned the endpoint with no fault injected: {reason:?}");
-                self.poisoned_at.get_or_insert(self.resolutions.len());
-                self.word = WordState::Poisoned.encode();
                 self.child_alive = false;
                 self.parent_input(ParentInput::ChildGone(EndpointError::Poisoned(reason))).ok();
             }
