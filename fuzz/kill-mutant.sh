@@ -51,7 +51,8 @@ if [ -n "$found" ]; then
   why=$(grep -m1 -A1 "panicked at" "$out/run.log" | tail -1 | head -c 300)
   execs=$(grep -oE "^#[0-9]+" "$out/run.log" | tail -1)
   echo "$name killed-by fuzz $target in $elapsed s"
-  echo "  (after ${execs:-#0} executions: $why)" >&2
+  if [ -n "$execs" ]; then when="after $execs executions"; else when="while loading the corpus"; fi
+  echo "  ($when: $why)" >&2
   exit 0
 fi
 echo "$name SURVIVED"

@@ -26,6 +26,7 @@
 //! - frozen lanes (on request and at the end): with only the parent, the
 //!   child and the ring moving, every control that may enter is answered
 //!   (rule 9: the child's mailbox loop never waits on a lane);
+//!
 //! and at the end, after everything is settled (a stuck system with a fault
 //! injected gets the liveness timeout; without one it is a hang):
 //! - every submission resolved exactly once, in FIFO order per kind, and a
