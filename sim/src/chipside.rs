@@ -145,6 +145,17 @@ impl ChipSide {
     pub fn feed(&mut self, cx: &mut Ctx, input: SlotInput<SimArtifact>) -> Result<SlotReply, SlotError> {
         let min = ModelIn::of(&input);
         let r = self.table.handle(input);
+        match (&min, &r) {
+            (ModelIn::Unregister(h), Ok(SlotReply::Unregistered { last: true })) => match self.table.state(h.index) {
+                Some(chiplane_core::slot::SlotState::Unregistering) => cx.cov.hit(3),
+                Some(chiplane_core::slot::SlotState::Cancelling) => cx.cov.hit(4),
+                _ => {}
+            },
+            (ModelIn::Register(_), Ok(SlotReply::Registered { fresh: false, .. })) => cx.cov.hit(7),
+            (ModelIn::Finish(..), Ok(SlotReply::PrepareStale)) => cx.cov.hit(6),
+            (ModelIn::Pin(_), Ok(_)) if !self.run_lane.is_idle() || self.run_cur.is_some() => cx.cov.hit(5),
+            _ => {}
+        }
         cx.check.slot_input(min, &r);
         self.drain(cx);
         r

@@ -107,6 +107,7 @@ pub fn run_options(opts: Options, record_spans: bool) -> Report {
                 stale_completions: 0,
                 deaths: 0,
                 errors: 0,
+                cov: Default::default(),
                 chrome: Vec::new(),
             }
         }

@@ -129,6 +129,8 @@ pub struct Report {
     pub deaths: u64,
     /// Handles that resolved with an error.
     pub errors: u64,
+    /// Named scenarios reached.
+    pub cov: crate::sched::Coverage,
     pub chrome: Vec<String>,
 }
 
@@ -252,6 +254,7 @@ impl World {
             stale_completions: self.chip.table.stale_completions(),
             deaths: self.l3.as_ref().map_or(0, |l| l.deaths),
             errors: self.ops.iter().filter(|o| o.result.as_ref().is_some_and(is_err)).count() as u64,
+            cov: self.cx.cov,
             chrome,
         }
     }
@@ -260,6 +263,7 @@ impl World {
         match ev {
             Ev::CallerStep(c) => self.caller_step(c),
             Ev::Wake(c) => {
+                self.cx.cov.hit(10);
                 self.callers[c as usize].blocked_on = None;
                 self.caller_step(c);
             }
