@@ -107,6 +107,7 @@ pub struct ChipSide {
     pub replays: u64,
     /// L3: the chip child died; its lanes never act again.
     pub dead: bool,
+    lost_one: bool,
 }
 
 /// Index of the callable a sim spec was built for (`params[0] = N + index`).
@@ -137,6 +138,7 @@ impl ChipSide {
             prepares_done: 0,
             replays: 0,
             dead: false,
+            lost_one: false,
         }
     }
 
@@ -413,7 +415,12 @@ impl ChipSide {
         let _ = self.run_lane.handle(LaneInput::Finished { id: cur.id });
         self.runs_done += 1;
         cx.trace.mix(u64::from(result.is_ok()));
-        self.notes.push_back(Note::RunFinished { token: cur.tok.token, result });
+        if cx.opts.planted_lost_completion && !self.lost_one {
+            // Planted driver bug (tests only): this completion is lost.
+            self.lost_one = true;
+        } else {
+            self.notes.push_back(Note::RunFinished { token: cur.tok.token, result });
+        }
         // The next run may start now.
         self.recheck_run = true;
     }

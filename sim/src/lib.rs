@@ -108,6 +108,7 @@ pub fn run_options(opts: Options, record_spans: bool) -> Report {
                 deaths: 0,
                 errors: 0,
                 cov: Default::default(),
+                renamed_runs: 0,
                 chrome: Vec::new(),
             }
         }
