@@ -60,6 +60,13 @@ pub struct Config {
     pub ring_capacity: usize,
     /// The user may submit memory controls.
     pub allow_memory: bool,
+    /// Adversarial register lane: a prepare cannot finish while a finished
+    /// run's result has not reached the parent (the chip's result buffer must
+    /// be drained first). A correct protocol
+    /// still resolves everything (the run lane never waits for the register
+    /// lane); a child whose mailbox loop waits for a lane deadlocks (seed
+    /// hazard D).
+    pub prepare_waits_for_runs: bool,
     /// Slot table limits in the child (shrunk: fewer states, and retirement
     /// and table-full stay reachable).
     pub limits: SlotLimits,
@@ -73,6 +80,7 @@ impl Default for Config {
             allow_chip_errors: false,
             ring_capacity: 1,
             allow_memory: true,
+            prepare_waits_for_runs: false,
             limits: SlotLimits { capacity: 2, generation_max: Generation(2) },
         }
     }
@@ -329,7 +337,13 @@ impl System {
             if self.reg_running.is_none() && self.reg_lane.queued() > 0 {
                 v.push(Action::RegStart);
             }
-            if let Some((_, job)) = &self.reg_running {
+            // A busy chip holds a prepare while a finished run's result has not
+            // reached the parent yet.
+            let results_pending = self.run_order.iter().any(|d| !self.resolved.contains_key(d) && !self.on_chip(*d));
+            let held = |j: &RegisterJob<Artifact>| {
+                matches!(j, RegisterJob::Prepare { .. }) && self.cfg.prepare_waits_for_runs && results_pending
+            };
+            if let Some((_, job)) = self.reg_running.as_ref().filter(|(_, j)| !held(j)) {
                 v.push(Action::RegFinish { ok: true });
                 if self.cfg.allow_chip_errors && matches!(job, RegisterJob::Prepare { .. }) {
                     v.push(Action::RegFinish { ok: false });
@@ -358,6 +372,12 @@ impl System {
         c.poll().is_some()
     }
 
+    /// Run `d` is still executing or waiting on the chip.
+    fn on_chip(&self, d: DispatchId) -> bool {
+        self.running.as_ref().is_some_and(|r| r.1.payload == d)
+            || self.run_waiting.as_ref().is_some_and(|r| r.1.payload == d)
+    }
+
     /// The completion ring is full.
     pub fn ring_full(&self) -> bool {
         self.ring.len() >= self.cfg.ring_capacity
@@ -382,7 +402,12 @@ impl System {
             Action::UserUnregister(c) => {
                 self.ops_used += 1;
                 let h = self.user_handle[c as usize].expect("enabled only with a handle");
-                self.submit_control(h.0, h.1, ControlOp::Unregister, Op::Unregister { callable: c as usize, handle: h });
+                self.submit_control(
+                    h.0,
+                    h.1,
+                    ControlOp::Unregister,
+                    Op::Unregister { callable: c as usize, handle: h },
+                );
             }
             Action::UserRun(c) => {
                 self.ops_used += 1;
@@ -403,7 +428,12 @@ impl System {
             }
             Action::UserMemory => {
                 self.ops_used += 1;
-                self.submit_control(SlotIndex(0), Generation(0), ControlOp::Memory { bytes: 64, free: false }, Op::Memory);
+                self.submit_control(
+                    SlotIndex(0),
+                    Generation(0),
+                    ControlOp::Memory { bytes: 64, free: false },
+                    Op::Memory,
+                );
             }
             Action::Parent => self.parent_step(),
             Action::ParentRing => {
@@ -544,8 +574,10 @@ impl System {
                 self.feed_child(ChildInput::ReadResult(r));
             }
             ChildOutput::Write { field, frame } => {
-                let under_control =
-                    matches!(WordState::decode(self.word), Some(WordState::ControlReady { .. } | WordState::ControlDone { .. }));
+                let under_control = matches!(
+                    WordState::decode(self.word),
+                    Some(WordState::ControlReady { .. } | WordState::ControlDone { .. })
+                );
                 if under_control && matches!(frame, Frame::TaskResult(_)) {
                     // The run finished while a control is in flight: TASK_DONE is deferred.
                     self.saw_deferred_done = true;
@@ -764,7 +796,10 @@ impl System {
         }
         if !self.fault_injected {
             let endpoint_err = self.resolved.values().any(|r| {
-                matches!(r, Resolution::Task(Err(RunError::Endpoint(_))) | Resolution::Control(Err(ControlError::Endpoint(_))))
+                matches!(
+                    r,
+                    Resolution::Task(Err(RunError::Endpoint(_))) | Resolution::Control(Err(ControlError::Endpoint(_)))
+                )
             });
             if endpoint_err {
                 self.fail("an endpoint error without a fault".into());
@@ -792,7 +827,9 @@ impl System {
         for (d, r) in &self.resolved {
             let owed = matches!(
                 r,
-                Resolution::Control(Ok(ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }))
+                Resolution::Control(Ok(
+                    ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }
+                ))
             );
             if owed && !self.settled.contains_key(d) {
                 return self.fail(format!("settlement for {d:?} never arrived"));

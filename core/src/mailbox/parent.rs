@@ -513,7 +513,12 @@ impl ParentEndpoint {
                             self.outputs
                                 .push_back(ParentOutput::Settled { dispatch: id.dispatch, result: Ok(e.settlement) });
                         }
-                        Some(_) => self.poison(PoisonReason::IdentityMismatch),
+                        Some(_) => {
+                            // The owed settlement still resolves (with the
+                            // endpoint error once the child is gone).
+                            self.settlements.insert(id.dispatch, expect);
+                            self.poison(PoisonReason::IdentityMismatch);
+                        }
                         None => {
                             self.settlements.insert(id.dispatch, expect);
                         }

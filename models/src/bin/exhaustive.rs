@@ -35,6 +35,7 @@ pub fn configs(quick: bool) -> Vec<(&'static str, Config)> {
     let mut v = vec![
         ("ops3+death+errors", Config { ops_max: 3, allow_death: true, allow_chip_errors: true, ..base }),
         ("ops4", Config { ops_max: 4, ..base }),
+        ("ops4+busy-chip", Config { ops_max: 4, allow_memory: false, prepare_waits_for_runs: true, ..base }),
     ];
     if !quick {
         v.push(("ops4+death", Config { ops_max: 4, allow_death: true, ..base }));
