@@ -193,7 +193,7 @@ impl ModelChip {
     }
 
     /// Spawn the lane threads `mode` asks for (none for `Inline`).
-    pub fn spawn_lanes(self: &Arc<Self>, mode: LaneMode) -> Vec<thread::JoinHandle<()>> {
+    pub fn spawn_lanes(this: &Arc<Self>, mode: LaneMode) -> Vec<thread::JoinHandle<()>> {
         let lane = |chip: Arc<ModelChip>, f: fn(&ModelChip) -> bool| {
             thread::spawn(move || {
                 while !chip.stopped() {
@@ -204,8 +204,8 @@ impl ModelChip {
             })
         };
         match mode {
-            LaneMode::Threads => vec![lane(self.clone(), ModelChip::run_step), lane(self.clone(), ModelChip::register_step)],
-            LaneMode::OneThread => vec![lane(self.clone(), |c| {
+            LaneMode::Threads => vec![lane(this.clone(), ModelChip::run_step), lane(this.clone(), ModelChip::register_step)],
+            LaneMode::OneThread => vec![lane(this.clone(), |c| {
                 let mut s = c.lock();
                 let a = s.run_step();
                 let b = s.register_step();

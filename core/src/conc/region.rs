@@ -187,6 +187,7 @@ impl Region {
         Ok(())
     }
 
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
     fn check_memory(ptr: *const u8, len: usize) -> Result<(), RegionError> {
         if len < Self::size_bytes() {
             return Err(RegionError::TooSmall { bytes: len, need: Self::size_bytes() });
@@ -294,6 +295,7 @@ impl Region {
         self.identity.magic.store(REGION_MAGIC, Ordering::Release);
     }
 
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
     fn check_identity(&self) -> Result<(), RegionError> {
         // Acquire: pairs with `write_identity`'s Release store of the magic.
         let magic = self.identity.magic.load(Ordering::Acquire);

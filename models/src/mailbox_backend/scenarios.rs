@@ -51,7 +51,7 @@ impl Rig {
     fn start(ring_capacity: u32, mode: LaneMode, chip: Arc<ModelChip>, killable: bool) -> (Rig, ModelPort) {
         let region = SharedRegion::new(ring_capacity);
         let watch = ModelWatch::default();
-        let lanes = chip.spawn_lanes(mode);
+        let lanes = ModelChip::spawn_lanes(&chip, mode);
         let child = {
             let region = region.clone();
             let backend = ModelBackend::new(chip.clone(), mode);
