@@ -2,7 +2,9 @@
 //!
 //! Scenario: run C1, register C2 during TASK_RUNNING; a third thread kills
 //! the child between two protocol actions, or (as a parent-side liveness
-//! monitor) swaps POISONED into the word, at a point the scheduler picks.
+//! monitor) swaps POISONED into the word, at a point the scheduler picks
+//! or (`MonitorPoisonsAtControlDone`) once it sees a control's result
+//! waiting.
 //! The child steps the lanes itself (`LaneMode::Inline`: the lanes die
 //! with the child process).
 //!
@@ -66,4 +68,14 @@ fn shuttle_s9_monitor_poisons_pct() {
 #[test]
 fn shuttle_s9_monitor_poisons_random() {
     random(|| s9_child_death(Death::MonitorPoisons));
+}
+
+#[test]
+fn shuttle_s9_monitor_at_control_done_pct() {
+    pct(|| s9_child_death(Death::MonitorPoisonsAtControlDone));
+}
+
+#[test]
+fn shuttle_s9_monitor_at_control_done_random() {
+    random(|| s9_child_death(Death::MonitorPoisonsAtControlDone));
 }
