@@ -36,7 +36,7 @@ impl Kernel {
         let bad = |d: &str| Err(ChipError::new(ChipErrorKind::InvalidSpec, d.to_string()));
         let n_of = |p: &[u64]| -> Result<usize, ChipError> {
             match p.first() {
-                Some(&n) if n >= 1 && n <= N_MAX => Ok(n as usize),
+                Some(&n) if (1..=N_MAX).contains(&n) => Ok(n as usize),
                 _ => Err(ChipError::new(ChipErrorKind::InvalidSpec, format!("n must be in 1..={N_MAX}"))),
             }
         };

@@ -30,4 +30,6 @@ pub use error::{ControlError, EndpointError, HandleError, PoisonReason, Register
 pub use ids::{CallableDigest, DispatchId, Generation, Handle, SlotIndex, WorkerId};
 
 pub mod conc;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod sync;

@@ -173,7 +173,7 @@ pub enum SlotError {
 }
 
 /// What the owner owes after a `handle`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub enum SlotOutput<A> {
     /// Start preparing the callable registered as `handle` on the register lane.
@@ -190,7 +190,7 @@ pub enum SlotOutput<A> {
 }
 
 /// One slot's record.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slot<A> {
     state: SlotState,
     generation: Generation,
@@ -226,7 +226,7 @@ impl<A> Slot<A> {
 }
 
 /// The slot table. See the module doc.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SlotTable<A> {
     worker: WorkerId,
     limits: SlotLimits,

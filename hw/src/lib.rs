@@ -1,1 +1,16 @@
-//! chiplane-hw (see README.md).
+//! chiplane-hw: the real side of chiplane.
+//!
+//! - [`devices`]: `Chip` implementations: [`devices::host::HostChip`] (CPU
+//!   kernels in a shared library loaded at every prepare) and, behind the
+//!   `cuda` feature, `devices::cuda::CudaChip` (NVRTC + driver API, loaded
+//!   at run time).
+//! - [`shm`]: an anonymous `memfd` mapped `MAP_SHARED` (the L3 mailbox
+//!   region), inheritable by a child process.
+//! - [`process`]: spawning a chip child executable that inherits the memfd,
+//!   and its liveness (exited? kill, reap, respawn).
+//!
+//! Every `unsafe` block opens with `// SAFETY:`.
+
+pub mod devices;
+pub mod process;
+pub mod shm;

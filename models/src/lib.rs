@@ -1,3 +1,12 @@
-//! chiplane-models (see README.md).
+//! chiplane-models: model checking of chiplane.
+//!
+//! - [`system`]: the composed pure system (both endpoints, shared memory,
+//!   slot table, lanes) driven one action at a time;
+//! - [`exhaustive`]: every interleaving of that system within bounds;
+//! - [`fuzz_harness`]: the bodies of the fuzz targets (replayed by `cargo test`);
+//! - `tests/loom_*.rs`, `tests/shuttle_*.rs`: the concurrent layer under
+//!   loom and shuttle.
+pub mod exhaustive;
 pub mod fuzz_harness;
+pub mod system;
 pub mod mailbox_backend;

@@ -85,7 +85,7 @@ pub enum ChildInput {
 }
 
 /// What the driver must do.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum ChildOutput {
     Read { field: Field },
@@ -111,7 +111,7 @@ enum TaskPhase {
     Finished,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ChildTask {
     id: FrameId,
     phase: TaskPhase,
@@ -129,7 +129,7 @@ enum ControlPhase {
     Blocked,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ChildControl {
     id: FrameId,
     under_task: bool,
@@ -158,7 +158,7 @@ enum AfterCas {
 }
 
 /// The child endpoint machine. See the module doc.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChildEndpoint {
     word: WordState,
     ring_free: usize,
@@ -166,8 +166,12 @@ pub struct ChildEndpoint {
     control: Option<ChildControl>,
     /// Settlements waiting for ring room (FIFO).
     completions: VecDeque<CompletionFrame>,
-    /// Highest dispatch id seen in a frame from the parent.
-    last_dispatch: DispatchId,
+    /// Highest dispatch id seen in a task frame (tasks are published in
+    /// dispatch order).
+    last_task: DispatchId,
+    /// Highest dispatch id seen in a control frame (likewise for controls;
+    /// tasks and controls interleave freely).
+    last_control: DispatchId,
     /// A run that finished before TASK_RUNNING was published (tiny runs).
     early_finish: Option<(DispatchId, Result<RunOutput, RunError>)>,
     pending: Option<Pending>,
@@ -189,7 +193,8 @@ impl ChildEndpoint {
             task: None,
             control: None,
             completions: VecDeque::new(),
-            last_dispatch: DispatchId(0),
+            last_task: DispatchId(0),
+            last_control: DispatchId(0),
             early_finish: None,
             pending: None,
             poisoned: None,
@@ -497,12 +502,15 @@ impl ChildEndpoint {
         }
     }
 
-    fn check_fresh(&mut self, id: FrameId) -> bool {
-        if id.dispatch <= self.last_dispatch {
+    /// A frame must be newer than the last one of its kind: an older (or
+    /// repeated) dispatch id is a stale frame and poisons.
+    fn check_fresh(&mut self, id: FrameId, task: bool) -> bool {
+        let last = if task { &mut self.last_task } else { &mut self.last_control };
+        if id.dispatch <= *last {
             self.poison(PoisonReason::IdentityMismatch);
             return false;
         }
-        self.last_dispatch = id.dispatch;
+        *last = id.dispatch;
         true
     }
 
@@ -512,7 +520,7 @@ impl ChildEndpoint {
             Ok(_) => return self.poison(PoisonReason::IdentityMismatch),
             Err(e) => return self.poison(PoisonReason::MalformedFrame(e)),
         };
-        if !self.check_fresh(frame.id) {
+        if !self.check_fresh(frame.id, true) {
             return;
         }
         self.task = Some(ChildTask { id: frame.id, phase: TaskPhase::Accepting, rejected: false });
@@ -526,7 +534,7 @@ impl ChildEndpoint {
             Ok(_) => return self.poison(PoisonReason::IdentityMismatch),
             Err(e) => return self.poison(PoisonReason::MalformedFrame(e)),
         };
-        if !self.check_fresh(frame.id) {
+        if !self.check_fresh(frame.id, false) {
             return;
         }
         let c = self.control.as_mut().expect("reading a control");

@@ -80,7 +80,7 @@ pub enum ParentInput {
 }
 
 /// What the driver must do, or what a caller learns.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum ParentOutput {
     /// Encode `frame` into `field` (no answer).
@@ -146,13 +146,13 @@ enum TaskPhase {
     Running,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct InFlightTask {
     id: FrameId,
     phase: TaskPhase,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct InFlightControl {
     id: FrameId,
     /// A settlement that arrived before the control's result was read.
@@ -182,7 +182,7 @@ enum AfterCas {
 }
 
 /// The parent endpoint machine. See the module doc.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParentEndpoint {
     next_dispatch: DispatchId,
     word: WordState,
@@ -513,7 +513,12 @@ impl ParentEndpoint {
                             self.outputs
                                 .push_back(ParentOutput::Settled { dispatch: id.dispatch, result: Ok(e.settlement) });
                         }
-                        Some(_) => self.poison(PoisonReason::IdentityMismatch),
+                        Some(_) => {
+                            // The owed settlement still resolves (with the
+                            // endpoint error once the child is gone).
+                            self.settlements.insert(id.dispatch, expect);
+                            self.poison(PoisonReason::IdentityMismatch);
+                        }
                         None => {
                             self.settlements.insert(id.dispatch, expect);
                         }
@@ -595,6 +600,16 @@ impl ParentEndpoint {
         }
         self.gone = Some(err.clone());
         self.pending = None;
+        if self.poisoned.is_none() {
+            // The word goes POISONED on the parent side (design.md section 4).
+            let reason = match &err {
+                EndpointError::LivenessTimeout => PoisonReason::LivenessTimeout,
+                EndpointError::Poisoned(r) => r.clone(),
+                EndpointError::ChildDied | EndpointError::ShutDown => PoisonReason::ChildDied,
+            };
+            self.poisoned = Some(reason.clone());
+            self.outputs.push_back(ParentOutput::Poison { reason });
+        }
         let mut done: Vec<(DispatchId, ParentOutput)> = Vec::new();
         if let Some(t) = self.task.take() {
             let d = t.id.dispatch;
