@@ -458,3 +458,52 @@ pub fn prepared(s: &Option<Settlement>) -> Option<Result<(), RegisterError>> {
         _ => None,
     }
 }
+
+/// The scenario bodies on real threads (std backend): plain `cargo test`
+/// exercises the port, the serve loop and the region with every lane mode.
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests {
+    use super::scenarios::*;
+    use super::LaneMode;
+
+    const ROUNDS: usize = 30;
+    const MODES: [LaneMode; 3] = [LaneMode::Threads, LaneMode::OneThread, LaneMode::Inline];
+
+    #[test]
+    fn std_s1_pipeline_and_staging() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s1_pipeline(m);
+                s1_staged(m);
+            }
+        }
+    }
+
+    #[test]
+    fn std_s2_s8() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s2_done_during_control(m);
+                s8_memory_waits_for_idle(m);
+            }
+        }
+    }
+
+    #[test]
+    fn std_s9_child_death() {
+        for _ in 0..ROUNDS {
+            s9_child_death(Death::Killed);
+            s9_child_death(Death::MonitorPoisons);
+            s9_child_death(Death::MonitorPoisonsAtControlDone);
+        }
+    }
+
+    #[test]
+    fn std_s11_ring_full() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s11_ring_full(m, 4);
+            }
+        }
+    }
+}
