@@ -53,13 +53,24 @@ pub struct Artifact {
 /// What the chip side did, in order.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Record {
-    Prepared { tag: u64 },
+    Prepared {
+        tag: u64,
+    },
     /// A run retired (`ok`: the chip ran it).
-    Run { dispatch: DispatchId, tag: Option<u64>, ok: bool },
-    Released { tag: u64 },
+    Run {
+        dispatch: DispatchId,
+        tag: Option<u64>,
+        ok: bool,
+    },
+    Released {
+        tag: u64,
+    },
     /// A memory or domain control applied while `tasks_open` tasks were
     /// accepted and not yet finished.
-    Control { dispatch: DispatchId, tasks_open: usize },
+    Control {
+        dispatch: DispatchId,
+        tasks_open: usize,
+    },
 }
 
 /// What a gated run waits for.
@@ -204,7 +215,9 @@ impl ModelChip {
             })
         };
         match mode {
-            LaneMode::Threads => vec![lane(this.clone(), ModelChip::run_step), lane(this.clone(), ModelChip::register_step)],
+            LaneMode::Threads => {
+                vec![lane(this.clone(), ModelChip::run_step), lane(this.clone(), ModelChip::register_step)]
+            }
             LaneMode::OneThread => vec![lane(this.clone(), |c| {
                 let mut s = c.lock();
                 let a = s.run_step();

@@ -30,8 +30,5 @@ fn builder() -> loom::model::Builder {
 #[test]
 fn loom_s11_ring_full() {
     builder().check(|| s11_ring_full(LaneMode::Inline, 2));
-    assert!(
-        RING_FULL_SEEN.load(std::sync::atomic::Ordering::Relaxed) > 0,
-        "no explored execution filled the ring"
-    );
+    assert!(RING_FULL_SEEN.load(std::sync::atomic::Ordering::Relaxed) > 0, "no explored execution filled the ring");
 }

@@ -54,6 +54,11 @@
 //! hundred bytes at most), and only the heap constructor exists (loom's and
 //! shuttle's atomics are not plain memory).
 
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync` (no `std::sync` path appears in it).
+#![allow(clippy::disallowed_types)]
+
 use crate::frame::{Frame, FrameError, HEADER_BYTES};
 use crate::mailbox::{kind_in, Field};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell};
@@ -427,6 +432,9 @@ fn copy_out(p: *const u8, len: usize) -> Vec<u8> {
 /// derefs to [`Region`]. hw wraps its memfd mapping in its own type with the
 /// same `Deref<Target = Region>`.
 #[derive(Clone, Debug)]
+// The Box keeps the ~200 KiB region off the stack (`Arc::new(Region)` would
+// build it there first); loom's and shuttle's `Arc` take a value.
+#[allow(clippy::redundant_allocation)]
 pub struct SharedRegion(crate::sync::Arc<Box<Region>>);
 
 impl SharedRegion {
