@@ -18,7 +18,8 @@ use chiplane_models::mailbox_backend::LaneMode;
 
 /// loom's builder (reads `LOOM_*` from the environment). Every waiting loop
 /// yields, so a deadlock ends as "exceeded maximum number of branches".
-/// Without `LOOM_MAX_PREEMPTIONS` the bound is 3.
+/// Without `LOOM_MAX_PREEMPTIONS` the bound is 3 (an unbounded run takes
+/// over a minute: S2 72 s, S8 and S11 over 100 s on the 2-core CI box).
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     b.max_branches = 10_000;

@@ -20,7 +20,7 @@ use chiplane_models::mailbox_backend::LaneMode;
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::{Config, MaxSteps, Runner};
 
-const SEED: u64 = 0x5eed_bb;
+const SEED: u64 = 0x5eed_00bb;
 
 fn iterations() -> usize {
     std::env::var("CHIPLANE_SHUTTLE_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)

@@ -26,7 +26,7 @@ use chiplane_models::mailbox_backend::LaneMode;
 use shuttle::scheduler::{PctScheduler, RandomScheduler};
 use shuttle::{Config, MaxSteps, Runner};
 
-const SEED: u64 = 0x5eed_99;
+const SEED: u64 = 0x5eed_0099;
 
 fn iterations() -> usize {
     std::env::var("CHIPLANE_SHUTTLE_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
