@@ -354,6 +354,8 @@ pub fn s11_ring_full(mode: LaneMode, registers: u64) {
     assert_eq!(end.exit, Some(ServeExit::ShutDown));
     assert_eq!(end.stats.pushes, registers, "one ring entry per settlement");
     if end.stats.held_max > 0 {
+        // Relaxed: a statistic read after the checker's run (pairs with the
+        // test's Relaxed load once every execution was joined).
         RING_FULL_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let prepared: Vec<u64> = log
