@@ -8,4 +8,5 @@
 //!   loom and shuttle.
 pub mod exhaustive;
 pub mod fuzz_harness;
+pub mod mailbox_backend;
 pub mod system;

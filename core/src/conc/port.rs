@@ -1,0 +1,427 @@
+//! The parent driver of one mailbox: a [`ParentEndpoint`] executed against a
+//! [`Region`].
+//!
+//! # What it does
+//! - `submit_task` / `submit_control` queue work in the machine and return
+//!   handles backed by completion cells, each resolved exactly once;
+//! - [`Port::progress`] is one step: pop the completion ring (fed as
+//!   `Completion`), load the word (Acquire) when the machine wants it, and
+//!   execute the machine's outputs: `Write` through
+//!   [`Region::write_frame`] (`Frame::encode_into`), `Read` through
+//!   [`Region::read_frame`] (`Frame::decode_field`), `Cas` through the one
+//!   CAS helper in [`super::word`], `Poison` by swapping POISONED, killing
+//!   and reaping the child ([`ChildWatch::kill_and_reap`]) and feeding
+//!   `ChildGone`; the resolutions complete the handles' cells;
+//! - liveness: when a step made no progress while work is outstanding, the
+//!   caller's [`ChildWatch::check`] decides whether the child is gone (it
+//!   exited, or its heartbeat stalled past the caller's timeout; core reads
+//!   no clock). If so the port swaps POISONED (so a zombie child stops
+//!   serving), kills and reaps it and feeds `ChildGone`: every outstanding
+//!   handle resolves with that endpoint error (rule 6);
+//! - [`Port::drive_until`] blocks by driving `progress` until a condition
+//!   holds: it spins briefly, then parks (rule 11). The peer is another
+//!   process writing shared memory, where no condvar can be shared, so on
+//!   std the park is `std::thread::park_timeout` with a short growing
+//!   timeout (a bounded poll, not a synchronisation: every wake re-reads
+//!   the word); under loom and shuttle it yields.
+//!
+//! # Poison
+//! Anyone on the parent side (a liveness monitor thread, say) may call
+//! `region.word().poison()` at any time; the child poisons the word itself
+//! after a malformed frame. The port never writes the word except by a CAS
+//! from the value its machine expects, so a concurrent restore
+//! (CONTROL_DONE -> TASK_RUNNING/IDLE) fails against POISONED instead of
+//! erasing it; the machine then sees POISONED and fails everything.
+//!
+//! # Threads
+//! A `Port` is driven by one thread (`&mut self`). Other threads may hold
+//! handles and block in their `wait` (the cell's condvar) while the driver
+//! thread runs `progress`/`drive_until`.
+
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync` (no `std::sync` path appears in it).
+#![allow(clippy::disallowed_types)]
+
+use core::ops::Deref;
+use std::collections::BTreeMap;
+
+use crate::chip::{RunConfig, RunOutput, TaskArgs};
+use crate::error::{ControlError, EndpointError, RunError};
+use crate::frame::{ControlOp, ControlReply, Settlement};
+use crate::ids::{DispatchId, Generation, SlotIndex};
+use crate::mailbox::parent::{ParentEndpoint, ParentError, ParentInput, ParentOutput};
+use crate::mailbox::word::WordState;
+use crate::sync::Arc;
+
+use super::mailbox_cell::Completion;
+use super::region::Region;
+use super::ring::Consumer;
+
+/// The caller's liveness policy for the child (hw: `waitpid(WNOHANG)` plus a
+/// heartbeat timeout on its own clock; models: a flag).
+pub trait ChildWatch {
+    /// Called when a step made no progress while work is outstanding.
+    /// `Some(err)` when the child is gone or timed out (`ChildDied`,
+    /// `LivenessTimeout`); the region's [`Region::heartbeat`] is the child's
+    /// progress counter.
+    fn check(&mut self, region: &Region) -> Option<EndpointError>;
+    /// Kill the child if it still runs and reap it; return once it can no
+    /// longer touch the region (rule 6: no handle resolves before that).
+    fn kill_and_reap(&mut self);
+}
+
+/// A task's result.
+pub type TaskResult = Result<RunOutput, RunError>;
+/// A control's acceptance.
+pub type ControlResult = Result<ControlReply, ControlError>;
+/// A control's settlement: `Ok(None)` when none is owed (not a fresh
+/// register, not a final unregister, or the control was refused).
+pub type SettleResult = Result<Option<Settlement>, EndpointError>;
+
+/// Handle of a submitted task. Resolves exactly once.
+#[derive(Clone, Debug)]
+pub struct TaskHandle {
+    dispatch: DispatchId,
+    cell: Arc<Completion<TaskResult>>,
+}
+
+impl TaskHandle {
+    pub fn dispatch(&self) -> DispatchId {
+        self.dispatch
+    }
+    pub fn is_ready(&self) -> bool {
+        self.cell.is_ready()
+    }
+    /// Take the result if it is there (once).
+    pub fn try_take(&self) -> Option<TaskResult> {
+        self.cell.try_take()
+    }
+    /// Block until resolved (another thread must drive the port).
+    pub fn wait(&self) -> Option<TaskResult> {
+        self.cell.wait()
+    }
+}
+
+/// Handle of a submitted control: its acceptance (CONTROL_DONE) and, for a
+/// fresh register or a final unregister, its settlement (completion ring).
+#[derive(Clone, Debug)]
+pub struct ControlHandle {
+    dispatch: DispatchId,
+    reply: Arc<Completion<ControlResult>>,
+    settled: Arc<Completion<SettleResult>>,
+}
+
+impl ControlHandle {
+    pub fn dispatch(&self) -> DispatchId {
+        self.dispatch
+    }
+    pub fn is_accepted(&self) -> bool {
+        self.reply.is_ready()
+    }
+    pub fn is_settled(&self) -> bool {
+        self.settled.is_ready()
+    }
+    pub fn try_take_reply(&self) -> Option<ControlResult> {
+        self.reply.try_take()
+    }
+    pub fn try_take_settled(&self) -> Option<SettleResult> {
+        self.settled.try_take()
+    }
+    /// Block until accepted (another thread must drive the port).
+    pub fn wait_reply(&self) -> Option<ControlResult> {
+        self.reply.wait()
+    }
+    /// Block until settled (another thread must drive the port).
+    pub fn wait_settled(&self) -> Option<SettleResult> {
+        self.settled.wait()
+    }
+}
+
+#[derive(Debug)]
+struct ControlCells {
+    reply: Arc<Completion<ControlResult>>,
+    settled: Arc<Completion<SettleResult>>,
+}
+
+/// Counters for tests and reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub steps: u64,
+    pub completions_popped: u64,
+    /// Control dispatches in the order their settlement arrived (Ok only).
+    pub settled_order: Vec<DispatchId>,
+    pub liveness_checks: u64,
+}
+
+/// The parent driver. See the module doc.
+#[derive(Debug)]
+pub struct Port<R: Deref<Target = Region>, W: ChildWatch> {
+    region: R,
+    watch: W,
+    machine: ParentEndpoint,
+    ring: Consumer,
+    tasks: BTreeMap<DispatchId, Arc<Completion<TaskResult>>>,
+    controls: BTreeMap<DispatchId, ControlCells>,
+    stats: PortStats,
+}
+
+impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
+    /// Drive `region` as its parent. The region must be fresh (IDLE, empty
+    /// ring) and have no other parent.
+    pub fn new(region: R, watch: W) -> Self {
+        let ring = Consumer::new(&region);
+        Port {
+            region,
+            watch,
+            machine: ParentEndpoint::new(),
+            ring,
+            tasks: BTreeMap::new(),
+            controls: BTreeMap::new(),
+            stats: PortStats::default(),
+        }
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    pub fn stats(&self) -> &PortStats {
+        &self.stats
+    }
+
+    /// The machine's last known word.
+    pub fn word(&self) -> WordState {
+        self.machine.word()
+    }
+
+    /// The machine (read-only view, for diagnostics and checks).
+    pub fn endpoint(&self) -> &ParentEndpoint {
+        &self.machine
+    }
+
+    /// Queue a run of the prepared callable `{slot, generation}`.
+    pub fn submit_task(
+        &mut self,
+        slot: SlotIndex,
+        generation: Generation,
+        config: RunConfig,
+        args: TaskArgs,
+    ) -> Result<TaskHandle, RunError> {
+        let d = self.submit(ParentInput::SubmitTask { slot, generation, config, args }).map_err(RunError::from)?;
+        let cell = Arc::new(Completion::new());
+        self.tasks.insert(d, cell.clone());
+        Ok(TaskHandle { dispatch: d, cell })
+    }
+
+    /// Queue a control (for `Register`, slot and generation are 0).
+    pub fn submit_control(
+        &mut self,
+        slot: SlotIndex,
+        generation: Generation,
+        op: ControlOp,
+    ) -> Result<ControlHandle, ControlError> {
+        let d = self.submit(ParentInput::SubmitControl { slot, generation, op }).map_err(ControlError::from)?;
+        let reply = Arc::new(Completion::new());
+        let settled = Arc::new(Completion::new());
+        self.controls.insert(d, ControlCells { reply: reply.clone(), settled: settled.clone() });
+        Ok(ControlHandle { dispatch: d, reply, settled })
+    }
+
+    fn submit(&mut self, input: ParentInput) -> Result<DispatchId, crate::mailbox::parent::SubmitError> {
+        match self.machine.handle(input) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => unreachable!("a submission returns its dispatch id"),
+            Err(ParentError::Submit(e)) => Err(e),
+            Err(ParentError::Unexpected(u)) => panic!("port fed its machine an unexpected input: {u:?}"),
+        }
+    }
+
+    /// Refuse new submissions and raise the region's sticky shutdown flag
+    /// (the child stops at its next loop). Outstanding handles still resolve
+    /// (drive the port, or let the watch report the child gone).
+    pub fn shutdown(&mut self) {
+        self.region.request_shutdown();
+        self.feed(ParentInput::Shutdown);
+    }
+
+    /// Work is queued or in flight.
+    pub fn outstanding(&self) -> bool {
+        self.machine.outstanding()
+    }
+
+    /// One step; true when anything changed.
+    pub fn progress(&mut self) -> bool {
+        self.stats.steps += 1;
+        let mut did = false;
+        // The ring matters while a settlement is owed or a control is in
+        // flight (its settlement may overtake its result).
+        if self.machine.settlements_owed() > 0 || self.machine.control_in_flight().is_some() {
+            while let Some(c) = self.ring.pop(&self.region) {
+                self.stats.completions_popped += 1;
+                let corrupt = c.is_err();
+                self.feed(ParentInput::Completion(c));
+                did = true;
+                if corrupt {
+                    break;
+                }
+            }
+        }
+        if self.machine.wants_word() {
+            let raw = self.region.word().load();
+            let before = self.machine.word().encode();
+            self.feed(ParentInput::Observed(raw));
+            did |= raw != before;
+        }
+        did |= self.drain();
+        if !did && self.machine.outstanding() && self.machine.gone().is_none() {
+            self.stats.liveness_checks += 1;
+            if let Some(err) = self.watch.check(&self.region) {
+                self.child_gone(err);
+                did = true;
+            }
+        }
+        did
+    }
+
+    /// Drive `progress` until `done()` holds. Spins briefly, then parks
+    /// (see the module doc). Returns false if nothing is outstanding and
+    /// `done()` still does not hold (it never will through this port).
+    pub fn drive_until(&mut self, mut done: impl FnMut() -> bool) -> bool {
+        let mut backoff = Backoff::default();
+        loop {
+            if done() {
+                return true;
+            }
+            if self.progress() {
+                backoff.reset();
+                continue;
+            }
+            if !self.machine.outstanding() {
+                return done();
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Drive until the task resolves and return its result.
+    pub fn wait_task(&mut self, h: &TaskHandle) -> TaskResult {
+        self.drive_until(|| h.is_ready());
+        h.try_take().expect("a task handle resolves exactly once and is taken once")
+    }
+
+    /// Drive until the control is accepted (or refused).
+    pub fn wait_control(&mut self, h: &ControlHandle) -> ControlResult {
+        self.drive_until(|| h.is_accepted());
+        h.try_take_reply().expect("a control handle resolves exactly once and is taken once")
+    }
+
+    /// Drive until the control's settlement arrives (`Ok(None)`: none owed).
+    pub fn wait_settled(&mut self, h: &ControlHandle) -> SettleResult {
+        self.drive_until(|| h.is_settled());
+        h.try_take_settled().expect("a settlement resolves exactly once and is taken once")
+    }
+
+    fn feed(&mut self, input: ParentInput) {
+        if let Err(e) = self.machine.handle(input) {
+            panic!("port fed its machine an unexpected input: {e:?}");
+        }
+    }
+
+    /// The child is gone: make sure it cannot serve again (poison, one way),
+    /// kill and reap it, then fail everything outstanding.
+    fn child_gone(&mut self, err: EndpointError) {
+        let _previous = self.region.word().poison();
+        self.watch.kill_and_reap();
+        self.feed(ParentInput::ChildGone(err));
+        self.drain();
+    }
+
+    /// Execute the machine's outputs; true when there were any.
+    fn drain(&mut self) -> bool {
+        let mut did = false;
+        while let Some(out) = self.machine.poll() {
+            did = true;
+            match out {
+                ParentOutput::Write { field, frame } => {
+                    // The machine checked the size against the frame capacity;
+                    // a field smaller than that exists only under model
+                    // checking, with model-sized frames.
+                    self.region.write_frame(field, &frame).expect("a submitted frame fits its field");
+                }
+                ParentOutput::Cas { from, to } => {
+                    let r = self.region.word().cas(from, to);
+                    self.feed(ParentInput::CasResult(r));
+                }
+                ParentOutput::Read { field } => {
+                    let r = self.region.read_frame(field);
+                    self.feed(ParentInput::ReadResult(r));
+                }
+                ParentOutput::TaskDone { dispatch, result } => {
+                    let cell = self.tasks.remove(&dispatch).expect("a task resolves once");
+                    assert!(cell.complete(result).is_ok(), "task {dispatch:?} resolved twice");
+                }
+                ParentOutput::ControlDone { dispatch, result } => {
+                    let owed = matches!(
+                        result,
+                        Ok(ControlReply::Registered { fresh: true, .. })
+                            | Ok(ControlReply::Unregistered { last: true })
+                    );
+                    let cells = self.controls.get(&dispatch).expect("a control resolves once");
+                    let (reply, settled) = (cells.reply.clone(), cells.settled.clone());
+                    assert!(reply.complete(result).is_ok(), "control {dispatch:?} resolved twice");
+                    if !owed {
+                        self.controls.remove(&dispatch);
+                        assert!(settled.complete(Ok(None)).is_ok(), "settlement of {dispatch:?} resolved twice");
+                    }
+                }
+                ParentOutput::Settled { dispatch, result } => {
+                    let cells = self.controls.remove(&dispatch).expect("a settlement resolves once");
+                    if result.is_ok() {
+                        self.stats.settled_order.push(dispatch);
+                    }
+                    assert!(cells.settled.complete(result.map(Some)).is_ok(), "settlement {dispatch:?} twice");
+                }
+                ParentOutput::Poison { reason } => {
+                    self.child_gone(EndpointError::Poisoned(reason));
+                }
+            }
+        }
+        did
+    }
+}
+
+/// Spin, then yield, then park with a growing timeout (std); yield under
+/// loom and shuttle (spinning only adds schedules there).
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    idle: u32,
+}
+
+impl Backoff {
+    pub(crate) fn reset(&mut self) {
+        self.idle = 0;
+    }
+
+    pub(crate) fn snooze(&mut self) {
+        self.idle = self.idle.saturating_add(1);
+        #[cfg(any(chiplane_loom, chiplane_shuttle))]
+        crate::sync::thread::yield_now();
+        #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+        {
+            const SPINS: u32 = 64;
+            const YIELDS: u32 = 16;
+            if self.idle <= SPINS {
+                crate::sync::spin_loop();
+            } else if self.idle <= SPINS + YIELDS {
+                crate::sync::thread::yield_now();
+            } else {
+                // Bounded poll of cross-process shared memory (module doc):
+                // 1 us doubling to 64 us, far below the seed's 50 us sleeps
+                // on the first wake-ups.
+                let shift = (self.idle - SPINS - YIELDS).min(6);
+                std::thread::park_timeout(core::time::Duration::from_micros(1 << shift));
+            }
+        }
+    }
+}
