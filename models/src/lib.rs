@@ -10,7 +10,7 @@ pub mod exhaustive;
 pub mod fuzz_harness;
 pub mod harness;
 pub mod l2;
+pub mod mailbox_backend;
 pub mod mutants;
 pub mod system;
 pub mod testchip;
-pub mod mailbox_backend;

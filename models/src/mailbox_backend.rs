@@ -53,13 +53,24 @@ pub struct Artifact {
 /// What the chip side did, in order.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Record {
-    Prepared { tag: u64 },
+    Prepared {
+        tag: u64,
+    },
     /// A run retired (`ok`: the chip ran it).
-    Run { dispatch: DispatchId, tag: Option<u64>, ok: bool },
-    Released { tag: u64 },
+    Run {
+        dispatch: DispatchId,
+        tag: Option<u64>,
+        ok: bool,
+    },
+    Released {
+        tag: u64,
+    },
     /// A memory or domain control applied while `tasks_open` tasks were
     /// accepted and not yet finished.
-    Control { dispatch: DispatchId, tasks_open: usize },
+    Control {
+        dispatch: DispatchId,
+        tasks_open: usize,
+    },
 }
 
 /// What a gated run waits for.
@@ -193,7 +204,7 @@ impl ModelChip {
     }
 
     /// Spawn the lane threads `mode` asks for (none for `Inline`).
-    pub fn spawn_lanes(self: &Arc<Self>, mode: LaneMode) -> Vec<thread::JoinHandle<()>> {
+    pub fn spawn_lanes(this: &Arc<Self>, mode: LaneMode) -> Vec<thread::JoinHandle<()>> {
         let lane = |chip: Arc<ModelChip>, f: fn(&ModelChip) -> bool| {
             thread::spawn(move || {
                 while !chip.stopped() {
@@ -204,8 +215,10 @@ impl ModelChip {
             })
         };
         match mode {
-            LaneMode::Threads => vec![lane(self.clone(), ModelChip::run_step), lane(self.clone(), ModelChip::register_step)],
-            LaneMode::OneThread => vec![lane(self.clone(), |c| {
+            LaneMode::Threads => {
+                vec![lane(this.clone(), ModelChip::run_step), lane(this.clone(), ModelChip::register_step)]
+            }
+            LaneMode::OneThread => vec![lane(this.clone(), |c| {
                 let mut s = c.lock();
                 let a = s.run_step();
                 let b = s.register_step();
@@ -456,5 +469,54 @@ pub fn prepared(s: &Option<Settlement>) -> Option<Result<(), RegisterError>> {
     match s {
         Some(Settlement::Prepared(r)) => Some(r.clone()),
         _ => None,
+    }
+}
+
+/// The scenario bodies on real threads (std backend): plain `cargo test`
+/// exercises the port, the serve loop and the region with every lane mode.
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests {
+    use super::scenarios::*;
+    use super::LaneMode;
+
+    const ROUNDS: usize = 30;
+    const MODES: [LaneMode; 3] = [LaneMode::Threads, LaneMode::OneThread, LaneMode::Inline];
+
+    #[test]
+    fn std_s1_pipeline_and_staging() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s1_pipeline(m);
+                s1_staged(m);
+            }
+        }
+    }
+
+    #[test]
+    fn std_s2_s8() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s2_done_during_control(m);
+                s8_memory_waits_for_idle(m);
+            }
+        }
+    }
+
+    #[test]
+    fn std_s9_child_death() {
+        for _ in 0..ROUNDS {
+            s9_child_death(Death::Killed);
+            s9_child_death(Death::MonitorPoisons);
+            s9_child_death(Death::MonitorPoisonsAtControlDone);
+        }
+    }
+
+    #[test]
+    fn std_s11_ring_full() {
+        for _ in 0..ROUNDS {
+            for m in MODES {
+                s11_ring_full(m, 4);
+            }
+        }
     }
 }

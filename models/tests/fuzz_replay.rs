@@ -1,9 +1,12 @@
 //! Replays the committed fuzz inputs through the fuzz target bodies (so plain
 //! `cargo test` catches a regression without cargo-fuzz or nightly), and runs
-//! a short deterministic smoke: valid encodings of every frame kind mutated
-//! by a fixed-seed generator.
+//! a short deterministic smoke of each target: for `frame_decode`, valid
+//! encodings of every frame kind mutated by a fixed-seed generator; for
+//! `slot_table` and `mailbox_protocol`, fixed-seed random bytes (decoded by
+//! `arbitrary` into action sequences) and mutations of the seed scripts.
 
 use chiplane_models::fuzz_harness::frame_decode::{frame_decode, seed_frames};
+use chiplane_models::fuzz_harness::{mailbox_protocol, seeds, slot_table, system_walk};
 use std::path::PathBuf;
 
 fn fuzz_dir(sub: &str) -> PathBuf {
@@ -20,15 +23,134 @@ fn files(dir: &PathBuf) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn replay_frame_decode_regressions() {
-    let inputs = files(&fuzz_dir("regressions/frame_decode"));
-    assert!(!inputs.is_empty(), "no regression inputs committed");
+fn replay_dir(sub: &str, body: fn(&[u8])) {
+    let inputs = files(&fuzz_dir(sub));
+    assert!(!inputs.is_empty(), "no inputs committed in fuzz/{sub}");
     for p in inputs {
         let data = std::fs::read(&p).unwrap();
         eprintln!("replay {}", p.display());
-        frame_decode(&data);
+        body(&data);
     }
+}
+
+#[test]
+fn replay_frame_decode_regressions() {
+    replay_dir("regressions/frame_decode", frame_decode);
+}
+
+#[test]
+fn replay_slot_table_regressions_and_seeds() {
+    replay_dir("regressions/slot_table", slot_table::slot_table);
+    replay_dir("seeds/slot_table", slot_table::slot_table);
+}
+
+#[test]
+fn replay_mailbox_protocol_regressions_and_seeds() {
+    replay_dir("regressions/mailbox_protocol", mailbox_protocol::mailbox_protocol);
+    replay_dir("seeds/mailbox_protocol", mailbox_protocol::mailbox_protocol);
+}
+
+#[test]
+fn replay_system_walk_regressions_and_seeds() {
+    replay_dir("regressions/system_walk", system_walk::system_walk);
+    replay_dir("seeds/system_walk", system_walk::system_walk);
+}
+
+/// The system_walk seeds are the committed files and, together, reach a
+/// deferred TASK_DONE and a control during TASK_RUNNING.
+#[test]
+fn system_walk_seeds_reach_their_states() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let (mut deferred, mut control_during_task) = (false, false);
+    for (name, bytes) in seeds::system_walk_seeds() {
+        let file = fuzz_dir("seeds/system_walk").join(name);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: seed file out of date; run generate_seeds");
+        let bounds = system_walk::Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])).unwrap();
+        let s = system_walk::walk(bounds.config(), &bytes[8..]);
+        deferred |= s.saw_deferred_done;
+        control_during_task |= s.saw_control_during_task;
+    }
+    assert!(
+        deferred && control_during_task,
+        "seeds reach: deferred {deferred}, control during task {control_during_task}"
+    );
+}
+
+/// The seed scripts decode back to themselves and reach what their names
+/// say (a control during TASK_RUNNING, a deferred TASK_DONE, a tombstoned
+/// slot, a cancelled prepare, ...), and the committed seed files are theirs.
+#[test]
+fn seed_scripts_reach_their_states() {
+    for (name, script, reached) in seeds::mailbox_seeds() {
+        let bytes = mailbox_protocol::encode(&script);
+        assert_eq!(mailbox_protocol::decode(&bytes), script, "{name}: encoder disagrees with arbitrary");
+        let r = mailbox_protocol::run(&script);
+        assert!(reached(&r), "mailbox seed {name} no longer reaches its state: {r:?}");
+        let file = fuzz_dir("seeds/mailbox_protocol").join(name);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes), "{name}: seed file out of date; run generate_seeds");
+    }
+    for (name, script, reached) in seeds::slot_seeds() {
+        let bytes = slot_table::encode(&script);
+        assert_eq!(slot_table::decode(&bytes), script, "{name}: encoder disagrees with arbitrary");
+        let r = slot_table::run(&script);
+        assert!(reached(&r), "slot seed {name} no longer reaches its state: {r:?}");
+        let file = fuzz_dir("seeds/slot_table").join(name);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes), "{name}: seed file out of date; run generate_seeds");
+    }
+}
+
+/// Fixed-seed random bytes plus byte mutations of the seed scripts.
+fn smoke(seed: u64, n: usize, seeds: &[Vec<u8>], body: fn(&[u8])) {
+    let mut rng = Rng(seed);
+    for i in 0..n {
+        let data: Vec<u8> = if i % 2 == 0 || seeds.is_empty() {
+            let len = rng.below(400);
+            (0..len).map(|_| rng.next() as u8).collect()
+        } else {
+            let mut b = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..1 + rng.below(3) {
+                let n = b.len();
+                match rng.below(3) {
+                    0 if n > 0 => {
+                        let at = rng.below(n);
+                        b[at] = rng.next() as u8;
+                    }
+                    1 if n > 0 => b.truncate(rng.below(n)),
+                    _ => {
+                        let at = rng.below(n + 1);
+                        let other = &seeds[rng.below(seeds.len())];
+                        let from = rng.below(other.len().max(1));
+                        let chunk: Vec<u8> = other.iter().skip(from).take(rng.below(40)).copied().collect();
+                        b.splice(at..at, chunk);
+                    }
+                }
+            }
+            b
+        };
+        if std::panic::catch_unwind(|| body(&data)).is_err() {
+            let path = std::env::temp_dir().join(format!("fuzz-smoke-failure-{seed:x}-{i}"));
+            std::fs::write(&path, &data).unwrap();
+            panic!("smoke input {i} crashed; saved to {} (replay it with the target body)", path.display());
+        }
+    }
+}
+
+#[test]
+fn smoke_slot_table() {
+    let seeds: Vec<Vec<u8>> = seeds::slot_seeds().iter().map(|(_, s, _)| slot_table::encode(s)).collect();
+    smoke(0x5107_7ab1e, 3000, &seeds, slot_table::slot_table);
+}
+
+#[test]
+fn smoke_system_walk() {
+    let seeds: Vec<Vec<u8>> = seeds::system_walk_seeds().into_iter().map(|(_, b)| b).collect();
+    smoke(0x5157_e3a1, 1500, &seeds, system_walk::system_walk);
+}
+
+#[test]
+fn smoke_mailbox_protocol() {
+    let seeds: Vec<Vec<u8>> = seeds::mailbox_seeds().iter().map(|(_, s, _)| mailbox_protocol::encode(s)).collect();
+    smoke(0x3a11_b0c5, 3000, &seeds, mailbox_protocol::mailbox_protocol);
 }
 
 #[test]
@@ -97,7 +219,9 @@ fn smoke_frame_decode_mutations() {
     assert!(decoded > 0, "no mutated input decoded; the smoke only exercises the header checks");
 }
 
-/// Regenerates `fuzz/seeds/frame_decode/` (one valid encoding per seed frame):
+/// Regenerates `fuzz/seeds/<target>/` for every target (frame_decode: one
+/// valid encoding per seed frame; slot_table, mailbox_protocol: the encoded
+/// seed scripts of `fuzz_harness::seeds`):
 /// `cargo test -p chiplane-models --test fuzz_replay -- --ignored generate_seeds`.
 #[test]
 #[ignore]
@@ -107,5 +231,37 @@ fn generate_seeds() {
     for (i, f) in seed_frames().iter().enumerate() {
         let kind = format!("{:?}", f.kind()).to_lowercase();
         std::fs::write(dir.join(format!("{i:02}-{kind}.bin")), f.encode().unwrap()).unwrap();
+    }
+    let dir = fuzz_dir("seeds/slot_table");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, script, _) in seeds::slot_seeds() {
+        std::fs::write(dir.join(name), slot_table::encode(&script)).unwrap();
+    }
+    let dir = fuzz_dir("seeds/mailbox_protocol");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, script, _) in seeds::mailbox_seeds() {
+        std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
+    }
+    let dir = fuzz_dir("seeds/system_walk");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in seeds::system_walk_seeds() {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let dir = fuzz_dir("regressions/mailbox_protocol");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, script) in seeds::mailbox_regressions() {
+        std::fs::write(dir.join(name), mailbox_protocol::encode(&script)).unwrap();
+    }
+}
+
+/// The committed inputs of the two core bugs the target found are those of
+/// `seeds::mailbox_regressions` (replayed by the test above).
+#[test]
+fn mailbox_protocol_regressions_up_to_date() {
+    for (name, script) in seeds::mailbox_regressions() {
+        let file = fuzz_dir("regressions/mailbox_protocol").join(name);
+        let bytes = mailbox_protocol::encode(&script);
+        assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: file out of date; run generate_seeds");
+        mailbox_protocol::mailbox_protocol(&bytes);
     }
 }

@@ -13,8 +13,17 @@ echo "| mutant | killed | seeds to first failure | first failing seed | checker 
 echo "|---|---|---|---|---|"
 survivors=0
 for m in "${visible[@]}"; do
-  CHIPLANE_MUTANT=$m cargo build -q --release -p chiplane-sim 2>/dev/null
-  out=$(CHIPLANE_MUTANT=$m ./target/release/chiplane-sim campaign --seeds "0..$seeds" --stop-on-failure --jobs 2)
+  if ! CHIPLANE_MUTANT=$m cargo build -q --release -p chiplane-sim 2>/tmp/chiplane-sim-mutant-build.log; then
+    echo "| $m | BUILD FAILED | - | - | see /tmp/chiplane-sim-mutant-build.log |"
+    survivors=$((survivors + 1))
+    continue
+  fi
+  out=$(./target/release/chiplane-sim campaign --seeds "0..$seeds" --stop-on-failure --jobs 2)
+  if ! grep -q "^built with mutant $m\$" <<<"$out"; then
+    echo "| $m | NOT BUILT IN | - | - | the binary does not report mutant $m |"
+    survivors=$((survivors + 1))
+    continue
+  fi
   seed=$(sed -n 's/^first-failure seed=//p' <<<"$out")
   if [ -n "$seed" ]; then
     why=$(grep -m1 '^FAIL seed' <<<"$out" | sed 's/^FAIL seed [0-9]* //' | cut -c1-110 | tr '|' '/')

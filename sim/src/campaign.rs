@@ -18,6 +18,7 @@ pub struct Campaign {
     pub failures: Vec<(u64, Verdict)>,
     pub events: u64,
     pub elapsed: Duration,
+    pub cov: crate::sched::Coverage,
 }
 
 impl Campaign {
@@ -58,6 +59,7 @@ pub fn run(seeds: Range<u64>, jobs: usize, stop_on_failure: bool, progress: bool
                     let (_, r) = crate::run_seed(seed, false);
                     local.seeds_run += 1;
                     local.events += r.events;
+                    local.cov.add(&r.cov);
                     *local.counts.entry(r.verdict.label()).or_insert(0) += 1;
                     if r.verdict != Verdict::Pass {
                         local.failures.push((seed, r.verdict));
@@ -72,6 +74,7 @@ pub fn run(seeds: Range<u64>, jobs: usize, stop_on_failure: bool, progress: bool
                 let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
                 o.seeds_run += local.seeds_run;
                 o.events += local.events;
+                o.cov.add(&local.cov);
                 for (k, v) in local.counts {
                     *o.counts.entry(k).or_insert(0) += v;
                 }

@@ -107,6 +107,7 @@ pub struct ChipSide {
     pub replays: u64,
     /// L3: the chip child died; its lanes never act again.
     pub dead: bool,
+    lost_one: bool,
 }
 
 /// Index of the callable a sim spec was built for (`params[0] = N + index`).
@@ -137,6 +138,7 @@ impl ChipSide {
             prepares_done: 0,
             replays: 0,
             dead: false,
+            lost_one: false,
         }
     }
 
@@ -145,6 +147,17 @@ impl ChipSide {
     pub fn feed(&mut self, cx: &mut Ctx, input: SlotInput<SimArtifact>) -> Result<SlotReply, SlotError> {
         let min = ModelIn::of(&input);
         let r = self.table.handle(input);
+        match (&min, &r) {
+            (ModelIn::Unregister(h), Ok(SlotReply::Unregistered { last: true })) => match self.table.state(h.index) {
+                Some(chiplane_core::slot::SlotState::Unregistering) => cx.cov.hit(3),
+                Some(chiplane_core::slot::SlotState::Cancelling) => cx.cov.hit(4),
+                _ => {}
+            },
+            (ModelIn::Register(_), Ok(SlotReply::Registered { fresh: false, .. })) => cx.cov.hit(7),
+            (ModelIn::Finish(..), Ok(SlotReply::PrepareStale)) => cx.cov.hit(6),
+            (ModelIn::Pin(_), Ok(_)) if !self.run_lane.is_idle() || self.run_cur.is_some() => cx.cov.hit(5),
+            _ => {}
+        }
         cx.check.slot_input(min, &r);
         self.drain(cx);
         r
@@ -402,7 +415,12 @@ impl ChipSide {
         let _ = self.run_lane.handle(LaneInput::Finished { id: cur.id });
         self.runs_done += 1;
         cx.trace.mix(u64::from(result.is_ok()));
-        self.notes.push_back(Note::RunFinished { token: cur.tok.token, result });
+        if cx.opts.planted_lost_completion && !self.lost_one {
+            // Planted driver bug (tests only): this completion is lost.
+            self.lost_one = true;
+        } else {
+            self.notes.push_back(Note::RunFinished { token: cur.tok.token, result });
+        }
         // The next run may start now.
         self.recheck_run = true;
     }

@@ -148,7 +148,8 @@ pub fn legal(side: Side, from: WordState, to: WordState) -> bool {
 
 impl L3 {
     pub fn new(cx: &mut Ctx) -> L3 {
-        let ring_cap = cx.rng.range(1, 4) as usize;
+        // Small rings, often 1 entry, so "ring full" (S11) is common.
+        let ring_cap = if cx.rng.coin() { 1 } else { cx.rng.range(2, 4) as usize };
         cx.trace.name_track(TRACK_WORD, "mailbox word");
         cx.trace.name_track(TRACK_PARENT, "parent endpoint");
         cx.trace.name_track(TRACK_CHILD, "child endpoint");
@@ -214,7 +215,9 @@ impl L3 {
         }
         if !self.scheduled[side] {
             self.scheduled[side] = true;
-            let d = cx.opts.poll.sample(&mut cx.rng);
+            let base = cx.opts.poll.sample(&mut cx.rng);
+            // A slow side (descheduled process): the slow-lane fault applies.
+            let d = cx.lane_latency(base);
             cx.at(d, if side == P { Ev::ParentStep } else { Ev::ChildStep });
         }
     }
@@ -269,6 +272,9 @@ impl L3 {
             if let Ok(Frame::Control(c)) = Frame::decode_field(&self.fields[fi(Field::Control)], FrameKind::Control) {
                 if !c.op.allowed_during_task() {
                     cx.check.fail(|| format!("rule 3: {:?} control entered during TASK_RUNNING", c.op));
+                }
+                if matches!(c.op, ControlOp::Register { .. }) {
+                    cx.cov.hit(1);
                 }
             }
         }
@@ -353,6 +359,9 @@ impl L3 {
     }
 
     pub fn submit_memory(&mut self, cx: &mut Ctx, op: u32, bytes: u64, free: bool) {
+        if WordState::decode(self.word).is_some_and(|w| w.task_outstanding()) {
+            cx.cov.hit(8);
+        }
         match self.submit_control(cx, SlotIndex(0), Generation(0), ControlOp::Memory { bytes, free }) {
             Ok(d) => {
                 self.dispatches.insert(d, Dispatch::Memory { op });
@@ -554,6 +563,7 @@ impl L3 {
         chip.dead = true;
         chip.chip.reclaim_all();
         self.deaths += 1;
+        cx.cov.hit(9);
         cx.trace.instant(TRACK_CHILD, "child died", cx.now);
     }
 
@@ -565,6 +575,9 @@ impl L3 {
         let Some(o) = self.child_out.pop_front() else {
             if self.child.wants_word() {
                 let free = self.ring_cap - self.ring.len();
+                if free == 0 && self.child.completions_held() > 0 {
+                    cx.cov.hit(11);
+                }
                 let key = (self.view[C].1, free);
                 if self.parked_at[C] == Some(key) {
                     return;
@@ -622,7 +635,16 @@ impl L3 {
                     cx.check.fail(|| "rule 9: the child did not answer an applied control at once".into());
                 }
             }
-            ChildOutput::Write { field, frame } => self.write(cx, field, &frame, false),
+            ChildOutput::Write { field, frame } => {
+                let under_control = matches!(
+                    WordState::decode(self.word),
+                    Some(WordState::ControlReady { .. } | WordState::ControlDone { .. })
+                );
+                if under_control && matches!(frame, Frame::TaskResult(_)) {
+                    cx.cov.hit(2);
+                }
+                self.write(cx, field, &frame, false)
+            }
             ChildOutput::Cas { from, to } => {
                 let r = self.cas(cx, C, from, to);
                 self.feed_child(cx, ChildInput::CasResult(r));

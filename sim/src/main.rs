@@ -88,6 +88,10 @@ fn real_main(args: &[String]) -> Result<ExitCode, String> {
             for (k, v) in &c.counts {
                 println!("  {k}: {v}");
             }
+            println!("named scenarios reached (design.md section 7):");
+            for (name, n) in chiplane_sim::sched::Coverage::NAMES.iter().zip(c.cov.0) {
+                println!("  {name}: {n}");
+            }
             for (seed, v) in c.failures.iter().take(20) {
                 println!("FAIL seed {seed} ({}): {}", v.label(), detail(v));
                 let env = if mutant == "none" { String::new() } else { format!("CHIPLANE_MUTANT={mutant} ") };

@@ -101,6 +101,10 @@ pub struct Options {
     /// it is polling.
     pub poll: Dist,
     pub faults: Faults,
+    /// A planted bug in the *simulator's* driver (never drawn from a seed):
+    /// the first run completion the chip side reports is dropped. Tests use
+    /// it to show that the liveness checker catches a lost completion.
+    pub planted_lost_completion: bool,
 }
 
 /// Tensor length of every callable (small: the sim is about schedules).
@@ -151,6 +155,7 @@ impl Options {
             release: Dist { base_ns: 1000, jitter_ns: r.range(0, 100) * 1000 },
             poll: Dist { base_ns: 1000, jitter_ns: r.range(0, 50) * 1000 },
             faults,
+            planted_lost_completion: false,
         }
     }
 

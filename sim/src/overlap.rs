@@ -226,6 +226,7 @@ pub fn trial_options(shape: Shape, lat: (u64, u64, u64)) -> Options {
         // a few hundred bytes, a ring push) or a wake-up: 200 ns.
         poll: Dist::fixed(MAILBOX_STEP_NS),
         faults: Faults::default(),
+        planted_lost_completion: false,
     }
 }
 

@@ -65,6 +65,40 @@ pub struct Ctx {
     pub trace: Trace,
     /// Faults are injected only while the workload runs; cleanup is fault free.
     pub faults_on: bool,
+    /// How often each named scenario of design.md section 7 was reached.
+    pub cov: Coverage,
+}
+
+/// Reach counts of the named scenarios S1..S11 (design.md section 7), index
+/// 0 = S1. A campaign sums them; a test asserts every one is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Coverage(pub [u64; 11]);
+
+impl Coverage {
+    pub const NAMES: [&'static str; 11] = [
+        "S1 register during TASK_RUNNING",
+        "S2 run done during a control (TASK_DONE deferred)",
+        "S3 final unregister with a run pinned (tombstone)",
+        "S4 final unregister while PREPARING (cancel)",
+        "S5 run queued behind an earlier run",
+        "S6 stale completion dropped",
+        "S7 register of a registered digest",
+        "S8 memory control while a task is out",
+        "S9 child death",
+        "S10 blocked caller woken",
+        "S11 completion ring full, settlements held",
+    ];
+
+    /// Scenario `n` (1-based) was reached.
+    pub fn hit(&mut self, n: usize) {
+        self.0[n - 1] += 1;
+    }
+
+    pub fn add(&mut self, o: &Coverage) {
+        for (a, b) in self.0.iter_mut().zip(o.0) {
+            *a += b;
+        }
+    }
 }
 
 impl Ctx {
@@ -79,6 +113,7 @@ impl Ctx {
             check,
             trace: Trace::new(record_spans),
             faults_on: true,
+            cov: Coverage::default(),
         }
     }
 

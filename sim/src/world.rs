@@ -129,6 +129,12 @@ pub struct Report {
     pub deaths: u64,
     /// Handles that resolved with an error.
     pub errors: u64,
+    /// Named scenarios reached.
+    pub cov: crate::sched::Coverage,
+    /// Runs whose handle named another callable (or none) when submitted
+    /// than when the chip side pinned it (L3: a handle fabricated before its
+    /// generation was issued, pinned after).
+    pub renamed_runs: u64,
     pub chrome: Vec<String>,
 }
 
@@ -145,6 +151,9 @@ pub struct World {
     pub l3: Option<crate::l3::L3>,
     /// The overlap experiment's scripted caller (replaces the random workload).
     pub(crate) script: Option<crate::overlap::Script>,
+    renamed_runs: u64,
+    /// Per run op: the callable its handle named at submission.
+    named_at_submit: Vec<(u32, Option<usize>)>,
 }
 
 impl World {
@@ -181,6 +190,8 @@ impl World {
             working: ncallers,
             l3: None,
             script: None,
+            renamed_runs: 0,
+            named_at_submit: Vec::new(),
         };
         if shape == Shape::L3 {
             w.l3 = Some(crate::l3::L3::new(&mut w.cx));
@@ -252,6 +263,8 @@ impl World {
             stale_completions: self.chip.table.stale_completions(),
             deaths: self.l3.as_ref().map_or(0, |l| l.deaths),
             errors: self.ops.iter().filter(|o| o.result.as_ref().is_some_and(is_err)).count() as u64,
+            cov: self.cx.cov,
+            renamed_runs: self.renamed_runs,
             chrome,
         }
     }
@@ -260,6 +273,7 @@ impl World {
         match ev {
             Ev::CallerStep(c) => self.caller_step(c),
             Ev::Wake(c) => {
+                self.cx.cov.hit(10);
                 self.callers[c as usize].blocked_on = None;
                 self.caller_step(c);
             }
@@ -320,6 +334,12 @@ impl World {
     }
 
     fn pinned(&mut self, op: u32, callable: Option<usize>) {
+        if let Some(&(_, at_submit)) = self.named_at_submit.iter().find(|(o, _)| *o == op) {
+            if at_submit != callable {
+                self.renamed_runs += 1;
+            }
+        }
+        self.named_at_submit.retain(|(o, _)| *o != op);
         if let Some((c, _)) = self.ops[op as usize].run.as_mut() {
             *c = callable;
         }
@@ -583,6 +603,9 @@ impl World {
         let op = self.new_op(c, OpKind::Run);
         // The callable is filled in when the run is pinned (`Note::Pinned`).
         self.ops[op as usize].run = Some((None, args.clone()));
+        let named =
+            self.cx.check.model.digest_of(h).and_then(|d| self.cx.opts.callables.iter().position(|c| c.digest == d));
+        self.named_at_submit.push((op, named));
         if let Some(l3) = self.l3.as_mut() {
             l3.submit_run(&mut self.cx, op, h, args);
             return op;

@@ -41,3 +41,13 @@ fn faults_and_paths_are_exercised() {
     assert!(stale > 0, "no stale completion was ever replayed");
     assert!(runs > 1000, "only {runs} runs in 200 seeds");
 }
+
+/// Every named scenario of design.md section 7 is reached within 500 seeds.
+#[test]
+fn every_named_scenario_is_reached() {
+    let c = chiplane_sim::campaign::run(0..500, 2, false, false);
+    assert!(c.failures.is_empty());
+    for (name, n) in chiplane_sim::sched::Coverage::NAMES.iter().zip(c.cov.0) {
+        assert!(n > 0, "{name} never reached in 500 seeds");
+    }
+}

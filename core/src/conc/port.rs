@@ -38,6 +38,11 @@
 //! handles and block in their `wait` (the cell's condvar) while the driver
 //! thread runs `progress`/`drive_until`.
 
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync` (no `std::sync` path appears in it).
+#![allow(clippy::disallowed_types)]
+
 use core::ops::Deref;
 use std::collections::BTreeMap;
 
@@ -359,7 +364,8 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                 ParentOutput::ControlDone { dispatch, result } => {
                     let owed = matches!(
                         result,
-                        Ok(ControlReply::Registered { fresh: true, .. }) | Ok(ControlReply::Unregistered { last: true })
+                        Ok(ControlReply::Registered { fresh: true, .. })
+                            | Ok(ControlReply::Unregistered { last: true })
                     );
                     let cells = self.controls.get(&dispatch).expect("a control resolves once");
                     let (reply, settled) = (cells.reply.clone(), cells.settled.clone());

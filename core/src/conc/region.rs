@@ -54,6 +54,11 @@
 //! hundred bytes at most), and only the heap constructor exists (loom's and
 //! shuttle's atomics are not plain memory).
 
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync` (no `std::sync` path appears in it).
+#![allow(clippy::disallowed_types)]
+
 use crate::frame::{Frame, FrameError, HEADER_BYTES};
 use crate::mailbox::{kind_in, Field};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell};
@@ -187,6 +192,7 @@ impl Region {
         Ok(())
     }
 
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
     fn check_memory(ptr: *const u8, len: usize) -> Result<(), RegionError> {
         if len < Self::size_bytes() {
             return Err(RegionError::TooSmall { bytes: len, need: Self::size_bytes() });
@@ -294,6 +300,7 @@ impl Region {
         self.identity.magic.store(REGION_MAGIC, Ordering::Release);
     }
 
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
     fn check_identity(&self) -> Result<(), RegionError> {
         // Acquire: pairs with `write_identity`'s Release store of the magic.
         let magic = self.identity.magic.load(Ordering::Acquire);
@@ -425,6 +432,9 @@ fn copy_out(p: *const u8, len: usize) -> Vec<u8> {
 /// derefs to [`Region`]. hw wraps its memfd mapping in its own type with the
 /// same `Deref<Target = Region>`.
 #[derive(Clone, Debug)]
+// The Box keeps the ~200 KiB region off the stack (`Arc::new(Region)` would
+// build it there first); loom's and shuttle's `Arc` take a value.
+#[allow(clippy::redundant_allocation)]
 pub struct SharedRegion(crate::sync::Arc<Box<Region>>);
 
 impl SharedRegion {
@@ -438,5 +448,119 @@ impl core::ops::Deref for SharedRegion {
     type Target = Region;
     fn deref(&self) -> &Region {
         &self.0
+    }
+}
+
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests {
+    use super::*;
+    use crate::conc::ring::{Consumer, Producer, RingFull};
+    use crate::frame::{CompletionFrame, FrameId, Settlement, TaskResultFrame};
+    use crate::ids::{DispatchId, Generation, SlotIndex};
+    use crate::mailbox::word::WordState;
+    use crate::RunOutput;
+
+    fn id(d: u64) -> FrameId {
+        FrameId { dispatch: DispatchId(d), slot: SlotIndex(1), generation: Generation(2) }
+    }
+
+    /// A page-aligned, zeroed buffer standing in for a memfd mapping.
+    fn mapping() -> (Vec<u8>, usize) {
+        let len = Region::size_bytes() + Region::align_bytes();
+        let buf = vec![0u8; len];
+        let off = buf.as_ptr().align_offset(Region::align_bytes());
+        (buf, off)
+    }
+
+    #[test]
+    fn init_in_place_then_attach_sees_the_same_region() {
+        let (mut buf, off) = mapping();
+        let p = buf[off..].as_mut_ptr();
+        let len = buf.len() - off;
+        // SAFETY: `p..p+len` is ours for the whole test and used only as a Region.
+        let a = unsafe { Region::init_in_place(p, len, 8) }.unwrap();
+        // SAFETY: as above; initialised just now.
+        let b = unsafe { Region::attach(p, len) }.unwrap();
+        assert_eq!(a.word().snapshot(), Some(WordState::Idle));
+        assert!(a.word().cas(WordState::Idle, WordState::TaskReady).is_ok());
+        assert_eq!(b.word().snapshot(), Some(WordState::TaskReady));
+        let f = Frame::TaskResult(TaskResultFrame { id: id(3), result: Ok(RunOutput { tensors: vec![vec![1.5]] }) });
+        a.write_frame(Field::TaskResult, &f).unwrap();
+        assert_eq!(b.read_frame(Field::TaskResult), Ok(f));
+        assert_eq!(b.ring_capacity(), 8);
+        assert!(!b.shutdown_requested());
+        a.request_shutdown();
+        assert!(b.shutdown_requested());
+    }
+
+    #[test]
+    fn attach_and_init_reject_bad_memory() {
+        let (mut buf, off) = mapping();
+        let p = buf[off..].as_mut_ptr();
+        let len = buf.len() - off;
+        // SAFETY: zeroed memory we own; attach only reads the identity.
+        assert_eq!(unsafe { Region::attach(p, len) }.unwrap_err(), RegionError::BadMagic(0));
+        // SAFETY: as above.
+        let e = unsafe { Region::init_in_place(p, 16, 8) }.unwrap_err();
+        assert_eq!(e, RegionError::TooSmall { bytes: 16, need: Region::size_bytes() });
+        // SAFETY: as above (rejected before any write).
+        let e = unsafe { Region::init_in_place(p.wrapping_add(1), len - 1, 8) }.unwrap_err();
+        assert_eq!(e, RegionError::Misaligned { align: Region::align_bytes() });
+        // SAFETY: as above (rejected before any write).
+        let e = unsafe { Region::init_in_place(p, len, 0) }.unwrap_err();
+        assert_eq!(e, RegionError::RingCapacity { capacity: 0, max: RING_ENTRIES_MAX });
+        // SAFETY: as above.
+        let r = unsafe { Region::init_in_place(p, len, 2) }.unwrap();
+        r.identity.version.store(99, Ordering::Relaxed);
+        // SAFETY: as above.
+        assert_eq!(unsafe { Region::attach(p, len) }.unwrap_err(), RegionError::BadVersion(99));
+    }
+
+    #[test]
+    fn a_scribbled_field_is_a_typed_error_not_a_panic() {
+        let r = Region::new_boxed(2);
+        assert!(r.read_frame(Field::Task).is_err(), "zeroed field");
+        // Garbage header claiming a payload larger than the field.
+        r.control.with_mut(|p| {
+            // SAFETY: test-only exclusive access to the control field.
+            let b = unsafe { &mut *p };
+            b.fill(0xff);
+        });
+        assert!(r.read_frame(Field::Control).is_err());
+    }
+
+    #[test]
+    fn poison_is_one_way_against_every_cas() {
+        let r = Region::new_boxed(1);
+        assert_eq!(r.word().poison(), WordState::Idle.encode());
+        // No `transition_to_*` starts from POISONED, so every CAS a driver
+        // can issue starts elsewhere and fails.
+        for from in WordState::ALL.into_iter().filter(|w| *w != WordState::Poisoned) {
+            for to in WordState::ALL {
+                assert_eq!(r.word().cas(from, to), Err(crate::conc::word::POISONED), "{from:?}->{to:?}");
+            }
+        }
+        assert_eq!(r.word().load(), crate::conc::word::POISONED);
+    }
+
+    #[test]
+    fn ring_is_fifo_bounded_and_rejects_a_corrupt_tail() {
+        let r = Region::new_boxed(2);
+        let mut p = Producer::new(&r);
+        let mut c = Consumer::new(&r);
+        let done = |d| CompletionFrame { id: id(d), settlement: Settlement::Freed };
+        assert_eq!(p.free(&r, true), 2);
+        p.push(&r, done(1)).unwrap();
+        p.push(&r, done(2)).unwrap();
+        assert_eq!(p.push(&r, done(3)), Err(RingFull));
+        assert_eq!(c.pop(&r), Some(Ok(Frame::Completion(done(1)))));
+        assert_eq!(p.free(&r, false), 0, "cached head is a lower bound");
+        assert_eq!(p.free(&r, true), 1);
+        p.push(&r, done(3)).unwrap();
+        assert_eq!(c.pop(&r), Some(Ok(Frame::Completion(done(2)))));
+        assert_eq!(c.pop(&r), Some(Ok(Frame::Completion(done(3)))));
+        assert_eq!(c.pop(&r), None);
+        r.ring_tail().store(100, Ordering::Release);
+        assert!(matches!(c.pop(&r), Some(Err(FrameError::TooLarge { .. }))));
     }
 }

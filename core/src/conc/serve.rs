@@ -108,7 +108,14 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     /// Serve `region` as its child.
     pub fn new(region: R, backend: B) -> Self {
         let ring = Producer::new(&region);
-        Serve { region, backend, machine: ChildEndpoint::new(), ring, last_word: u32::MAX, stats: ServeStats::default() }
+        Serve {
+            region,
+            backend,
+            machine: ChildEndpoint::new(),
+            ring,
+            last_word: u32::MAX,
+            stats: ServeStats::default(),
+        }
     }
 
     pub fn stats(&self) -> &ServeStats {

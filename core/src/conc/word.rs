@@ -24,6 +24,11 @@
 //!   store, which erases a POISONED swapped in meanwhile by a liveness
 //!   monitor or by the child.
 
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync` (no `std::sync` path appears in it).
+#![allow(clippy::disallowed_types)]
+
 use crate::mailbox::word::WordState;
 use crate::sync::{AtomicU32, Ordering};
 

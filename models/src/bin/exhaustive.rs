@@ -39,7 +39,6 @@ pub fn configs(quick: bool) -> Vec<(&'static str, Config)> {
     ];
     if !quick {
         v.push(("ops4+death", Config { ops_max: 4, allow_death: true, ..base }));
-        v.push(("ops5", Config { ops_max: 5, allow_memory: false, ..base }));
     }
     v
 }

@@ -51,7 +51,7 @@ impl Rig {
     fn start(ring_capacity: u32, mode: LaneMode, chip: Arc<ModelChip>, killable: bool) -> (Rig, ModelPort) {
         let region = SharedRegion::new(ring_capacity);
         let watch = ModelWatch::default();
-        let lanes = chip.spawn_lanes(mode);
+        let lanes = ModelChip::spawn_lanes(&chip, mode);
         let child = {
             let region = region.clone();
             let backend = ModelBackend::new(chip.clone(), mode);
@@ -262,6 +262,11 @@ pub enum Death {
     /// A liveness monitor on the parent side swaps POISONED into the word at
     /// any point; poison is one way, so the word ends POISONED.
     MonitorPoisons,
+    /// The monitor fires while a control's result waits (it polls until it
+    /// sees CONTROL_DONE, or until the parent is done, then swaps): the
+    /// moment a restore by plain store would erase it. Random schedulers
+    /// rarely keep a one-shot monitor waiting that long on their own.
+    MonitorPoisonsAtControlDone,
 }
 
 /// S9: the child dies (or is poisoned) at each protocol step of "run C1,
@@ -273,13 +278,24 @@ pub fn s9_child_death(death: Death) {
     let c1 = chip.preregister(&spec(1));
     chip.set_run_gate(spec(1).digest(), RunGate::Registered(spec(2).digest()));
     let (rig, mut port) = Rig::start(2, LaneMode::Inline, chip, death == Death::Killed);
+    let parent_done = Arc::new(AtomicBool::new(false));
     let third = {
         let region = rig.region.clone();
         let kill = rig.watch.kill.clone();
+        let parent_done = parent_done.clone();
         thread::spawn(move || match death {
             // Release: pairs with the child loop's Acquire load.
             Death::Killed => kill.store(true, Ordering::Release),
             Death::MonitorPoisons => {
+                let _ = region.word().poison();
+            }
+            Death::MonitorPoisonsAtControlDone => {
+                // Acquire: pairs with the parent's Release store below.
+                while !matches!(region.word().snapshot(), Some(WordState::ControlDone { .. }))
+                    && !parent_done.load(Ordering::Acquire)
+                {
+                    thread::yield_now();
+                }
                 let _ = region.word().poison();
             }
         })
@@ -307,10 +323,12 @@ pub fn s9_child_death(death: Death) {
         }
         Err(e) => assert!(matches!(e, ControlError::Endpoint(_)), "submit C2: {e:?}"),
     }
+    // Release: pairs with the monitor's Acquire load.
+    parent_done.store(true, Ordering::Release);
     third.join().expect("killer/monitor thread");
     let region = rig.region.clone();
     let (_end, _log) = rig.finish(port);
-    if death == Death::MonitorPoisons {
+    if death != Death::Killed {
         assert_eq!(region.word().load(), POISONED, "poison is one way: it was erased");
     }
 }
@@ -336,6 +354,8 @@ pub fn s11_ring_full(mode: LaneMode, registers: u64) {
     assert_eq!(end.exit, Some(ServeExit::ShutDown));
     assert_eq!(end.stats.pushes, registers, "one ring entry per settlement");
     if end.stats.held_max > 0 {
+        // Relaxed: a statistic read after the checker's run (pairs with the
+        // test's Relaxed load once every execution was joined).
         RING_FULL_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let prepared: Vec<u64> = log
