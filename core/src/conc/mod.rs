@@ -12,6 +12,9 @@ pub mod cell;
 pub mod node;
 pub mod worker;
 
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests;
+
 pub use cell::{Completion, Notifier};
 pub use node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
 pub use worker::Worker;
