@@ -30,11 +30,22 @@ pub fn shuttle_iterations() -> usize {
     std::env::var("CHIPLANE_SHUTTLE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
 }
 
-/// Exhaustive loom exploration of `body`.
+/// Loom exploration of `body`, preemptions bounded by
+/// `LOOM_MAX_PREEMPTIONS` when it is set (CI: 2), else exhaustive. For
+/// models that take over a minute unbounded.
 #[cfg(chiplane_loom)]
 pub fn loom_check(body: impl Fn() + Sync + Send + 'static) {
     // Builder::new reads LOOM_MAX_PREEMPTIONS / LOOM_MAX_BRANCHES.
     let builder = loom::model::Builder::new();
+    builder.check(body);
+}
+
+/// Exhaustive loom exploration of `body`, ignoring `LOOM_MAX_PREEMPTIONS`:
+/// for models that finish unbounded in well under a minute.
+#[cfg(chiplane_loom)]
+pub fn loom_check_unbounded(body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = None;
     builder.check(body);
 }
 
