@@ -676,8 +676,10 @@ impl<C: Chip> ChipNode<C> {
             let worker = reg.table.worker();
             for i in 0..reg.table.limits().capacity {
                 let index = SlotIndex(i as u32);
-                let registered =
-                    matches!(reg.table.state(index), Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed));
+                let registered = matches!(
+                    reg.table.state(index),
+                    Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed)
+                );
                 if !registered {
                     continue;
                 }

@@ -119,7 +119,10 @@ fn shutdown_resolves_everything_outstanding() {
     // Shut down from another thread: it blocks until the gated prepare returns.
     let stopper = std::thread::spawn(move || w.shutdown());
     assert!(notifier.wait_past(epoch) > epoch);
-    assert_eq!(run.wait_timeout(std::time::Duration::from_secs(30)), Some(Err(RunError::Endpoint(EndpointError::ShutDown))));
+    assert_eq!(
+        run.wait_timeout(std::time::Duration::from_secs(30)),
+        Some(Err(RunError::Endpoint(EndpointError::ShutDown)))
+    );
     assert_eq!(
         reg.wait_timeout(std::time::Duration::from_secs(30)),
         Some(Err(RegisterError::Endpoint(EndpointError::ShutDown)))

@@ -207,7 +207,8 @@ fn main() -> ExitCode {
                 Outcome::Passed => eprintln!("{}: {} {} passed (not killed)", row.name, checker.name, test_of(checker)),
                 Outcome::Failed(test, text) => {
                     let secs = t0.elapsed().as_secs_f64();
-                    let test = test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
+                    let test =
+                        test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
                     verdict = Some(format!("{} killed-by {} {} in {:.1} s", row.name, checker.name, test, secs));
                     break;
                 }
