@@ -492,6 +492,7 @@ impl Notifier {
 }
 
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

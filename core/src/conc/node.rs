@@ -494,6 +494,9 @@ impl<C: Chip> core::fmt::Debug for ChipNode<C> {
 
 impl<C: Chip> ChipNode<C> {
     /// Start the node: spawns the run lane and register lane threads.
+    // The lanes are spawned through `crate::sync::thread` (the one place core
+    // may spawn); clippy sees the std function it re-exports.
+    #[allow(clippy::disallowed_methods)]
     pub fn new(chip: C, config: NodeConfig) -> Self {
         let registry = Registry {
             table: SlotTable::new(config.worker, config.limits),

@@ -1,6 +1,6 @@
 //! Plain-thread tests of the node and the worker (the interleavings are the
 //! loom and shuttle models' job, in models/tests/).
-#![allow(clippy::disallowed_types)]
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::sync::mpsc;
 use std::sync::Mutex as StdMutex;
