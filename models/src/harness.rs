@@ -52,13 +52,17 @@ pub fn loom_check_unbounded(body: impl Fn() + Sync + Send + 'static) {
 /// Shuttle PCT (depth 3) with a fixed seed.
 #[cfg(chiplane_shuttle)]
 pub fn shuttle_pct(seed: u64, body: impl Fn() + Send + Sync + 'static) {
-    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, shuttle_iterations());
-    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let iterations = shuttle_iterations();
+    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, iterations);
+    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
 }
 
 /// Shuttle random scheduling with a fixed seed.
 #[cfg(chiplane_shuttle)]
 pub fn shuttle_random(seed: u64, body: impl Fn() + Send + Sync + 'static) {
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, shuttle_iterations());
-    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let iterations = shuttle_iterations();
+    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations);
+    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
 }
