@@ -30,7 +30,9 @@ pub fn shuttle_iterations() -> usize {
     std::env::var("CHIPLANE_SHUTTLE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
 }
 
-/// Exhaustive loom exploration of `body`.
+/// Loom exploration of `body`, preemptions bounded by
+/// `LOOM_MAX_PREEMPTIONS` when it is set (CI: 2), else exhaustive. For
+/// models that take over a minute unbounded.
 #[cfg(chiplane_loom)]
 pub fn loom_check(body: impl Fn() + Sync + Send + 'static) {
     // Builder::new reads LOOM_MAX_PREEMPTIONS / LOOM_MAX_BRANCHES.
@@ -38,16 +40,29 @@ pub fn loom_check(body: impl Fn() + Sync + Send + 'static) {
     builder.check(body);
 }
 
+/// Exhaustive loom exploration of `body`, ignoring `LOOM_MAX_PREEMPTIONS`:
+/// for models that finish unbounded in well under a minute.
+#[cfg(chiplane_loom)]
+pub fn loom_check_unbounded(body: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = None;
+    builder.check(body);
+}
+
 /// Shuttle PCT (depth 3) with a fixed seed.
 #[cfg(chiplane_shuttle)]
 pub fn shuttle_pct(seed: u64, body: impl Fn() + Send + Sync + 'static) {
-    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, shuttle_iterations());
-    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let iterations = shuttle_iterations();
+    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, iterations);
+    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
 }
 
 /// Shuttle random scheduling with a fixed seed.
 #[cfg(chiplane_shuttle)]
 pub fn shuttle_random(seed: u64, body: impl Fn() + Send + Sync + 'static) {
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, shuttle_iterations());
-    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let iterations = shuttle_iterations();
+    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations);
+    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
 }

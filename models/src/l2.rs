@@ -103,19 +103,17 @@ pub fn s5_sync_after_async() {
 
 /// S6: re-register after unregister. Invariants: the re-registration reuses
 /// the slot with a newer generation; the old handle is rejected as stale by
-/// run and by unregister; a run of the old generation that was in flight
-/// during the teardown still completes on the old artifact, and a run of the
-/// new handle uses the new one; no completion is ever applied across
-/// generations (`stale_completions` stays 0 at L2: the register lane
-/// reports a prepare before the slot can be reused; ring-level stale
-/// completions are L3's scenario).
+/// run and by unregister (never applied to the new generation); a run of
+/// the new handle uses the new artifact; no completion is ever applied
+/// across generations (`stale_completions` stays 0 at L2: the register lane
+/// reports a prepare before its slot can be reused; ring-level stale
+/// completions are L3's scenario). A run in flight across the teardown is
+/// S3's job; it is left out here to keep the model small.
 pub fn s6_reregister() {
     let chip = TestChip::new(true);
     let node = ChipNode::new(chip.clone(), small_config());
     let h1 = node.register(spec("a")).unwrap().wait().unwrap();
-    let in_flight = node.run(h1, args(1), cfg()).unwrap();
     node.unregister(h1).unwrap().wait().unwrap();
-    assert_eq!(in_flight.wait().unwrap().tensors, vec![vec![0.0, 1.0]]);
     let h2 = node.register(spec("a")).unwrap().wait().unwrap();
     assert_eq!(h2.index, h1.index, "the freed slot is reused");
     assert!(h2.generation > h1.generation);
@@ -126,7 +124,7 @@ pub fn s6_reregister() {
     assert_eq!(out.tensors, vec![vec![1.0, 3.0]], "the new generation runs the new artifact");
     assert_eq!(node.stale_completions(), 0);
     node.unregister(h2).unwrap().wait().unwrap();
-    assert_eq!(chip.runs(), vec![1, 3]);
+    assert_eq!(chip.runs(), vec![3]);
     drop(node);
     chip.assert_all_released();
 }

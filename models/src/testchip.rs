@@ -23,8 +23,8 @@
 use std::collections::BTreeSet;
 
 use chiplane_core::sync::{thread, Arc, Mutex};
-use chiplane_core::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput};
 use chiplane_core::TaskArgs;
+use chiplane_core::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput};
 
 // The thread id type of the backend `chiplane_core::sync` was built with.
 #[cfg(chiplane_loom)]

@@ -5,7 +5,8 @@
 //! call. Capacities are shrunk (2 slots, 3 generations) to keep the state
 //! space small.
 //!
-//! Run (exhaustive; CI bounds preemptions with `LOOM_MAX_PREEMPTIONS=2`):
+//! Run (unbounded it takes over two minutes, so CI bounds preemptions with
+//! `LOOM_MAX_PREEMPTIONS=2`; without the variable it is exhaustive):
 //! ```text
 //! RUSTFLAGS="--cfg chiplane_loom" CARGO_TARGET_DIR=target/loom \
 //!   cargo test -p chiplane-models --release --test loom_s4_unregister_while_preparing

@@ -1,11 +1,12 @@
 //! loom model of S6 re-register after unregister (design.md section 7).
 //!
-//! Invariants asserted (see `chiplane_models::l2`): the slot is reused with a newer generation; the old handle is rejected as stale by run and unregister; a run in flight during the teardown completes on the old artifact; no completion crosses generations. The test chip
+//! Invariants asserted (see `chiplane_models::l2`): the slot is reused with a newer generation; the old handle is rejected as stale by run and unregister; the new handle runs the new artifact; no completion crosses generations. The test chip
 //! (`chiplane_models::testchip`) asserts the `Chip` call contract at every
 //! call. Capacities are shrunk (2 slots, 3 generations) to keep the state
 //! space small.
 //!
-//! Run (exhaustive; CI bounds preemptions with `LOOM_MAX_PREEMPTIONS=2`):
+//! Run (unbounded it takes over two minutes, so CI bounds preemptions with
+//! `LOOM_MAX_PREEMPTIONS=2`; without the variable it is exhaustive):
 //! ```text
 //! RUSTFLAGS="--cfg chiplane_loom" CARGO_TARGET_DIR=target/loom \
 //!   cargo test -p chiplane-models --release --test loom_s6_reregister

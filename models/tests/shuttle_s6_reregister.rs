@@ -1,6 +1,6 @@
 //! shuttle model of S6 re-register after unregister (design.md section 7).
 //!
-//! Invariants asserted (see `chiplane_models::l2`): the slot is reused with a newer generation; the old handle is rejected as stale by run and unregister; a run in flight during the teardown completes on the old artifact; no completion crosses generations. The test chip
+//! Invariants asserted (see `chiplane_models::l2`): the slot is reused with a newer generation; the old handle is rejected as stale by run and unregister; the new handle runs the new artifact; no completion crosses generations. The test chip
 //! (`chiplane_models::testchip`) asserts the `Chip` call contract at every
 //! call. Capacities are shrunk (2 slots, 3 generations).
 //!

@@ -273,10 +273,12 @@ impl<T> Completion<T> {
 
     fn wake_all(&self) {
         // Taking the gate lock orders this notify after a parking waiter's
-        // `Condvar::wait` released the lock (see the module invariants).
-        let guard = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        // `Condvar::wait` released the lock (see the module invariants): a
+        // waiter sets PARKED and enters `wait` in one critical section, so
+        // once we held the lock every such waiter is waiting. Notify after
+        // unlocking, so the woken waiter does not block on the gate.
+        drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
         self.wake.notify_all();
-        drop(guard);
     }
 
     /// Spin briefly (std only) waiting for the value; true when it settled.
@@ -432,8 +434,10 @@ impl Notifier {
             // Clear PARKED (Relaxed: under the gate lock; pairs with the
             // sleeper's CAS through the word's modification order).
             self.word.fetch_and(!1, Ordering::Relaxed);
-            self.wake.notify_all();
             drop(guard);
+            // Every sleeper that set PARKED is waiting (it set the flag and
+            // entered `wait` in one critical section): notify after unlock.
+            self.wake.notify_all();
         }
     }
 
@@ -488,6 +492,7 @@ impl Notifier {
 }
 
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -117,6 +117,10 @@ impl<R> Pending<R> {
     }
 
     /// Block (spin briefly, then park) until the result arrives.
+    ///
+    /// # Panics
+    /// If `try_wait` or `wait_timeout` already returned the result (the
+    /// handle was spent).
     pub fn wait(self) -> R {
         self.cell.wait().expect("a handle's result is taken only through the handle")
     }
@@ -278,6 +282,12 @@ impl<C: Chip> Registry<C> {
                 }
             }
         }
+        // The table asserts its invariants only in debug builds; the model
+        // checkers run optimised, so check them here under loom and shuttle.
+        #[cfg(any(chiplane_loom, chiplane_shuttle))]
+        if let Err(broken) = self.table.check_invariants() {
+            panic!("slot table invariant broken: {broken}");
+        }
         wake
     }
 
@@ -322,15 +332,38 @@ impl<C: Chip> Shared<C> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wake(&self, reg: &mut Registry<C>, wake: Wake) {
-        if wake.run && reg.run_lane_sleeping {
-            reg.run_lane_sleeping = false;
+    /// Clear the sleeping flags of the lanes `wake` names (under the lock)
+    /// and say which condvars to notify.
+    fn to_notify(reg: &mut Registry<C>, wake: Wake) -> Wake {
+        let run = wake.run && reg.run_lane_sleeping;
+        let regl = wake.reg && reg.reg_lane_sleeping;
+        reg.run_lane_sleeping &= !run;
+        reg.reg_lane_sleeping &= !regl;
+        Wake { run, reg: regl }
+    }
+
+    fn notify(&self, n: Wake) {
+        if n.run {
             self.run_cv.notify_one();
         }
-        if wake.reg && reg.reg_lane_sleeping {
-            reg.reg_lane_sleeping = false;
+        if n.reg {
             self.reg_cv.notify_one();
         }
+    }
+
+    /// Wake lanes while holding the lock (lane threads, which keep it).
+    fn wake(&self, reg: &mut Registry<C>, wake: Wake) {
+        self.notify(Self::to_notify(reg, wake));
+    }
+
+    /// Unlock, then wake lanes (callers): the woken lane does not block on
+    /// the lock we would still hold. Safe: a lane marks itself sleeping and
+    /// enters `Condvar::wait` in one critical section, so once we saw the
+    /// flag under the lock it is already waiting.
+    fn unlock_and_wake(&self, mut reg: MutexGuard<'_, Registry<C>>, wake: Wake) {
+        let n = Self::to_notify(&mut reg, wake);
+        drop(reg);
+        self.notify(n);
     }
 
     /// The run lane thread.
@@ -384,9 +417,13 @@ impl<C: Chip> Shared<C> {
             assert_eq!(unpinned, Ok(SlotReply::Unpinned), "one unpin per pin");
             let finished = reg.run_lane.handle(LaneInput::Finished { id });
             assert_eq!(finished, Ok(None), "the running job finished");
-            resolve(&job.payload.cell, outcome);
             let wake = reg.drain();
             self.wake(&mut reg, wake);
+            // Resolve outside the lock: the woken caller's next submit must
+            // not find the lock taken.
+            drop(reg);
+            resolve(&job.payload.cell, outcome);
+            reg = self.lock();
         }
     }
 
@@ -457,6 +494,9 @@ impl<C: Chip> core::fmt::Debug for ChipNode<C> {
 
 impl<C: Chip> ChipNode<C> {
     /// Start the node: spawns the run lane and register lane threads.
+    // The lanes are spawned through `crate::sync::thread` (the one place core
+    // may spawn); clippy sees the std function it re-exports.
+    #[allow(clippy::disallowed_methods)]
     pub fn new(chip: C, config: NodeConfig) -> Self {
         let registry = Registry {
             table: SlotTable::new(config.worker, config.limits),
@@ -530,7 +570,7 @@ impl<C: Chip> ChipNode<C> {
             }
         }
         let wake = reg.drain();
-        self.shared.wake(&mut reg, wake);
+        self.shared.unlock_and_wake(reg, wake);
         Ok(RegisterHandle { handle, pending })
     }
 
@@ -550,7 +590,7 @@ impl<C: Chip> ChipNode<C> {
         let (pending, cell) = reg.new_pending();
         let ticket = RunTicket { args, config, cell };
         let _ = reg.run_lane.handle(LaneInput::Enqueue(RunJob { handle, payload: ticket }));
-        self.shared.wake(&mut reg, Wake { run: true, reg: false });
+        self.shared.unlock_and_wake(reg, Wake { run: true, reg: false });
         Ok(pending)
     }
 
@@ -573,7 +613,7 @@ impl<C: Chip> ChipNode<C> {
             resolve(&cell, Ok(()));
         }
         let wake = reg.drain();
-        self.shared.wake(&mut reg, wake);
+        self.shared.unlock_and_wake(reg, wake);
         Ok(pending)
     }
 
@@ -639,8 +679,10 @@ impl<C: Chip> ChipNode<C> {
             let worker = reg.table.worker();
             for i in 0..reg.table.limits().capacity {
                 let index = SlotIndex(i as u32);
-                let registered =
-                    matches!(reg.table.state(index), Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed));
+                let registered = matches!(
+                    reg.table.state(index),
+                    Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed)
+                );
                 if !registered {
                     continue;
                 }

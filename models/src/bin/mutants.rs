@@ -104,12 +104,22 @@ fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, ti
     }
 }
 
-/// The first `test NAME ... FAILED` line of cargo's output.
+/// The failing test: the first `test NAME ... FAILED` line of cargo's
+/// output, else the test thread named in the first `thread 'NAME' ...
+/// panicked` line (a test binary that aborts, as loom does after reporting
+/// a deadlock, prints no FAILED line).
 fn failing_test(text: &str) -> Option<String> {
-    text.lines().find_map(|l| {
+    let failed = text.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("test ")?;
         let name = rest.strip_suffix(" ... FAILED")?;
         Some(name.trim().to_string())
+    });
+    failed.or_else(|| {
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix("thread '")?;
+            let (name, tail) = rest.split_once('\'')?;
+            (tail.contains("panicked") && name != "main").then(|| name.to_string())
+        })
     })
 }
 
@@ -197,7 +207,8 @@ fn main() -> ExitCode {
                 Outcome::Passed => eprintln!("{}: {} {} passed (not killed)", row.name, checker.name, test_of(checker)),
                 Outcome::Failed(test, text) => {
                     let secs = t0.elapsed().as_secs_f64();
-                    let test = test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
+                    let test =
+                        test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
                     verdict = Some(format!("{} killed-by {} {} in {:.1} s", row.name, checker.name, test, secs));
                     break;
                 }

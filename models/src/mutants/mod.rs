@@ -100,12 +100,18 @@ pub fn table() -> Vec<MutantRow> {
             "sync_bypasses_queue",
             vec![Checker::loom("loom_s5_sync_after_async"), Checker::shuttle("shuttle_s5_sync_after_async")],
         ),
-        row("lost_wakeup", vec![Checker::loom("loom_s10_cell_wait_notify"), Checker::shuttle("shuttle_s10_cell_wait_notify")]),
+        row(
+            "lost_wakeup",
+            vec![Checker::loom("loom_s10_cell_wait_notify"), Checker::shuttle("shuttle_s10_cell_wait_notify")],
+        ),
         row(
             "free_while_pinned",
             vec![Checker::loom("loom_s3_unregister_in_flight"), Checker::shuttle("shuttle_s3_unregister_in_flight")],
         ),
-        row("no_generation_check", vec![Checker::shuttle("shuttle_s6_reregister"), Checker::loom("loom_s6_reregister")]),
+        row(
+            "no_generation_check",
+            vec![Checker::shuttle("shuttle_s6_reregister"), Checker::loom("loom_s6_reregister")],
+        ),
         row(
             "prepared_after_cancel",
             vec![
