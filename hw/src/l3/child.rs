@@ -19,12 +19,15 @@
 use std::sync::Arc;
 
 use chiplane_core::chip::Chip;
-use chiplane_core::conc::serve::{Serve, ServeExit};
-use chiplane_core::conc::{ChipNode, NodeConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chiplane_core::conc::serve::{Serve, ServeExit, Step};
+use chiplane_core::conc::{ChipNode, NodeConfig, Notifier};
 use chiplane_core::ids::WorkerId;
 
 use super::backend::NodeBackend;
-use super::memory::Mailbox;
+use super::memory::{Bell, Mailbox};
 use super::trace::{SpanLog, TracedChip};
 use crate::devices::host::HostChip;
 
@@ -179,14 +182,75 @@ pub fn child_main(args: Vec<String>) -> i32 {
     }
 }
 
+/// The serve loop with doorbells (see `super::memory`): spin, yield, then
+/// sleep on the `to_child` bell (bounded); ring `to_parent` when a burst of
+/// work ends. A helper thread rings `to_child` whenever a handle of the node
+/// resolves (a run finished, a prepare settled, an artifact freed), so lane
+/// events wake the loop too.
+fn serve_loop<B: chiplane_core::conc::serve::ChildBackend>(
+    serve: &mut Serve<&chiplane_core::conc::region::Region, B>,
+    mailbox: &Mailbox,
+) -> ServeExit {
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 16;
+    const SLEEP_MAX: Duration = Duration::from_micros(100);
+    let (mut idle, mut was_busy) = (0u32, false);
+    loop {
+        let seen = mailbox.bell_value(Bell::ToChild);
+        match serve.step() {
+            Step::Busy => {
+                idle = 0;
+                was_busy = true;
+            }
+            Step::Idle => {
+                if was_busy {
+                    mailbox.ring(Bell::ToParent);
+                    was_busy = false;
+                }
+                idle = idle.saturating_add(1);
+                if idle <= SPINS {
+                    std::hint::spin_loop();
+                } else if idle <= SPINS + YIELDS {
+                    std::thread::yield_now();
+                } else {
+                    mailbox.wait_bell(Bell::ToChild, seen, SLEEP_MAX);
+                }
+            }
+            Step::Exit(e) => {
+                mailbox.ring(Bell::ToParent);
+                return e;
+            }
+        }
+    }
+}
+
 fn serve<C: Chip>(mailbox: &Mailbox, chip: C, args: &Args) -> i32 {
     let log = Arc::new(SpanLog::default());
     let chip = TracedChip { inner: chip, log: log.clone() };
-    let config = NodeConfig { worker: args.worker, ..NodeConfig::default() };
+    let notifier = Arc::new(Notifier::new());
+    let config = NodeConfig { worker: args.worker, notifier: Some(notifier.clone()), ..NodeConfig::default() };
     let node = ChipNode::new(chip, config);
     let mut serve = Serve::new(mailbox.region(), NodeBackend::new(node));
     super::worker::tight_timer_slack();
-    match serve.run() {
+    let stop = AtomicBool::new(false);
+    let exit = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut epoch = notifier.epoch();
+            // Acquire: pairs with the Release store below (loop end).
+            while !stop.load(Ordering::Acquire) {
+                let now = notifier.wait_past_timeout(epoch, Duration::from_millis(20));
+                if now != epoch {
+                    epoch = now;
+                    mailbox.ring(Bell::ToChild);
+                }
+            }
+        });
+        let exit = serve_loop(&mut serve, mailbox);
+        // Release: pairs with the helper's Acquire load.
+        stop.store(true, Ordering::Release);
+        exit
+    });
+    match exit {
         ServeExit::ShutDown => {
             // Join the lanes (finishing what is inside the chip, releasing
             // every artifact), then write the trace.

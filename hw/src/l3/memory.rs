@@ -9,6 +9,19 @@
 //!   anything else is read, so a child built from another layout refuses to
 //!   serve instead of misreading it.
 //!
+//! # Doorbells
+//! After the region the mapping holds two u32 *doorbells* (hw's own, not
+//! part of core's layout): `to_child` and `to_parent`. A side that made
+//! progress the other may be waiting for rings the other's bell (a Release
+//! increment, then `FUTEX_WAKE` on its address: a shared futex, valid across
+//! processes); a side with nothing to do reads its own bell *before* its
+//! step and, if the step found nothing, sleeps with `FUTEX_WAIT` on that
+//! value, bounded by a short timeout. A ring between the read and the wait
+//! changes the value, so the wait returns at once: no lost wake-up, and a
+//! missed ring would cost at most the timeout (the bounded poll it
+//! replaces). The protocol never depends on a bell: it is only a faster way
+//! to notice a change of the word or the ring.
+//!
 //! The mapping lives as long as the `Mailbox`; every reference to the region
 //! is borrowed from it (`Deref<Target = Region>`), so none outlives the
 //! `munmap`. [`MailboxRef`] shares one mailbox between the parent's port and
@@ -17,7 +30,9 @@
 use std::io;
 use std::ops::Deref;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chiplane_core::conc::region::{Region, RegionError};
 
@@ -48,7 +63,7 @@ impl Mailbox {
     /// Parent: a fresh memfd holding an initialised region whose ring has
     /// `ring_capacity` entries.
     pub fn create(ring_capacity: u32) -> io::Result<Self> {
-        let shm = SharedMemory::create(Region::size_bytes())?;
+        let shm = SharedMemory::create(Self::mapping_bytes())?;
         // SAFETY: the mapping is fresh, `shm.len()` bytes long, page aligned,
         // and nothing else (no child yet) can access it until this returns;
         // afterwards it is reached only through `Region` (this struct hands
@@ -69,6 +84,56 @@ impl Mailbox {
         Ok(Mailbox { shm, region })
     }
 
+    /// Bytes of the mapping: the region, then the two doorbells.
+    pub const fn mapping_bytes() -> usize {
+        Region::size_bytes() + 64
+    }
+
+    fn bell(&self, which: Bell) -> Option<&AtomicU32> {
+        let off = Region::size_bytes() + if which == Bell::ToChild { 0 } else { 4 };
+        self.shm.atomic_u32(off)
+    }
+
+    /// The current value of a doorbell (read it before a step whose
+    /// idleness may end in [`Mailbox::wait_bell`]).
+    pub fn bell_value(&self, which: Bell) -> u32 {
+        // Acquire: pairs with `ring`'s Release increment.
+        self.bell(which).map_or(0, |b| b.load(Ordering::Acquire))
+    }
+
+    /// Ring a doorbell: bump it and wake whoever sleeps on it.
+    pub fn ring(&self, which: Bell) {
+        let Some(b) = self.bell(which) else { return };
+        // Release: pairs with `bell_value`'s Acquire load (the sleeper sees
+        // the changes made before the ring once it sees the new value).
+        b.fetch_add(1, Ordering::Release);
+        // SAFETY: FUTEX_WAKE on the address of a live u32 in our mapping;
+        // no other pointer is passed. A shared (non-PRIVATE) futex, so a
+        // sleeper in the other process is woken.
+        unsafe { libc::syscall(libc::SYS_futex, b.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
+    }
+
+    /// Sleep until the doorbell differs from `seen` (or `timeout` passes,
+    /// or a signal arrives). Returns at once if it already differs.
+    pub fn wait_bell(&self, which: Bell, seen: u32, timeout: Duration) {
+        let Some(b) = self.bell(which) else { return };
+        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+        // SAFETY: FUTEX_WAIT on the address of a live u32 in our mapping
+        // with a valid relative timeout; the kernel compares the value
+        // atomically with going to sleep.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                b.as_ptr(),
+                libc::FUTEX_WAIT,
+                seen,
+                &ts as *const libc::timespec,
+                0usize,
+                0u32,
+            )
+        };
+    }
+
     /// The memfd mapping (to hand to a child).
     pub fn shm(&self) -> &SharedMemory {
         &self.shm
@@ -86,6 +151,15 @@ impl Deref for Mailbox {
     fn deref(&self) -> &Region {
         self.region()
     }
+}
+
+/// Which doorbell (see the module doc).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Bell {
+    /// Rung by the parent, slept on by the child's serve loop.
+    ToChild,
+    /// Rung by the child (and by submitters), slept on by the parent's driver.
+    ToParent,
 }
 
 /// A shared mailbox that derefs to its [`Region`] (what core's `Port` and
@@ -117,8 +191,33 @@ mod tests {
     }
 
     #[test]
+    fn a_ring_wakes_a_sleeper_in_another_mapping() {
+        let parent = Mailbox::create(8).unwrap();
+        let dup = parent.shm().fd().try_clone_to_owned().unwrap();
+        let child = Mailbox::attach(SharedMemory::from_fd(dup, parent.shm().len()).unwrap()).unwrap();
+        let seen = child.bell_value(Bell::ToChild);
+        // A stale `seen` returns at once (no sleep).
+        parent.ring(Bell::ToChild);
+        let t = std::time::Instant::now();
+        child.wait_bell(Bell::ToChild, seen, Duration::from_secs(30));
+        assert!(t.elapsed() < Duration::from_secs(20));
+        assert_eq!(child.bell_value(Bell::ToChild), seen.wrapping_add(1));
+        assert_eq!(child.bell_value(Bell::ToParent), 0);
+        // A sleeper is woken by a ring from another thread.
+        let now = child.bell_value(Bell::ToChild);
+        std::thread::scope(|s| {
+            s.spawn(|| parent.ring(Bell::ToChild));
+            let t = std::time::Instant::now();
+            while child.bell_value(Bell::ToChild) == now {
+                child.wait_bell(Bell::ToChild, now, Duration::from_secs(30));
+                assert!(t.elapsed() < Duration::from_secs(20));
+            }
+        });
+    }
+
+    #[test]
     fn attaching_uninitialised_memory_is_refused() {
-        let shm = SharedMemory::create(Region::size_bytes()).unwrap();
+        let shm = SharedMemory::create(Mailbox::mapping_bytes()).unwrap();
         let e = Mailbox::attach(shm).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }

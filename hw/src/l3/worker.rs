@@ -54,7 +54,7 @@ use chiplane_core::frame::{ControlOp, ControlReply, Settlement};
 use chiplane_core::ids::{DispatchId, Generation, Handle, SlotIndex, WorkerId};
 
 use super::child::Device;
-use super::memory::{Mailbox, MailboxRef, RING_CAPACITY};
+use super::memory::{Bell, Mailbox, MailboxRef, RING_CAPACITY};
 use super::watch::ProcessWatch;
 use crate::process::{ChildCommand, ChildExit, ChipChild};
 
@@ -144,6 +144,7 @@ fn endpoint(e: EndpointError) -> L3Error {
 /// The bookkeeping of one chip: its current child, mailbox and port.
 struct Link {
     port: Port<MailboxRef, ProcessWatch>,
+    mailbox: Arc<Mailbox>,
     child: Arc<Mutex<ChipChild>>,
     worker: WorkerId,
     pid: u32,
@@ -306,6 +307,7 @@ impl L3Worker {
         let chips = st.links.len();
         let link = st.links.get_mut(chip).ok_or(L3Error::NoSuchChip { chip, chips })?;
         let r = f(link);
+        link.mailbox.ring(Bell::ToParent);
         drop(st);
         wake_driver(&self.shared, &self.driver_thread);
         r
@@ -541,10 +543,20 @@ fn drive(shared: &Shared) {
     let mut backoff = Backoff::default();
     let mut st = shared.lock();
     loop {
+        // With one chip the driver sleeps on its `to_parent` doorbell (read
+        // before the step: a ring after it makes the wait return at once).
+        let bell = match st.links.as_slice() {
+            [one] => Some((one.mailbox.clone(), one.mailbox.bell_value(Bell::ToParent))),
+            _ => None,
+        };
         let mut did = false;
         let mut outstanding = false;
         for link in st.links.iter_mut() {
-            did |= link.port.progress();
+            if link.port.progress() {
+                did = true;
+                // The child may wait for what this step published.
+                link.mailbox.ring(Bell::ToChild);
+            }
             outstanding |= link.port.outstanding();
         }
         if did {
@@ -554,7 +566,12 @@ fn drive(shared: &Shared) {
             st = shared.lock();
         } else if outstanding {
             drop(st);
-            backoff.snooze();
+            match bell {
+                Some((mailbox, seen)) if backoff.exhausted() => {
+                    mailbox.wait_bell(Bell::ToParent, seen, Duration::from_micros(100))
+                }
+                _ => backoff.snooze(),
+            }
             st = shared.lock();
         } else if st.stopping {
             return;
@@ -578,9 +595,17 @@ impl Backoff {
         self.idle = 0;
     }
 
+    /// Past the spinning and yielding phases (time to sleep).
+    fn exhausted(&self) -> bool {
+        self.idle >= Self::SPINS + Self::YIELDS
+    }
+
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 16;
+
     fn snooze(&mut self) {
-        const SPINS: u32 = 64;
-        const YIELDS: u32 = 16;
+        const SPINS: u32 = Backoff::SPINS;
+        const YIELDS: u32 = Backoff::YIELDS;
         self.idle = self.idle.saturating_add(1);
         if self.idle <= SPINS {
             std::hint::spin_loop();
@@ -633,7 +658,7 @@ fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -
     let pid = child.pid();
     let child = Arc::new(Mutex::new(child));
     let watch = ProcessWatch::new(child.clone(), config.liveness_timeout);
-    Ok(Link { port: Port::new(MailboxRef(mailbox), watch), child, worker, pid, incarnation })
+    Ok(Link { port: Port::new(MailboxRef(mailbox.clone()), watch), mailbox, child, worker, pid, incarnation })
 }
 
 /// See [`L3Worker::hold_driver_when`]: while it lives, no port is stepped.
@@ -778,6 +803,7 @@ impl Orchestrator<'_> {
             return Err(RunError::Handle(HandleError::Foreign { expected: link.worker, got: handle.worker }));
         }
         let t = link.port.submit_task(handle.index, handle.generation, config, args)?;
+        link.mailbox.ring(Bell::ToParent);
         drop(st);
         wake_driver(self.shared, self.driver);
         let dispatch = t.dispatch();
