@@ -25,20 +25,25 @@ use chiplane_models::mutants::{table, Checker};
 
 struct Opts {
     quick: bool,
+    /// Run every checker of each mutant (the table's and `extra`), one line per kill.
+    all: bool,
     only: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Opts, String> {
-    let mut opts = Opts { quick: false, only: None };
+    let mut opts = Opts { quick: false, all: false, only: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
+            "--all" => opts.all = true,
             "--only" => {
                 let v = it.next().ok_or("--only needs NAME[,NAME]")?;
                 opts.only = Some(v.split(',').map(|s| s.trim().to_string()).collect());
             }
-            other => return Err(format!("unknown argument {other}; usage: mutants [--quick] [--only NAME[,NAME]]")),
+            other => {
+                return Err(format!("unknown argument {other}; usage: mutants [--quick] [--all] [--only NAME[,NAME]]"))
+            }
         }
     }
     Ok(opts)
@@ -109,6 +114,25 @@ fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, ti
 /// panicked` line (a test binary that aborts, as loom does after reporting
 /// a deadlock, prints no FAILED line).
 fn failing_test(text: &str) -> Option<String> {
+    // A sim campaign: seeds to first failure.
+    if let Some(seed) = text.lines().find_map(|l| l.trim().strip_prefix("first-failure seed=")) {
+        let n: u64 = seed.trim().parse().unwrap_or(0);
+        return Some(format!("campaign (first failure at seed {n}: {} seeds)", n + 1));
+    }
+    // The exhaustive check: the configuration whose exploration found it.
+    let mut config = None;
+    for l in text.lines() {
+        if !l.starts_with(' ') && l.contains(" states, ") {
+            config = l.split(':').next().map(str::to_string);
+        }
+        if l.trim_start().starts_with("VIOLATION") || l.trim_start().starts_with("UNREACHED") {
+            return Some(format!("{} ({})", config.unwrap_or_default(), l.trim()));
+        }
+    }
+    // fuzz/kill-mutant.sh: `NAME killed-by fuzz TARGET in S s`.
+    if let Some(t) = text.lines().find_map(|l| l.split_once(" killed-by fuzz ").map(|(_, t)| t.to_string())) {
+        return Some(t);
+    }
     let failed = text.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("test ")?;
         let name = rest.strip_suffix(" ... FAILED")?;
@@ -149,6 +173,11 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = table();
+    if opts.all {
+        for r in rows.iter_mut() {
+            r.checkers.extend(chiplane_models::mutants::extra(r.name));
+        }
+    }
     if let Some(only) = &opts.only {
         for name in only {
             if !rows.iter().any(|r| r.name == name) {
@@ -209,7 +238,13 @@ fn main() -> ExitCode {
                     let secs = t0.elapsed().as_secs_f64();
                     let test =
                         test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
-                    verdict = Some(format!("{} killed-by {} {} in {:.1} s", row.name, checker.name, test, secs));
+                    let line = format!("{} killed-by {} {} in {:.1} s", row.name, checker.name, test, secs);
+                    if opts.all {
+                        println!("{line}");
+                        verdict.get_or_insert(line);
+                        continue;
+                    }
+                    verdict = Some(line);
                     break;
                 }
                 Outcome::TimedOut => eprintln!("{}: {} timed out (not a kill)", row.name, checker.name),
@@ -217,6 +252,7 @@ fn main() -> ExitCode {
             }
         }
         match verdict {
+            Some(_) if opts.all => {}
             Some(v) => println!("{v}"),
             None => {
                 println!("{} SURVIVED", row.name);

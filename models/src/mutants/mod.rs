@@ -7,9 +7,14 @@
 //! the constructors below. The runner builds each checker untimed first
 //! (`build_args`), then times its run.
 //!
-//! Mutants whose site lives in code that is not written yet (the mailbox
-//! ones) are listed with no checker: the runner prints them `NAME
-//! no-checker` and counts that as a failure. A kill is never assumed.
+//! A mutant with no checker prints `NAME no-checker` and counts as a
+//! failure. A kill is never assumed.
+//!
+//! Besides loom and shuttle (the [`table`], one line per mutant), the
+//! runner's `--all` mode also runs the [`extra`] checkers of every mutant
+//! they can see: the exhaustive check of the pure protocol, a sim campaign
+//! (seeds to first failure) and the fuzz targets, printing one line per
+//! checker.
 
 /// One checker: how to build it and how to run it.
 #[derive(Clone, Debug)]
@@ -119,14 +124,82 @@ pub fn table() -> Vec<MutantRow> {
                 Checker::shuttle("shuttle_s4_unregister_while_preparing"),
             ],
         ),
-        // --- mailbox (L3): checkers belong to the mailbox models (S1, S2,
-        // S8, S9, S11) and the sim campaigns, not written yet ---
-        row("done_during_control", vec![]),
-        row("running_before_copy", vec![]),
-        row("relaxed_publish", vec![]),
-        row("memory_control_while_running", vec![]),
-        row("shared_result_field", vec![]),
-        row("blocking_control_wait", vec![]),
-        row("restore_by_store", vec![]),
+        // --- mailbox (L3): core/src/mailbox, core/src/conc/{word,region} ---
+        row(
+            "done_during_control",
+            vec![Checker::loom("loom_s2_done_during_control"), Checker::shuttle("shuttle_s2_done_during_control")],
+        ),
+        row("running_before_copy", vec![Checker::loom("loom_s1_pipeline"), Checker::shuttle("shuttle_s1_pipeline")]),
+        // Shuttle's atomics are sequentially consistent: only loom sees a Relaxed publication.
+        row("relaxed_publish", vec![Checker::loom("loom_s2_done_during_control"), Checker::loom("loom_s1_pipeline")]),
+        row(
+            "memory_control_while_running",
+            vec![Checker::loom("loom_s8_memory_waits_for_idle"), Checker::shuttle("shuttle_s8_memory_waits_for_idle")],
+        ),
+        row(
+            "shared_result_field",
+            vec![Checker::loom("loom_s2_done_during_control"), Checker::shuttle("shuttle_s2_done_during_control")],
+        ),
+        row("blocking_control_wait", vec![Checker::loom("loom_s1_pipeline"), Checker::shuttle("shuttle_s1_pipeline")]),
+        row("restore_by_store", vec![Checker::loom("loom_s9_child_death"), Checker::shuttle("shuttle_s9_child_death")]),
     ]
+}
+
+/// The exhaustive check of the composed pure protocol (quick bounds).
+pub fn exhaustive() -> Checker {
+    let mut c = Checker::cmd(
+        "exhaustive",
+        "cargo",
+        &["run", "-q", "--release", "-p", "chiplane-models", "--bin", "exhaustive", "--", "--quick"],
+        &[("CARGO_TARGET_DIR", "target/mutants-std")],
+    );
+    c.build_args = ["build", "--release", "-p", "chiplane-models", "--bin", "exhaustive"].map(String::from).to_vec();
+    c
+}
+
+/// A sim campaign of at most 10,000 seeds that stops at the first failure
+/// and prints `first-failure seed=N`.
+pub fn sim() -> Checker {
+    let mut c = Checker::cmd(
+        "sim",
+        "cargo",
+        &["run", "-q", "--release", "-p", "chiplane-sim", "--", "campaign", "--seeds", "0..10000", "--stop-on-failure"],
+        &[("CARGO_TARGET_DIR", "target/mutants-std")],
+    );
+    c.build_args = ["build", "--release", "-p", "chiplane-sim"].map(String::from).to_vec();
+    c
+}
+
+/// A 60 s libFuzzer campaign of `target` from its seeds
+/// (`fuzz/kill-mutant.sh`, which exits 0 on a kill: inverted here so that a
+/// kill is a failing checker).
+pub fn fuzz(target: &'static str) -> Checker {
+    let script: &'static str = match target {
+        "mailbox_protocol" => "! fuzz/kill-mutant.sh \"$CHIPLANE_MUTANT\" mailbox_protocol 60",
+        "slot_table" => "! fuzz/kill-mutant.sh \"$CHIPLANE_MUTANT\" slot_table 60",
+        _ => "! fuzz/kill-mutant.sh \"$CHIPLANE_MUTANT\" system_walk 60",
+    };
+    Checker::cmd("fuzz", "bash", &["-c", script], &[])
+}
+
+/// Checkers beyond loom and shuttle, per mutant (`--all`): every mutant the
+/// single-threaded checkers can see. `relaxed_publish`, `restore_by_store`,
+/// `lost_wakeup` and `sync_bypasses_queue` live in the concurrent layer,
+/// which only loom and shuttle run.
+pub fn extra(mutant: &str) -> Vec<Checker> {
+    let fuzz_target = match mutant {
+        "free_while_pinned" | "no_generation_check" | "prepared_after_cancel" => "slot_table",
+        _ => "mailbox_protocol",
+    };
+    match mutant {
+        "done_during_control"
+        | "running_before_copy"
+        | "free_while_pinned"
+        | "no_generation_check"
+        | "prepared_after_cancel"
+        | "memory_control_while_running"
+        | "shared_result_field"
+        | "blocking_control_wait" => vec![exhaustive(), sim(), fuzz(fuzz_target)],
+        _ => Vec::new(),
+    }
 }
