@@ -1,6 +1,9 @@
 //! Property test of the lane machine against a VecDeque reference: jobs
 //! start in enqueue order, one at a time; `Finished` for anything but the
 //! running job is refused and changes nothing.
+// proptest's prop_oneof! expands to std::sync::Arc (test code, not the concurrent layer).
+#![allow(clippy::disallowed_types)]
+
 use chiplane_core::lane::{JobId, Lane, LaneError, LaneInput, LaneOutput};
 use proptest::prelude::*;
 use std::collections::VecDeque;
