@@ -26,7 +26,6 @@ pub use cell::{Completion, Notifier};
 pub use node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
 pub use worker::Worker;
 
-pub mod mailbox_cell;
 pub mod port;
 pub mod region;
 pub mod ring;

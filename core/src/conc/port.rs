@@ -54,7 +54,7 @@ use crate::mailbox::parent::{ParentEndpoint, ParentError, ParentInput, ParentOut
 use crate::mailbox::word::WordState;
 use crate::sync::Arc;
 
-use super::mailbox_cell::Completion;
+use super::cell::Completion;
 use super::region::Region;
 use super::ring::Consumer;
 
