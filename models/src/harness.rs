@@ -54,8 +54,17 @@ pub fn loom_check_unbounded(body: impl Fn() + Sync + Send + 'static) {
 pub fn shuttle_pct(seed: u64, body: impl Fn() + Send + Sync + 'static) {
     let iterations = shuttle_iterations();
     let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, iterations);
-    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let ran = shuttle::Runner::new(scheduler, shuttle_config()).run(body);
     assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
+}
+
+/// Every waiting loop in the models yields; a deadlock (every thread
+/// spinning on the others) ends at this step bound as a failure.
+#[cfg(chiplane_shuttle)]
+pub fn shuttle_config() -> shuttle::Config {
+    let mut c = shuttle::Config::new();
+    c.max_steps = shuttle::MaxSteps::FailAfter(100_000);
+    c
 }
 
 /// Shuttle random scheduling with a fixed seed.
@@ -63,6 +72,6 @@ pub fn shuttle_pct(seed: u64, body: impl Fn() + Send + Sync + 'static) {
 pub fn shuttle_random(seed: u64, body: impl Fn() + Send + Sync + 'static) {
     let iterations = shuttle_iterations();
     let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, iterations);
-    let ran = shuttle::Runner::new(scheduler, shuttle::Config::default()).run(body);
+    let ran = shuttle::Runner::new(scheduler, shuttle_config()).run(body);
     assert_eq!(ran, iterations, "shuttle ran fewer schedules than asked");
 }

@@ -130,7 +130,10 @@ fn failing_test(text: &str) -> Option<String> {
         }
     }
     // fuzz/kill-mutant.sh: `NAME killed-by fuzz TARGET in S s`.
-    if let Some(t) = text.lines().find_map(|l| l.split_once(" killed-by fuzz ").map(|(_, t)| t.to_string())) {
+    if let Some(t) = text.lines().find_map(|l| {
+        let (_, t) = l.split_once(" killed-by fuzz ")?;
+        Some(t.split(" in ").next().unwrap_or(t).to_string())
+    }) {
         return Some(t);
     }
     let failed = text.lines().find_map(|l| {
