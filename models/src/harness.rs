@@ -40,6 +40,18 @@ pub fn loom_check(body: impl Fn() + Sync + Send + 'static) {
     builder.check(body);
 }
 
+/// loom's builder for the mailbox models (reads `LOOM_*` from the
+/// environment). Every waiting loop yields, so a deadlock ends as "exceeded
+/// maximum number of branches". Without `LOOM_MAX_PREEMPTIONS` the bound is
+/// `default_bound` (the mailbox models take over a minute unbounded).
+#[cfg(chiplane_loom)]
+pub fn loom_builder(default_bound: usize) -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.max_branches = 10_000;
+    b.preemption_bound.get_or_insert(default_bound);
+    b
+}
+
 /// Exhaustive loom exploration of `body`, ignoring `LOOM_MAX_PREEMPTIONS`:
 /// for models that finish unbounded in well under a minute.
 #[cfg(chiplane_loom)]

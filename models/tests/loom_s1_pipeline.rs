@@ -29,10 +29,7 @@ use chiplane_models::mailbox_backend::LaneMode;
 /// Without `LOOM_MAX_PREEMPTIONS` the bound is 3 (about 4 s here); an
 /// unbounded run takes well over a minute.
 fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.max_branches = 10_000;
-    b.preemption_bound.get_or_insert(3);
-    b
+    chiplane_models::harness::loom_builder(3)
 }
 
 /// Threads: parent (the model's main) and child, which steps the lanes

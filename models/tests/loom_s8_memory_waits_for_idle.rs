@@ -22,10 +22,7 @@ use chiplane_models::mailbox_backend::LaneMode;
 /// Without `LOOM_MAX_PREEMPTIONS` the bound is 3 (an unbounded run takes
 /// over a minute: S2 72 s, S8 and S11 over 100 s on the 2-core CI box).
 fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.max_branches = 10_000;
-    b.preemption_bound.get_or_insert(3);
-    b
+    chiplane_models::harness::loom_builder(3)
 }
 
 /// Threads: parent (main) and child (steps the lanes).

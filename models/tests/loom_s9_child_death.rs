@@ -23,10 +23,7 @@ use chiplane_models::mailbox_backend::LaneMode;
 /// yields, so a deadlock ends as "exceeded maximum number of branches".
 /// Without `LOOM_MAX_PREEMPTIONS` the bound is 2 (3 takes about 3.5 minutes: three threads).
 fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.max_branches = 10_000;
-    b.preemption_bound.get_or_insert(2);
-    b
+    chiplane_models::harness::loom_builder(2)
 }
 
 /// Threads: parent (main), child (steps the lanes), killer.
