@@ -63,13 +63,15 @@
 //!
 //! | type | codes |
 //! |---|---|
-//! | `RunError` | 1 Handle(`HandleError`), 2 NotRunnable(`SlotState`), 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Chip(`ChipError`), 6 PayloadTooLarge{u64 bytes, u64 max}, 7 Endpoint(`EndpointError`) |
-//! | `RegisterError` | 1 WrongTarget, 2 TableFull, 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Endpoint(`EndpointError`) |
+//! | `RunError` | 1 Handle(`HandleError`), 2 NotRunnable(`SlotState`), 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Chip(`ChipError`), 6 TooLarge(`TooLarge`), 7 Endpoint(`EndpointError`) |
+//! | `RegisterError` | 1 WrongTarget, 2 TableFull, 3 PrepareFailed(`ChipError`), 4 Cancelled, 5 Endpoint(`EndpointError`), 6 TooLarge(`TooLarge`), 7 NoSuchChip{u64 chip, u64 chips} |
 //! | `UnregisterError` | 1 Handle(`HandleError`), 2 NotRegistered, 3 Endpoint(`EndpointError`) |
-//! | `ControlError` | 1 Register(`RegisterError`), 2 Unregister(`UnregisterError`), 3 PayloadTooLarge{u64 bytes, u64 max}, 4 Endpoint(`EndpointError`) |
-//! | `HandleError` | 1 Foreign{u32 expected, u32 got}, 2 Stale{u32 current}, 3 OutOfRange |
+//! | `ControlError` | 1 Register(`RegisterError`), 2 Unregister(`UnregisterError`), 3 TooLarge(`TooLarge`), 4 Endpoint(`EndpointError`) |
+//! | `TooLarge` | u8 limit (1 KernelName, 2 ControlFrame, 3 TaskFrame, 4 TaskResult), u64 bytes, u64 max |
+//! | `HandleError` | 1 Foreign{`WorkerId` expected, `WorkerId` got}, 2 Stale{u32 current}, 3 OutOfRange |
+//! | `WorkerId` | u64 nonce, u64 serial |
 //! | `EndpointError` | 1 ChildDied, 2 LivenessTimeout, 3 Poisoned(`PoisonReason`), 4 ShutDown |
-//! | `PoisonReason` | 1 MalformedFrame(`FrameError`), 2 IdentityMismatch, 3 UnexpectedState(u32), 4 ChildDied, 5 LivenessTimeout |
+//! | `PoisonReason` | 1 MalformedFrame(`FrameError`), 2 IdentityMismatch, 3 UnexpectedState(u32), 4 ChildDied, 5 LivenessTimeout, 6 DriverDied |
 //! | `FrameError` | 1 Truncated{u64 need, u64 have}, 2 TrailingBytes{u64 extra}, 3 BadMagic(u32), 4 BadVersion(u16), 5 BadKind(u8), 6 WrongKind{u8 expected, u8 got}, 7 ReservedNonZero, 8 TooLarge{u64 bytes, u64 max}, 9 InvalidField(u16 index into `FIELD_NAMES`), 10 InvalidUtf8 |
 //! | `SlotState` | u8: 1 Empty, 2 Preparing, 3 Prepared, 4 Failed, 5 Cancelling, 6 Unregistering, 7 Retired |
 //! | `ChipError` | u16 `ChipErrorKind` code (1..=5), detail `str(ChipError::DETAIL_MAX_BYTES)` |
@@ -88,11 +90,11 @@ mod payload;
 use cursor::{Reader, Writer};
 
 use crate::chip::{CallableSpec, RunConfig, RunOutput, TaskArgs};
-use crate::error::{ControlError, RegisterError, RunError};
+use crate::error::{ControlError, Limit, RegisterError, RunError, TooLarge};
 use crate::ids::{DispatchId, Generation, SlotIndex};
 
 pub const FRAME_MAGIC: u32 = 0x504c_4843; // "CHLP"
-pub const FRAME_VERSION: u16 = 1;
+pub const FRAME_VERSION: u16 = 2;
 pub const HEADER_BYTES: usize = 32;
 pub const TASK_FRAME_BYTES: usize = 64 * 1024;
 pub const CONTROL_FRAME_BYTES: usize = 4 * 1024;
@@ -127,6 +129,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "register_error",
     "unregister_error",
     "control_error",
+    "limit",
 ];
 
 /// Why bytes did not decode (or a value did not fit when encoding).
@@ -160,6 +163,61 @@ pub enum FrameError {
     InvalidField(&'static str),
     /// A string was not UTF-8.
     InvalidUtf8,
+}
+
+impl core::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            FrameError::Truncated { need, have } => write!(f, "truncated: {need} bytes needed, {have} there"),
+            FrameError::TrailingBytes { extra } => write!(f, "{extra} bytes after the frame"),
+            FrameError::BadMagic(m) => write!(f, "bad magic {m:#010x}"),
+            FrameError::BadVersion(v) => write!(f, "frame format version {v}, expected {FRAME_VERSION}"),
+            FrameError::BadKind(k) => write!(f, "unknown frame kind {k}"),
+            FrameError::WrongKind { expected, got } => write!(f, "a frame of kind {got} where kind {expected} belongs"),
+            FrameError::ReservedNonZero => f.write_str("a reserved field is not zero"),
+            FrameError::TooLarge { bytes, max } => write!(f, "{bytes} bytes where at most {max} fit"),
+            FrameError::InvalidField(name) => write!(f, "field {name} holds an invalid value"),
+            FrameError::InvalidUtf8 => f.write_str("a string is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Check a register control's spec against every limit of the control
+/// frame: the kernel name first (`KERNEL_MAX_BYTES`), then the whole frame
+/// (`CONTROL_FRAME_BYTES`). Computed without encoding or copying.
+pub fn check_spec(spec: &CallableSpec) -> Result<(), TooLarge> {
+    if spec.kernel.len() > KERNEL_MAX_BYTES {
+        return Err(TooLarge { limit: Limit::KernelName, bytes: spec.kernel.len(), max: KERNEL_MAX_BYTES });
+    }
+    // header + op code (1) + spec
+    let bytes = HEADER_BYTES.saturating_add(1).saturating_add(payload::spec_len(spec));
+    if bytes > CONTROL_FRAME_BYTES {
+        return Err(TooLarge { limit: Limit::ControlFrame, bytes, max: CONTROL_FRAME_BYTES });
+    }
+    Ok(())
+}
+
+/// Check a run's arguments against the task frame (`TASK_FRAME_BYTES`),
+/// without encoding or copying them.
+pub fn check_args(args: &TaskArgs) -> Result<(), TooLarge> {
+    let bytes = HEADER_BYTES.saturating_add(payload::args_len(args));
+    if bytes > TASK_FRAME_BYTES {
+        return Err(TooLarge { limit: Limit::TaskFrame, bytes, max: TASK_FRAME_BYTES });
+    }
+    Ok(())
+}
+
+/// Check a run's output against the task result frame
+/// (`TASK_RESULT_BYTES`): an L3 chip child answers a run whose output does
+/// not fit with this error instead.
+pub fn check_output(out: &RunOutput) -> Result<(), TooLarge> {
+    let bytes = HEADER_BYTES.saturating_add(payload::output_len(out));
+    if bytes > TASK_RESULT_BYTES {
+        return Err(TooLarge { limit: Limit::TaskResult, bytes, max: TASK_RESULT_BYTES });
+    }
+    Ok(())
 }
 
 /// Frame kinds.

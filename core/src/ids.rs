@@ -4,9 +4,82 @@
 
 use core::fmt;
 
-/// Which worker (L2 worker, or one chip child of an L3 worker) issued a handle.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
-pub struct WorkerId(pub u32);
+/// Which worker (an L2 worker, or one incarnation of one chip child of an L3
+/// worker) issued a handle.
+///
+/// 128 bits: the high 64 are a per-process nonce drawn once from the OS's
+/// randomness (through std's `RandomState`), the low 64 a per-process serial
+/// that only grows. [`WorkerId::fresh`] therefore never repeats inside a
+/// process (2^64 allocations) and two processes collide only if their
+/// 64-bit nonces do. The simulator, the models and tests name their workers
+/// with fixed values instead (`WorkerId(7)`): they need determinism, not
+/// uniqueness.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WorkerId(pub u128);
+
+impl WorkerId {
+    /// A worker id no other worker of any process has (see the type doc).
+    ///
+    /// This, and the nonce behind it, is the only place core draws on the
+    /// OS's randomness; no pure machine and no simulated run calls it.
+    #[must_use]
+    // A process-global counter and a once-drawn nonce: not part of the
+    // concurrent layer's model-checked state, so std's types are right here.
+    #[allow(clippy::disallowed_types)]
+    pub fn fresh() -> WorkerId {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+        static NONCE: OnceLock<u64> = OnceLock::new();
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        let nonce = *NONCE.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            // RandomState's keys come from the OS's randomness once per
+            // thread; mixing in the pid and an address keeps two processes
+            // with (improbably) equal keys apart.
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            h.write_usize(&SERIAL as *const AtomicU64 as usize);
+            h.finish()
+        });
+        // Relaxed: a counter; uniqueness needs only the RMW's atomicity.
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        WorkerId((u128::from(nonce) << 64) | u128::from(serial))
+    }
+
+    /// The per-process nonce part.
+    pub const fn nonce(self) -> u64 {
+        (self.0 >> 64) as u64
+    }
+
+    /// The serial part.
+    pub const fn serial(self) -> u64 {
+        self.0 as u64
+    }
+}
+
+impl fmt::Debug for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkerId({self})")
+    }
+}
+
+impl fmt::Display for WorkerId {
+    /// `nonce:serial` in hex (`0:7` for a fixed test id).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}:{:x}", self.nonce(), self.serial())
+    }
+}
+
+impl core::str::FromStr for WorkerId {
+    type Err = String;
+    /// Parses what `Display` prints.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, c) = s.split_once(':').ok_or_else(|| format!("worker id {s:?}: expected NONCE:SERIAL in hex"))?;
+        let n = u64::from_str_radix(n, 16).map_err(|e| format!("worker id {s:?}: nonce: {e}"))?;
+        let c = u64::from_str_radix(c, 16).map_err(|e| format!("worker id {s:?}: serial: {e}"))?;
+        Ok(WorkerId((u128::from(n) << 64) | u128::from(c)))
+    }
+}
 
 /// Index of a slot in a slot table.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]

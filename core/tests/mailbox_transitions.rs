@@ -3,10 +3,11 @@
 //! test), including each rejected one.
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
-use chiplane_core::error::{ControlError, EndpointError, PoisonReason, RegisterError, RunError};
+use chiplane_core::error::{ControlError, EndpointError, Limit, PoisonReason, RegisterError, RunError, TooLarge};
+use chiplane_core::frame;
 use chiplane_core::frame::{
     CompletionFrame, ControlFrame, ControlOp, ControlReply, ControlResultFrame, Frame, FrameError, FrameId, Settlement,
-    TaskFrame, TaskResultFrame, TASK_FRAME_BYTES,
+    TaskFrame, TaskResultFrame, CONTROL_FRAME_BYTES, KERNEL_MAX_BYTES, TASK_FRAME_BYTES, TASK_RESULT_BYTES,
 };
 use chiplane_core::ids::{DispatchId, Generation, SlotIndex};
 use chiplane_core::mailbox::child::{ChildEndpoint, ChildInput, ChildOutput};
@@ -271,8 +272,152 @@ fn parent_refuses_oversized_payloads_with_a_typed_error() {
         config: RunConfig::default(),
         args: TaskArgs { tensors: vec![vec![0.0; TASK_FRAME_BYTES / 4]], scalars: vec![] },
     });
-    assert!(matches!(r, Err(ParentError::Submit(SubmitError::PayloadTooLarge { .. }))));
+    assert!(matches!(r, Err(ParentError::Submit(SubmitError::TooLarge(TooLarge { limit: Limit::TaskFrame, .. })))));
     assert!(!p.outstanding());
+}
+
+/// Every limit of the frame format, at the limit and one past it, is
+/// checked at the call with the limit named (issue: a 257-byte kernel name
+/// used to pass the call and panic the driver when it failed to encode).
+#[test]
+fn parent_checks_every_frame_limit_at_the_call() {
+    let register = |p: &mut ParentEndpoint, spec: CallableSpec| {
+        p.handle(ParentInput::SubmitControl {
+            slot: SlotIndex(0),
+            generation: Generation(0),
+            op: ControlOp::Register { spec },
+        })
+    };
+    let mut p = ParentEndpoint::new();
+    // Kernel name: KERNEL_MAX_BYTES fits, one more does not.
+    assert!(register(&mut p, CallableSpec::chip("k".repeat(KERNEL_MAX_BYTES), vec![])).is_ok());
+    for len in [KERNEL_MAX_BYTES + 1, 300, 4000, 5000] {
+        let r = register(&mut p, CallableSpec::chip("k".repeat(len), vec![]));
+        assert_eq!(
+            r,
+            Err(ParentError::Submit(SubmitError::TooLarge(TooLarge {
+                limit: Limit::KernelName,
+                bytes: len,
+                max: KERNEL_MAX_BYTES
+            })))
+        );
+    }
+    // The whole control frame: find the most parameters that fit.
+    let fits = |n: usize| frame::check_spec(&CallableSpec::chip("k", vec![0; n])).is_ok();
+    let max_params = (0..CONTROL_FRAME_BYTES).take_while(|&n| fits(n)).last().unwrap();
+    assert!(register(&mut p, CallableSpec::chip("k", vec![0; max_params])).is_ok());
+    let r = register(&mut p, CallableSpec::chip("k", vec![0; max_params + 1]));
+    let want =
+        TooLarge { limit: Limit::ControlFrame, bytes: frame_len_params(max_params + 1), max: CONTROL_FRAME_BYTES };
+    assert_eq!(r, Err(ParentError::Submit(SubmitError::TooLarge(want))));
+    assert!(want.bytes > CONTROL_FRAME_BYTES && frame_len_params(max_params) <= CONTROL_FRAME_BYTES);
+    // The task frame: the most f32 elements that fit, and one more.
+    let args = |n: usize| TaskArgs { tensors: vec![vec![0.0; n]], scalars: vec![] };
+    let max_elems =
+        (TASK_FRAME_BYTES / 4 - 16..TASK_FRAME_BYTES / 4).rev().find(|&n| frame::check_args(&args(n)).is_ok()).unwrap();
+    let task = |p: &mut ParentEndpoint, a: TaskArgs| {
+        p.handle(ParentInput::SubmitTask {
+            slot: SlotIndex(0),
+            generation: Generation(1),
+            config: RunConfig::default(),
+            args: a,
+        })
+    };
+    assert!(task(&mut p, args(max_elems)).is_ok());
+    let r = task(&mut p, args(max_elems + 1));
+    assert!(
+        matches!(
+            r,
+            Err(ParentError::Submit(SubmitError::TooLarge(TooLarge {
+                limit: Limit::TaskFrame,
+                max: TASK_FRAME_BYTES,
+                ..
+            })))
+        ),
+        "{r:?}"
+    );
+    // Everything accepted also encodes (the driver can never fail to write it).
+    for o in drain_p(&mut p) {
+        if let ParentOutput::Write { frame, .. } = o {
+            frame.encode().expect("an accepted frame encodes");
+        }
+    }
+    // A run output one element past the task result frame is refused too.
+    let out = |n: usize| RunOutput { tensors: vec![vec![0.0; n]] };
+    let max_out = (TASK_RESULT_BYTES / 4 - 16..TASK_RESULT_BYTES / 4)
+        .rev()
+        .find(|&n| frame::check_output(&out(n)).is_ok())
+        .unwrap();
+    assert!(matches!(frame::check_output(&out(max_out + 1)), Err(TooLarge { limit: Limit::TaskResult, .. })));
+}
+
+fn frame_len_params(n: usize) -> usize {
+    Frame::Control(ControlFrame {
+        id: task_id(DispatchId(1)),
+        op: ControlOp::Register { spec: CallableSpec::chip("k", vec![0; n]) },
+    })
+    .encoded_len()
+}
+
+/// Rule 12: a poisoning completion arrives while a task submission's
+/// `Write` + `Cas` are still queued (the real driver pops the ring before it
+/// drains a submission). The machine withdraws them; no driver can run a
+/// stale CAS against the word.
+#[test]
+fn parent_withdraws_queued_memory_outputs_when_poisoned() {
+    let mut p = ParentEndpoint::new();
+    let c = submit_register(&mut p);
+    p.handle(ParentInput::Observed(Idle.encode())).unwrap();
+    // Write + Cas for the control are queued, not executed.
+    let queued: Vec<_> = std::iter::from_fn(|| p.poll()).collect();
+    assert!(queued.iter().all(|o| o.is_memory()) && queued.len() == 2, "{queued:?}");
+    // The driver executed them (published the control) ...
+    cas_ok(&mut p);
+    // ... then queues a task (Write + Cas wait for the word) while a
+    // completion that names nothing outstanding arrives first: poison.
+    let t = submit_task(&mut p);
+    let bogus = CompletionFrame { id: task_id(DispatchId(99)), settlement: Settlement::Freed };
+    p.handle(ParentInput::Completion(Ok(Frame::Completion(bogus)))).unwrap();
+    let out = drain_p(&mut p);
+    assert!(out.iter().all(|o| !o.is_memory()), "memory outputs withdrawn: {out:?}");
+    assert!(matches!(out.as_slice(), [ParentOutput::Poison { reason: PoisonReason::IdentityMismatch }]), "{out:?}");
+    // An answer to an output handed out before the verdict is ignored.
+    assert_eq!(p.handle(ParentInput::CasResult(Ok(()))), Ok(None));
+    assert_eq!(p.handle(ParentInput::ReadResult(Err(FrameError::InvalidUtf8))), Ok(None));
+    // The driver reaps the child: both dispatches resolve once, with the endpoint error.
+    p.handle(ParentInput::ChildGone(EndpointError::Poisoned(PoisonReason::IdentityMismatch))).unwrap();
+    let out = drain_p(&mut p);
+    assert!(out.iter().all(|o| !o.is_memory()), "{out:?}");
+    let resolved: Vec<DispatchId> = out
+        .iter()
+        .filter_map(|o| match o {
+            ParentOutput::TaskDone { dispatch, .. } | ParentOutput::ControlDone { dispatch, .. } => Some(*dispatch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved, vec![c, t]);
+}
+
+/// Rule 12, the death path the simulator found: a `Cas` handed out, then
+/// `ChildGone`, then the `Cas`'s answer.
+#[test]
+fn parent_ignores_the_answer_to_a_cas_issued_before_child_gone() {
+    let mut p = ParentEndpoint::new();
+    let d = submit_task(&mut p);
+    p.handle(ParentInput::Observed(Idle.encode())).unwrap();
+    let _write = p.poll().unwrap();
+    assert_eq!(p.poll(), Some(ParentOutput::Cas { from: Idle, to: TaskReady }));
+    p.handle(ParentInput::ChildGone(EndpointError::ChildDied)).unwrap();
+    let out = drain_p(&mut p);
+    assert_eq!(
+        out,
+        vec![
+            ParentOutput::Poison { reason: PoisonReason::ChildDied },
+            ParentOutput::TaskDone { dispatch: d, result: Err(RunError::Endpoint(EndpointError::ChildDied)) },
+        ]
+    );
+    assert_eq!(p.handle(ParentInput::CasResult(Err(WordState::Poisoned.encode()))), Ok(None));
+    assert!(drain_p(&mut p).is_empty());
 }
 
 #[test]

@@ -829,7 +829,7 @@ fn register_error(e: ControlError) -> RegisterError {
     match e {
         ControlError::Register(r) => r,
         ControlError::Endpoint(e) => RegisterError::Endpoint(e),
-        ControlError::Unregister(_) | ControlError::PayloadTooLarge { .. } => {
+        ControlError::Unregister(_) | ControlError::TooLarge(_) => {
             RegisterError::Endpoint(EndpointError::Poisoned(PoisonReason::IdentityMismatch))
         }
     }

@@ -45,3 +45,27 @@ fn a_lost_completion_is_a_liveness_failure() {
     }
     assert_eq!(shapes.len(), 2, "both shapes exercised: {shapes:?}");
 }
+
+/// L3 with one child death: the parent endpoint handed out a `Cas` (or a
+/// `Read`, or a `Write` + `Cas`), the simulator queued it, then `ChildGone`
+/// arrived; the stale output ran against the word and its answer was
+/// refused ("CasResult without a Cas", "ReadResult without a Read"). Found
+/// by `campaign --seeds 0..1000000` (57 of 1,000,000 seeds; these are the
+/// first twenty) and `7000000..7020000`. Fixed by rule 12 in the parent
+/// endpoint: once poisoned or gone it withdraws queued memory outputs and
+/// ignores answers to outputs it issued before.
+#[test]
+fn parent_withdraws_stale_outputs_after_child_death() {
+    const SEEDS: [u64; 21] = [
+        17236, 24187, 41973, 58197, 70311, 74876, 78022, 82376, 100718, 103867, 118636, 154139, 252705, 258410, 273603,
+        347837, 372698, 385765, 401418, 411464, 7008521,
+    ];
+    for seed in SEEDS {
+        let (opts, r) = chiplane_sim::run_seed(seed, false);
+        assert_eq!(r.verdict, Verdict::Pass, "seed {seed}\n{opts}");
+        assert!(
+            r.deaths > 0,
+            "seed {seed} no longer reaches a child death: the options generator moved; find new seeds"
+        );
+    }
+}

@@ -8,7 +8,9 @@ use super::{
     TaskResultFrame, FIELD_NAMES, KERNEL_MAX_BYTES,
 };
 use crate::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
-use crate::error::{ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError};
+use crate::error::{
+    ControlError, EndpointError, HandleError, Limit, PoisonReason, RegisterError, RunError, TooLarge, UnregisterError,
+};
 use crate::ids::{Generation, SlotIndex, WorkerId};
 use crate::slot::SlotState;
 
@@ -53,11 +55,21 @@ fn get_tensors(r: &mut Reader<'_>) -> R<Vec<Vec<f32>>> {
 // ---------------------------------------------------------------- task
 
 pub(super) fn task_len(f: &TaskFrame) -> usize {
+    args_len(&f.args)
+}
+
+/// Payload bytes of a task frame carrying `args` (config included).
+pub(super) fn args_len(args: &TaskArgs) -> usize {
     // config (8) + tensors + scalar count (4) + scalars
     8usize
-        .saturating_add(tensors_len(&f.args.tensors))
+        .saturating_add(tensors_len(&args.tensors))
         .saturating_add(4)
-        .saturating_add(f.args.scalars.len().saturating_mul(8))
+        .saturating_add(args.scalars.len().saturating_mul(8))
+}
+
+/// Payload bytes of an `Ok` task result carrying `out`.
+pub(super) fn output_len(out: &RunOutput) -> usize {
+    1usize.saturating_add(tensors_len(&out.tensors))
 }
 
 pub(super) fn put_task(w: &mut Writer<'_>, f: &TaskFrame) -> R<()> {
@@ -89,7 +101,7 @@ const OP_UNREGISTER: u8 = 2;
 const OP_MEMORY: u8 = 3;
 const OP_DOMAIN: u8 = 4;
 
-fn spec_len(s: &CallableSpec) -> usize {
+pub(super) fn spec_len(s: &CallableSpec) -> usize {
     // kind (1) + kernel len (2) + kernel + count (4) + params
     7usize.saturating_add(s.kernel.len()).saturating_add(s.params.len().saturating_mul(8))
 }
@@ -330,9 +342,44 @@ fn get_slot_state(r: &mut Reader<'_>) -> R<SlotState> {
     })
 }
 
+fn put_worker(w: &mut Writer<'_>, id: WorkerId) -> R<()> {
+    w.u64((id.0 >> 64) as u64)?;
+    w.u64(id.0 as u64)
+}
+
+fn get_worker(r: &mut Reader<'_>) -> R<WorkerId> {
+    let hi = r.u64()?;
+    let lo = r.u64()?;
+    Ok(WorkerId((u128::from(hi) << 64) | u128::from(lo)))
+}
+
+const TOO_LARGE_LEN: usize = 17;
+
+fn put_too_large(w: &mut Writer<'_>, e: &TooLarge) -> R<()> {
+    w.u8(match e.limit {
+        Limit::KernelName => 1,
+        Limit::ControlFrame => 2,
+        Limit::TaskFrame => 3,
+        Limit::TaskResult => 4,
+    })?;
+    w.usize64(e.bytes)?;
+    w.usize64(e.max)
+}
+
+fn get_too_large(r: &mut Reader<'_>) -> R<TooLarge> {
+    let limit = match r.u8()? {
+        1 => Limit::KernelName,
+        2 => Limit::ControlFrame,
+        3 => Limit::TaskFrame,
+        4 => Limit::TaskResult,
+        _ => return Err(bad("limit")),
+    };
+    Ok(TooLarge { limit, bytes: r.usize64("usize")?, max: r.usize64("usize")? })
+}
+
 fn handle_error_len(e: &HandleError) -> usize {
     1 + match e {
-        HandleError::Foreign { .. } => 8,
+        HandleError::Foreign { .. } => 32,
         HandleError::Stale { .. } => 4,
         HandleError::OutOfRange => 0,
     }
@@ -342,8 +389,8 @@ fn put_handle_error(w: &mut Writer<'_>, e: &HandleError) -> R<()> {
     match *e {
         HandleError::Foreign { expected, got } => {
             w.u8(1)?;
-            w.u32(expected.0)?;
-            w.u32(got.0)
+            put_worker(w, expected)?;
+            put_worker(w, got)
         }
         HandleError::Stale { current } => {
             w.u8(2)?;
@@ -355,7 +402,7 @@ fn put_handle_error(w: &mut Writer<'_>, e: &HandleError) -> R<()> {
 
 fn get_handle_error(r: &mut Reader<'_>) -> R<HandleError> {
     Ok(match r.u8()? {
-        1 => HandleError::Foreign { expected: WorkerId(r.u32()?), got: WorkerId(r.u32()?) },
+        1 => HandleError::Foreign { expected: get_worker(r)?, got: get_worker(r)? },
         2 => HandleError::Stale { current: Generation(r.u32()?) },
         3 => HandleError::OutOfRange,
         _ => return Err(bad("handle_error")),
@@ -440,7 +487,10 @@ fn poison_len(p: &PoisonReason) -> usize {
     1 + match p {
         PoisonReason::MalformedFrame(e) => frame_error_len(e),
         PoisonReason::UnexpectedState(_) => 4,
-        PoisonReason::IdentityMismatch | PoisonReason::ChildDied | PoisonReason::LivenessTimeout => 0,
+        PoisonReason::IdentityMismatch
+        | PoisonReason::ChildDied
+        | PoisonReason::LivenessTimeout
+        | PoisonReason::DriverDied => 0,
     }
 }
 
@@ -457,6 +507,7 @@ fn put_poison(w: &mut Writer<'_>, p: &PoisonReason) -> R<()> {
         }
         PoisonReason::ChildDied => w.u8(4),
         PoisonReason::LivenessTimeout => w.u8(5),
+        PoisonReason::DriverDied => w.u8(6),
     }
 }
 
@@ -467,6 +518,7 @@ fn get_poison(r: &mut Reader<'_>) -> R<PoisonReason> {
         3 => PoisonReason::UnexpectedState(r.u32()?),
         4 => PoisonReason::ChildDied,
         5 => PoisonReason::LivenessTimeout,
+        6 => PoisonReason::DriverDied,
         _ => return Err(bad("poison_reason")),
     })
 }
@@ -506,7 +558,7 @@ fn run_error_len(e: &RunError) -> usize {
         RunError::NotRunnable(_) => 1,
         RunError::PrepareFailed(c) | RunError::Chip(c) => chip_error_len(c),
         RunError::Cancelled => 0,
-        RunError::PayloadTooLarge { .. } => 16,
+        RunError::TooLarge(_) => TOO_LARGE_LEN,
         RunError::Endpoint(e) => endpoint_len(e),
     }
 }
@@ -530,10 +582,9 @@ fn put_run_error(w: &mut Writer<'_>, e: &RunError) -> R<()> {
             w.u8(5)?;
             put_chip_error(w, c)
         }
-        RunError::PayloadTooLarge { bytes, max } => {
+        RunError::TooLarge(e) => {
             w.u8(6)?;
-            w.usize64(*bytes)?;
-            w.usize64(*max)
+            put_too_large(w, e)
         }
         RunError::Endpoint(e) => {
             w.u8(7)?;
@@ -549,7 +600,7 @@ fn get_run_error(r: &mut Reader<'_>) -> R<RunError> {
         3 => RunError::PrepareFailed(get_chip_error(r)?),
         4 => RunError::Cancelled,
         5 => RunError::Chip(get_chip_error(r)?),
-        6 => RunError::PayloadTooLarge { bytes: r.usize64("usize")?, max: r.usize64("usize")? },
+        6 => RunError::TooLarge(get_too_large(r)?),
         7 => RunError::Endpoint(get_endpoint(r)?),
         _ => return Err(bad("run_error")),
     })
@@ -559,6 +610,8 @@ fn register_error_len(e: &RegisterError) -> usize {
     1 + match e {
         RegisterError::PrepareFailed(c) => chip_error_len(c),
         RegisterError::Endpoint(e) => endpoint_len(e),
+        RegisterError::TooLarge(_) => TOO_LARGE_LEN,
+        RegisterError::NoSuchChip { .. } => 16,
         RegisterError::WrongTarget | RegisterError::TableFull | RegisterError::Cancelled => 0,
     }
 }
@@ -576,6 +629,15 @@ fn put_register_error(w: &mut Writer<'_>, e: &RegisterError) -> R<()> {
             w.u8(5)?;
             put_endpoint(w, e)
         }
+        RegisterError::TooLarge(e) => {
+            w.u8(6)?;
+            put_too_large(w, e)
+        }
+        RegisterError::NoSuchChip { chip, chips } => {
+            w.u8(7)?;
+            w.usize64(*chip)?;
+            w.usize64(*chips)
+        }
     }
 }
 
@@ -586,6 +648,8 @@ fn get_register_error(r: &mut Reader<'_>) -> R<RegisterError> {
         3 => RegisterError::PrepareFailed(get_chip_error(r)?),
         4 => RegisterError::Cancelled,
         5 => RegisterError::Endpoint(get_endpoint(r)?),
+        6 => RegisterError::TooLarge(get_too_large(r)?),
+        7 => RegisterError::NoSuchChip { chip: r.usize64("usize")?, chips: r.usize64("usize")? },
         _ => return Err(bad("register_error")),
     })
 }
@@ -625,7 +689,7 @@ fn control_error_len(e: &ControlError) -> usize {
     1 + match e {
         ControlError::Register(e) => register_error_len(e),
         ControlError::Unregister(e) => unregister_error_len(e),
-        ControlError::PayloadTooLarge { .. } => 16,
+        ControlError::TooLarge(_) => TOO_LARGE_LEN,
         ControlError::Endpoint(e) => endpoint_len(e),
     }
 }
@@ -640,10 +704,9 @@ fn put_control_error(w: &mut Writer<'_>, e: &ControlError) -> R<()> {
             w.u8(2)?;
             put_unregister_error(w, e)
         }
-        ControlError::PayloadTooLarge { bytes, max } => {
+        ControlError::TooLarge(e) => {
             w.u8(3)?;
-            w.usize64(*bytes)?;
-            w.usize64(*max)
+            put_too_large(w, e)
         }
         ControlError::Endpoint(e) => {
             w.u8(4)?;
@@ -656,7 +719,7 @@ fn get_control_error(r: &mut Reader<'_>) -> R<ControlError> {
     Ok(match r.u8()? {
         1 => ControlError::Register(get_register_error(r)?),
         2 => ControlError::Unregister(get_unregister_error(r)?),
-        3 => ControlError::PayloadTooLarge { bytes: r.usize64("usize")?, max: r.usize64("usize")? },
+        3 => ControlError::TooLarge(get_too_large(r)?),
         4 => ControlError::Endpoint(get_endpoint(r)?),
         _ => return Err(bad("control_error")),
     })

@@ -27,6 +27,12 @@
 //! 5. When the child dies or the liveness timeout fires, the driver kills and
 //!    reaps it and feeds `ChildGone(err)`: every outstanding task, control
 //!    and settlement resolves with that endpoint error, exactly once.
+//! 6. Once poisoned or gone (rule 12), the machine withdraws the memory
+//!    outputs still queued (a driver never executes a stale `Write`, `Cas`
+//!    or `Read` against the word) and accepts and ignores the answer to one
+//!    it handed out before. A driver needs no rule of its own for this: it
+//!    may execute outputs and feed answers in any order the call order
+//!    above allows, before or after the verdict.
 //!
 //! # Transitions it drives (design.md section 4)
 //! IDLE -> TASK_READY (task), IDLE -> CONTROL_READY(idle), TASK_RUNNING ->
@@ -46,7 +52,7 @@
 //! - poison is one way: after it nothing is published again.
 
 use crate::chip::{RunConfig, TaskArgs};
-use crate::error::{ControlError, EndpointError, PoisonReason, RegisterError, RunError, UnregisterError};
+use crate::error::{ControlError, EndpointError, PoisonReason, RegisterError, RunError, TooLarge, UnregisterError};
 use crate::frame::{
     ControlFrame, ControlOp, ControlReply, Frame, FrameError, FrameId, FrameKind, Settlement, TaskFrame,
     TaskResultFrame,
@@ -100,11 +106,19 @@ pub enum ParentOutput {
     Poison { reason: PoisonReason },
 }
 
+impl ParentOutput {
+    /// A shared-memory action (`Write`, `Cas`, `Read`), as opposed to a
+    /// resolution or the poison verdict.
+    pub fn is_memory(&self) -> bool {
+        matches!(self, ParentOutput::Write { .. } | ParentOutput::Cas { .. } | ParentOutput::Read { .. })
+    }
+}
+
 /// Why a submission was refused.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum SubmitError {
-    /// The encoded frame exceeds its field.
-    PayloadTooLarge { bytes: usize, max: usize },
+    /// A size limit of the frame (named in the error) is exceeded.
+    TooLarge(TooLarge),
     /// The endpoint is poisoned, gone or shutting down.
     Endpoint(EndpointError),
 }
@@ -112,7 +126,7 @@ pub enum SubmitError {
 impl From<SubmitError> for RunError {
     fn from(e: SubmitError) -> Self {
         match e {
-            SubmitError::PayloadTooLarge { bytes, max } => RunError::PayloadTooLarge { bytes, max },
+            SubmitError::TooLarge(e) => RunError::TooLarge(e),
             SubmitError::Endpoint(e) => RunError::Endpoint(e),
         }
     }
@@ -121,7 +135,7 @@ impl From<SubmitError> for RunError {
 impl From<SubmitError> for ControlError {
     fn from(e: SubmitError) -> Self {
         match e {
-            SubmitError::PayloadTooLarge { bytes, max } => ControlError::PayloadTooLarge { bytes, max },
+            SubmitError::TooLarge(e) => ControlError::TooLarge(e),
             SubmitError::Endpoint(e) => ControlError::Endpoint(e),
         }
     }
@@ -236,18 +250,23 @@ impl ParentEndpoint {
         let r = match input {
             ParentInput::SubmitTask { slot, generation, config, args } => {
                 self.check_open().map_err(ParentError::Submit)?;
+                // Every limit is checked here, at the call, so nothing a
+                // caller submits can fail to encode later.
+                crate::frame::check_args(&args).map_err(|e| ParentError::Submit(SubmitError::TooLarge(e)))?;
                 let id = FrameId { dispatch: self.next_dispatch, slot, generation };
                 let frame = TaskFrame { id, config, args };
-                check_size(&Frame::Task(frame.clone())).map_err(ParentError::Submit)?;
                 self.next_dispatch = self.next_dispatch.next();
                 self.tasks.push_back(frame);
                 Some(id.dispatch)
             }
             ParentInput::SubmitControl { slot, generation, op } => {
                 self.check_open().map_err(ParentError::Submit)?;
+                if let ControlOp::Register { spec } = &op {
+                    crate::frame::check_spec(spec).map_err(|e| ParentError::Submit(SubmitError::TooLarge(e)))?;
+                }
                 let id = FrameId { dispatch: self.next_dispatch, slot, generation };
                 let frame = ControlFrame { id, op };
-                check_size(&Frame::Control(frame.clone())).map_err(ParentError::Submit)?;
+                debug_assert!(frame_fits(&Frame::Control(frame.clone())), "a checked control fits its frame");
                 self.next_dispatch = self.next_dispatch.next();
                 self.controls.push_back(frame);
                 Some(id.dispatch)
@@ -256,6 +275,11 @@ impl ParentEndpoint {
                 if self.pending.is_none() && self.is_live() {
                     self.observe(raw);
                 }
+                None
+            }
+            ParentInput::CasResult(_) | ParentInput::ReadResult(_) if !self.is_live() => {
+                // Rule 12: once poisoned or gone, an answer to an output
+                // issued before is accepted and ignored.
                 None
             }
             ParentInput::CasResult(r) => {
@@ -376,8 +400,18 @@ impl ParentEndpoint {
             return;
         }
         self.poisoned = Some(reason.clone());
-        self.pending = None;
+        self.withdraw();
         self.outputs.push_back(ParentOutput::Poison { reason });
+    }
+
+    /// Rule 12: the endpoint is poisoned or gone. Withdraw the memory
+    /// outputs (`Write`, `Cas`, `Read`) still queued, so no driver executes
+    /// a stale one against the shared word; forget what was pending (its
+    /// answer, if the driver already executed it, is ignored on arrival).
+    /// Resolutions already queued stay: each is owed exactly once.
+    fn withdraw(&mut self) {
+        self.pending = None;
+        self.outputs.retain(|o| !o.is_memory());
     }
 
     fn observe(&mut self, raw: u32) {
@@ -599,7 +633,7 @@ impl ParentEndpoint {
             return;
         }
         self.gone = Some(err.clone());
-        self.pending = None;
+        self.withdraw();
         if self.poisoned.is_none() {
             // The word goes POISONED on the parent side (design.md section 4).
             let reason = match &err {
@@ -672,13 +706,8 @@ fn result_field(kind: FrameKind) -> Field {
     field_for(kind).expect("result frames have fields")
 }
 
-fn check_size(frame: &Frame) -> Result<(), SubmitError> {
-    let bytes = frame.encoded_len();
-    let max = Frame::capacity(frame.kind());
-    if bytes > max {
-        return Err(SubmitError::PayloadTooLarge { bytes, max });
-    }
-    Ok(())
+fn frame_fits(frame: &Frame) -> bool {
+    frame.encoded_len() <= Frame::capacity(frame.kind())
 }
 
 /// Map a settlement to what `register_async(..).wait()` returns.
