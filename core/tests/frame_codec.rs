@@ -203,8 +203,8 @@ fn rejects_bad_magic() {
 #[test]
 fn rejects_bad_version() {
     let mut b = register("k").encode().unwrap();
-    b[4] = 2;
-    assert_eq!(Frame::decode(&b), Err(FrameError::BadVersion(2)));
+    b[4] = (FRAME_VERSION + 1) as u8;
+    assert_eq!(Frame::decode(&b), Err(FrameError::BadVersion(FRAME_VERSION + 1)));
 }
 
 #[test]

@@ -89,12 +89,20 @@ pub type RunResult = Result<RunOutput, RunError>;
 pub type UnregisterResult = Result<(), UnregisterError>;
 
 /// Construction parameters of a [`ChipNode`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub worker: WorkerId,
     pub limits: SlotLimits,
     /// Notified whenever any handle of this node resolves.
     pub notifier: Option<Arc<Notifier>>,
+}
+
+impl Default for NodeConfig {
+    /// A fresh worker id (never shared with another worker), the default
+    /// limits, no notifier.
+    fn default() -> Self {
+        NodeConfig { worker: WorkerId::fresh(), limits: SlotLimits::default(), notifier: None }
+    }
 }
 
 /// A result that arrives later, exactly once. `wait` consumes the handle;

@@ -3,7 +3,7 @@
 
 use chiplane_core::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
 use chiplane_core::error::{
-    ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError,
+    ControlError, EndpointError, HandleError, Limit, PoisonReason, RegisterError, RunError, TooLarge, UnregisterError,
 };
 use chiplane_core::frame::*;
 use chiplane_core::ids::{DispatchId, Generation, SlotIndex, WorkerId};
@@ -59,7 +59,7 @@ pub fn arb_slot_state() -> impl Strategy<Value = SlotState> {
 
 pub fn arb_handle_error() -> impl Strategy<Value = HandleError> {
     prop_oneof![
-        (any::<u32>(), any::<u32>())
+        (any::<u128>(), any::<u128>())
             .prop_map(|(e, g)| HandleError::Foreign { expected: WorkerId(e), got: WorkerId(g) }),
         any::<u32>().prop_map(|c| HandleError::Stale { current: Generation(c) }),
         Just(HandleError::OutOfRange),
@@ -89,6 +89,7 @@ pub fn arb_poison() -> impl Strategy<Value = PoisonReason> {
         any::<u32>().prop_map(PoisonReason::UnexpectedState),
         Just(PoisonReason::ChildDied),
         Just(PoisonReason::LivenessTimeout),
+        Just(PoisonReason::DriverDied),
     ]
 }
 
@@ -108,8 +109,7 @@ pub fn arb_run_error() -> impl Strategy<Value = RunError> {
         arb_chip_error().prop_map(RunError::PrepareFailed),
         Just(RunError::Cancelled),
         arb_chip_error().prop_map(RunError::Chip),
-        (any::<u64>(), any::<u64>())
-            .prop_map(|(b, m)| RunError::PayloadTooLarge { bytes: b as usize, max: m as usize }),
+        arb_too_large().prop_map(RunError::TooLarge),
         arb_endpoint().prop_map(RunError::Endpoint),
     ]
 }
@@ -121,7 +121,19 @@ pub fn arb_register_error() -> impl Strategy<Value = RegisterError> {
         arb_chip_error().prop_map(RegisterError::PrepareFailed),
         Just(RegisterError::Cancelled),
         arb_endpoint().prop_map(RegisterError::Endpoint),
+        arb_too_large().prop_map(RegisterError::TooLarge),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(c, n)| RegisterError::NoSuchChip { chip: c as usize, chips: n as usize }),
     ]
+}
+
+pub fn arb_too_large() -> impl Strategy<Value = TooLarge> {
+    (
+        prop::sample::select(vec![Limit::KernelName, Limit::ControlFrame, Limit::TaskFrame, Limit::TaskResult]),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(limit, b, m)| TooLarge { limit, bytes: b as usize, max: m as usize })
 }
 
 pub fn arb_unregister_error() -> impl Strategy<Value = UnregisterError> {
@@ -136,8 +148,7 @@ pub fn arb_control_error() -> impl Strategy<Value = ControlError> {
     prop_oneof![
         arb_register_error().prop_map(ControlError::Register),
         arb_unregister_error().prop_map(ControlError::Unregister),
-        (any::<u64>(), any::<u64>())
-            .prop_map(|(b, m)| ControlError::PayloadTooLarge { bytes: b as usize, max: m as usize }),
+        arb_too_large().prop_map(ControlError::TooLarge),
         arb_endpoint().prop_map(ControlError::Endpoint),
     ]
 }

@@ -87,7 +87,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             }
             "--worker" => {
                 let v = value()?;
-                worker = WorkerId(v.parse().map_err(|e| format!("--worker {v}: {e}"))?);
+                worker = v.parse()?;
             }
             "--trace" => trace = Some(value()?),
             "--parent" => {

@@ -203,12 +203,6 @@ pub fn default_child_exe() -> PathBuf {
     dir.parent().map(|d| d.join(CHILD_EXE_NAME)).unwrap_or(here)
 }
 
-/// The worker id of a chip child incarnation (distinct per chip and per
-/// restart, so handles never cross incarnations).
-fn worker_id(chip: usize, incarnation: u32) -> WorkerId {
-    WorkerId(0x4000_0000 | ((chip as u32 & 0x3fff) << 16) | (incarnation & 0xffff))
-}
-
 impl L3Worker {
     /// Start `config.chips` chip children (each on a fresh memfd mailbox)
     /// and wait until each serves its mailbox.
@@ -621,7 +615,9 @@ impl Backoff {
 /// Start one chip child on a fresh mailbox and wait until it serves.
 fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -> io::Result<Link> {
     let mailbox = Arc::new(Mailbox::create(config.ring_capacity)?);
-    let worker = worker_id(chip, incarnation);
+    // A fresh id per child incarnation: handles never cross incarnations,
+    // chips or workers (`WorkerId::fresh` never repeats).
+    let worker = WorkerId::fresh();
     let mut cmd = ChildCommand::new(exe);
     for a in &config.child_args {
         cmd = cmd.arg(a);
@@ -630,7 +626,7 @@ fn spawn_link(config: &L3Config, exe: &PathBuf, chip: usize, incarnation: u32) -
         .arg("--device")
         .arg(config.device.as_str())
         .arg("--worker")
-        .arg(worker.0.to_string())
+        .arg(worker.to_string())
         .arg("--parent")
         .arg(std::process::id().to_string());
     if let Some(dir) = &config.trace_dir {

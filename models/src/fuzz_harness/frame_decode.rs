@@ -99,7 +99,16 @@ pub fn seed_frames() -> Vec<Frame> {
         RunError::PrepareFailed(chip_err()),
         RunError::Cancelled,
         RunError::Chip(ChipError::new(ChipErrorKind::InvalidArgs, "é€")),
-        RunError::PayloadTooLarge { bytes: 70000, max: 65536 },
+        RunError::TooLarge(chiplane_core::error::TooLarge {
+            limit: chiplane_core::error::Limit::TaskFrame,
+            bytes: 70000,
+            max: 65536,
+        }),
+        RunError::TooLarge(chiplane_core::error::TooLarge {
+            limit: chiplane_core::error::Limit::TaskResult,
+            bytes: 70001,
+            max: 65536,
+        }),
         RunError::Endpoint(poisoned.clone()),
     ];
     frames
@@ -110,6 +119,13 @@ pub fn seed_frames() -> Vec<Frame> {
         RegisterError::PrepareFailed(chip_err()),
         RegisterError::Cancelled,
         RegisterError::Endpoint(EndpointError::ChildDied),
+        RegisterError::TooLarge(chiplane_core::error::TooLarge {
+            limit: chiplane_core::error::Limit::KernelName,
+            bytes: 300,
+            max: 256,
+        }),
+        RegisterError::NoSuchChip { chip: 3, chips: 2 },
+        RegisterError::Endpoint(EndpointError::Poisoned(PoisonReason::DriverDied)),
     ];
     frames.extend(
         register_errors
@@ -121,11 +137,15 @@ pub fn seed_frames() -> Vec<Frame> {
         ControlError::Register(RegisterError::TableFull),
         ControlError::Unregister(UnregisterError::Handle(HandleError::Foreign {
             expected: chiplane_core::WorkerId(1),
-            got: chiplane_core::WorkerId(2),
+            got: chiplane_core::WorkerId(u128::MAX - 2),
         })),
         ControlError::Unregister(UnregisterError::NotRegistered),
         ControlError::Unregister(UnregisterError::Endpoint(EndpointError::LivenessTimeout)),
-        ControlError::PayloadTooLarge { bytes: 5000, max: 4096 },
+        ControlError::TooLarge(chiplane_core::error::TooLarge {
+            limit: chiplane_core::error::Limit::ControlFrame,
+            bytes: 5000,
+            max: 4096,
+        }),
         ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::UnexpectedState(9))),
         ControlError::Endpoint(EndpointError::Poisoned(PoisonReason::MalformedFrame(FrameError::Truncated {
             need: 40,

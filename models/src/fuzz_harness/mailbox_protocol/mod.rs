@@ -324,8 +324,8 @@ fn submit(sys: &mut System, r: &mut Reference, input: ParentInput, sub: Sub) {
         Err(ParentError::Submit(SubmitError::Endpoint(e))) => {
             assert!(!open, "an open endpoint refused a submission with {e:?}")
         }
-        Err(ParentError::Submit(SubmitError::PayloadTooLarge { bytes, max })) => {
-            assert!(bytes > max, "PayloadTooLarge {bytes} <= {max}")
+        Err(ParentError::Submit(SubmitError::TooLarge(e))) => {
+            assert!(e.bytes > e.max, "TooLarge {e:?} within its limit")
         }
         Err(e) => panic!("submission refused: {e:?}"),
     }
