@@ -19,6 +19,11 @@ const MUTANTS: &[&str] = &[
     "shared_result_field",
     "blocking_control_wait",
     "restore_by_store",
+    "relaxed_ring_tail",
+    "weak_done_cas",
+    "lost_lane_wake",
+    "missed_doorbell",
+    "stale_incarnation",
 ];
 
 fn main() {

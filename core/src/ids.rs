@@ -143,3 +143,24 @@ pub struct Handle {
     pub index: SlotIndex,
     pub generation: Generation,
 }
+
+impl Handle {
+    /// Was this handle issued by `worker`? `Foreign` otherwise. Every
+    /// worker check (the slot table's, the L3 parent's before a handle
+    /// crosses the mailbox) is this one function.
+    pub fn check_worker(self, worker: WorkerId) -> Result<(), crate::error::HandleError> {
+        if self.worker == worker {
+            return Ok(());
+        }
+        // MUTANT stale_incarnation: a handle whose serial is one behind (the
+        // previous incarnation of a restarted chip child, or the worker
+        // created just before) passes for this worker's.
+        if cfg!(chiplane_mutant = "stale_incarnation")
+            && self.worker.nonce() == worker.nonce()
+            && self.worker.serial().wrapping_add(1) == worker.serial()
+        {
+            return Ok(());
+        }
+        Err(crate::error::HandleError::Foreign { expected: worker, got: self.worker })
+    }
+}

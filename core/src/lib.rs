@@ -15,6 +15,7 @@
 //! See `docs/` and design.md for the protocol.
 
 pub mod chip;
+pub mod chipside;
 pub mod error;
 pub mod frame;
 pub mod ids;

@@ -121,7 +121,7 @@ impl Default for SlotLimits {
 }
 
 /// Inputs to the slot table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SlotInput<A> {
     /// Register a chip callable by digest.
     Register { digest: CallableDigest },
@@ -621,9 +621,7 @@ impl<A> SlotTable<A> {
     /// The slot index `handle` names, after checking worker, range and
     /// generation.
     fn index_of(&self, handle: Handle) -> Result<usize, HandleError> {
-        if handle.worker != self.worker {
-            return Err(HandleError::Foreign { expected: self.worker, got: handle.worker });
-        }
+        handle.check_worker(self.worker)?;
         let i = handle.index.0 as usize;
         let Some(slot) = self.slots.get(i) else {
             return Err(HandleError::OutOfRange);

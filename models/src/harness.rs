@@ -20,9 +20,9 @@ pub fn small_limits() -> SlotLimits {
     SlotLimits { capacity: 2, generation_max: Generation(3) }
 }
 
-/// A node config for models: worker 1, shrunk limits, no notifier.
+/// A node config for models: worker 1, shrunk limits, L2.
 pub fn small_config() -> NodeConfig {
-    NodeConfig { worker: WorkerId(1), limits: small_limits(), notifier: None }
+    NodeConfig { worker: WorkerId(1), limits: small_limits(), events: None }
 }
 
 /// Iterations for each shuttle scheduler (env `CHIPLANE_SHUTTLE_ITERS`).

@@ -8,7 +8,7 @@
 //! register lane; S7 adds a second caller and S10 uses a producer and a
 //! waiter instead of a node.
 
-use chiplane_core::conc::{ChipNode, Completion, Notifier, Worker};
+use chiplane_core::conc::{ChipNode, Completion, Worker};
 use chiplane_core::slot::SlotState;
 use chiplane_core::sync::{thread, Arc};
 use chiplane_core::{HandleError, RegisterError, RunConfig, RunError, SlotIndex, UnregisterError};
@@ -158,15 +158,12 @@ pub fn s7_concurrent_register() {
 }
 
 /// S10: completion cell wait/notify, no lost wake-up. A producer completes a
-/// cell that has a notifier; a second thread waits on the cell (spin-free
-/// under the checkers, parking); the main thread sleeps on the notifier
-/// epoch read before, then takes the value. Invariants: nobody sleeps
-/// forever (the checkers report a deadlock), the value is seen exactly once
-/// by the taker, the notifier's epoch advanced exactly once.
+/// cell; a second thread waits on the cell (spin-free under the checkers,
+/// parking); the main thread waits too, then takes the value. Invariants:
+/// nobody sleeps forever (the checkers report a deadlock), the value is
+/// seen exactly once by the taker.
 pub fn s10_cell_wait_notify() {
-    let notifier = Arc::new(Notifier::new());
-    let cell = Arc::new(Completion::with_notifier(Some(notifier.clone())));
-    let seen = notifier.epoch();
+    let cell = Arc::new(Completion::new());
     let producer = {
         let cell = cell.clone();
         thread::spawn(move || cell.complete(42u32).unwrap())
@@ -178,9 +175,8 @@ pub fn s10_cell_wait_notify() {
             assert!(cell.is_ready());
         })
     };
-    let now = notifier.wait_past(seen);
-    assert_eq!(now, seen + 1, "one completion, one notify");
-    assert_eq!(cell.try_take(), Some(42), "the notifier fires only after the value is published");
+    cell.wait_ready();
+    assert_eq!(cell.try_take(), Some(42), "a waiter wakes only after the value is published");
     assert_eq!(cell.try_take(), None, "taken exactly once");
     producer.join().unwrap();
     waiter.join().unwrap();

@@ -1,6 +1,5 @@
 //! Completion cells: one producer stores a value exactly once; any number of
-//! threads wait for it. Plus [`Notifier`], which lets one thread wait for
-//! "any of these cells completed" (the L3 chip child's mailbox loop).
+//! threads wait for it.
 //!
 //! # States of a [`Completion`] (one `AtomicU32`, snapshot [`CellState`])
 //! ```text
@@ -30,15 +29,13 @@
 //!   after the waiter released the lock inside `Condvar::wait`);
 //! - a waiter spins briefly before parking (design.md rule 11); under loom
 //!   and shuttle it does not spin (spinning only adds schedules);
-//! - the optional notifier hook is called after the value is published, so a
-//!   thread woken by the notifier always finds the cell READY.
 //!
 //! Mutant `lost_wakeup` (design.md section 8): the producer notifies before
 //! it publishes the value, so a waiter that parks in between sleeps forever.
 
 use core::time::Duration;
 
-use crate::sync::{Arc, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell};
+use crate::sync::{AtomicU32, Condvar, Mutex, Ordering, UnsafeCell};
 
 /// Stage of a completion cell.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -133,10 +130,6 @@ enum Step {
     Park,
 }
 
-/// How many times a waiter spins before it parks (std backend only).
-#[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-const SPIN_LIMIT: u32 = 128;
-
 /// Outcome of a waiter's attempt to park.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[must_use]
@@ -154,14 +147,13 @@ pub struct Completion<T> {
     value: UnsafeCell<Option<T>>,
     gate: Mutex<()>,
     wake: Condvar,
-    notifier: Option<Arc<Notifier>>,
 }
 
 impl<T> core::fmt::Debug for Completion<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Acquire pairs with the producer's publish (only for a coherent print).
         let s = CellState::decode(self.word.load(Ordering::Acquire));
-        f.debug_struct("Completion").field("state", &s).field("notifier", &self.notifier.is_some()).finish()
+        f.debug_struct("Completion").field("state", &s).finish()
     }
 }
 
@@ -181,20 +173,13 @@ impl<T> Default for Completion<T> {
 }
 
 impl<T> Completion<T> {
-    /// An empty cell without a notifier.
+    /// An empty cell.
     pub fn new() -> Self {
-        Self::with_notifier(None)
-    }
-
-    /// An empty cell that calls `notifier.notify()` after its value is
-    /// published.
-    pub fn with_notifier(notifier: Option<Arc<Notifier>>) -> Self {
         Completion {
             word: AtomicU32::new(CellState::EMPTY.encode()),
             value: UnsafeCell::new(None),
             gate: Mutex::new(()),
             wake: Condvar::new(),
-            notifier,
         }
     }
 
@@ -265,9 +250,6 @@ impl<T> Completion<T> {
         }
         #[cfg(chiplane_mutant = "lost_wakeup")]
         let _ = old;
-        if let Some(n) = &self.notifier {
-            n.notify();
-        }
         Ok(())
     }
 
@@ -281,16 +263,10 @@ impl<T> Completion<T> {
         self.wake.notify_all();
     }
 
-    /// Spin briefly (std only) waiting for the value; true when it settled.
+    /// Spin for the process's spin budget (none under loom and shuttle)
+    /// waiting for the value; true when it settled.
     fn spin(&self) -> bool {
-        #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-        for _ in 0..SPIN_LIMIT {
-            if self.is_ready() {
-                return true;
-            }
-            crate::sync::spin_loop();
-        }
-        self.is_ready()
+        super::wait::spin_until(|| self.is_ready())
     }
 
     /// Under the gate lock: set PARKED unless the cell already settled.
@@ -385,116 +361,11 @@ impl<T: Clone> Completion<T> {
     }
 }
 
-/// "Some cell completed": an epoch counter one thread can sleep on while many
-/// cells (each created `with_notifier`) complete. The L3 chip child's loop
-/// uses it to sleep until any run or settlement of its node completes, then
-/// `try_wait`s its handles.
-///
-/// State word: `epoch << 1 | PARKED`. `notify` adds 2 (Release); a sleeper
-/// sets PARKED by CAS under the gate lock and sleeps; `notify` that sees
-/// PARKED clears it under the gate lock and wakes all. Same no-lost-wake-up
-/// argument as [`Completion`].
-pub struct Notifier {
-    word: AtomicU64,
-    gate: Mutex<()>,
-    wake: Condvar,
-}
-
-impl core::fmt::Debug for Notifier {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Notifier").field("epoch", &self.epoch()).finish()
-    }
-}
-
-impl Default for Notifier {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Notifier {
-    pub fn new() -> Self {
-        Notifier { word: AtomicU64::new(0), gate: Mutex::new(()), wake: Condvar::new() }
-    }
-
-    /// The current epoch. Read it *before* checking your cells; then
-    /// `wait_past(epoch)` cannot miss a completion that came in between.
-    pub fn epoch(&self) -> u64 {
-        // Acquire: pairs with `notify`'s Release, so cells completed before
-        // the observed epoch are seen READY afterwards.
-        self.word.load(Ordering::Acquire) >> 1
-    }
-
-    /// Advance the epoch and wake sleepers.
-    pub fn notify(&self) {
-        // Release: pairs with `epoch()`'s Acquire (and the sleeper's CAS).
-        let old = self.word.fetch_add(2, Ordering::Release);
-        if old & 1 != 0 {
-            let guard = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-            // Clear PARKED (Relaxed: under the gate lock; pairs with the
-            // sleeper's CAS through the word's modification order).
-            self.word.fetch_and(!1, Ordering::Relaxed);
-            drop(guard);
-            // Every sleeper that set PARKED is waiting (it set the flag and
-            // entered `wait` in one critical section): notify after unlock.
-            self.wake.notify_all();
-        }
-    }
-
-    /// Under the gate lock: set PARKED while the epoch is still `seen`.
-    fn try_park(&self, seen: u64) -> ParkAction {
-        // Relaxed first read: the CAS re-validates.
-        let mut cur = self.word.load(Ordering::Relaxed);
-        loop {
-            if cur >> 1 != seen {
-                return ParkAction::Settled;
-            }
-            // Acquire on success/failure: pairs with `notify`'s Release (a
-            // failure may carry a new epoch we then return on).
-            match self.word.compare_exchange_weak(cur, cur | 1, Ordering::Acquire, Ordering::Acquire) {
-                Ok(_) => return ParkAction::Sleep,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Block until the epoch differs from `seen`; returns the new epoch.
-    pub fn wait_past(&self, seen: u64) -> u64 {
-        let mut guard = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        while self.try_park(seen) == ParkAction::Sleep {
-            guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
-        }
-        drop(guard);
-        self.epoch()
-    }
-
-    /// Like `wait_past`, at most `timeout` (never fires under loom/shuttle).
-    pub fn wait_past_timeout(&self, seen: u64, timeout: Duration) -> u64 {
-        let guard = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        #[cfg(not(chiplane_loom))]
-        {
-            let (guard, _) = self
-                .wake
-                .wait_timeout_while(guard, timeout, |_| self.try_park(seen) == ParkAction::Sleep)
-                .unwrap_or_else(|e| e.into_inner());
-            drop(guard);
-        }
-        #[cfg(chiplane_loom)]
-        {
-            let mut guard = guard;
-            while self.try_park(seen) == ParkAction::Sleep {
-                guard = self.wake.wait_timeout(guard, timeout).unwrap_or_else(|e| e.into_inner()).0;
-            }
-            drop(guard);
-        }
-        self.epoch()
-    }
-}
-
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+    use crate::sync::Arc;
 
     #[test]
     fn transitions_are_exactly_the_table() {
@@ -532,21 +403,15 @@ mod tests {
         let c: Completion<u8> = Completion::new();
         assert_eq!(c.wait_timeout(Duration::from_millis(1)), None);
         assert!(!c.is_ready());
-        let n = Notifier::new();
-        assert_eq!(n.wait_past_timeout(0, Duration::from_millis(1)), 0);
     }
 
     #[test]
-    fn cross_thread_wait_and_notifier() {
-        let n = Arc::new(Notifier::new());
-        let c = Arc::new(Completion::with_notifier(Some(n.clone())));
-        let seen = n.epoch();
+    fn cross_thread_wait() {
+        let c = Arc::new(Completion::new());
         let p = {
             let c = c.clone();
             crate::sync::thread::spawn(move || c.complete(String::from("x")).unwrap())
         };
-        assert!(n.wait_past(seen) > seen);
-        assert!(c.is_ready());
         assert_eq!(c.wait().as_deref(), Some("x"));
         p.join().unwrap();
     }

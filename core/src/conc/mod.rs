@@ -22,12 +22,13 @@ pub mod worker;
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
 mod tests;
 
-pub use cell::{Completion, Notifier};
-pub use node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
+pub use cell::Completion;
+pub use node::{ChipNode, Events, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
 pub use worker::Worker;
 
 pub mod port;
 pub mod region;
 pub mod ring;
 pub mod serve;
+pub mod wait;
 pub mod word;

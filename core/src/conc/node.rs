@@ -1,85 +1,66 @@
-//! `ChipNode`: one chip's slot registry and its two lane threads.
+//! `ChipNode`: one chip's [`ChipSide`] behind a lock, with its two lane
+//! threads. The node only runs the machine (feed an input, execute what
+//! `poll` says); every rule of the chip side is the machine's.
 //!
 //! # Threads and who touches what
-//! - **callers** (any thread; the L2 worker's users, or the L3 chip child's
-//!   mailbox loop) submit with [`ChipNode::register`], [`ChipNode::run`],
-//!   [`ChipNode::unregister`]. Each takes the registry lock for a few
-//!   bookkeeping steps and returns a handle at once: *it never waits for a
-//!   lane* (design.md rule 9).
+//! - **callers** (any thread): the L2 worker's users ([`ChipNode::register`],
+//!   [`ChipNode::run`], [`ChipNode::unregister`]) and, at L3, the chip
+//!   child's serve loop ([`ChipNode::accept_task`],
+//!   [`ChipNode::apply_control`]). Each takes the lock for a few bookkeeping
+//!   steps and returns at once: *it never waits for a lane* (design.md
+//!   rule 9).
 //! - the **run lane thread** calls `chip.bind_lane(Run)` once, then executes
-//!   runs one at a time in FIFO order.
+//!   the machine's `StartRun` outputs one at a time; before it parks it
+//!   spins for the process's spin budget ([`super::wait`]), so a run
+//!   submitted right after the last one starts without a wake-up.
 //! - the **register lane thread** calls `chip.bind_lane(Register)` once, then
-//!   executes prepares and releases one at a time in FIFO order.
-//!
-//! All bookkeeping lives in one `Registry` behind `crate::sync::Mutex`: core's
-//! pure [`SlotTable`] (artifacts held as `Arc<C::Prepared>`), the two pure
-//! [`Lane`]s, and the maps from handles to the waiters' completion cells.
-//! The node only drives these machines (`handle` then drain `poll`); the
-//! state rules are theirs.
+//!   executes `StartPrepare` and `StartRelease` one at a time.
 //!
 //! # The lock is never held across a call into the chip
-//! A lane thread takes what it needs under the lock (the spec and the cancel
-//! flag for a prepare; a clone of the artifact's `Arc` for a run; the
-//! artifact itself for a release), drops the lock, calls the chip, and takes
-//! the lock again to report. So a prepare of C2 never blocks a pin or unpin
-//! for C1.
+//! A lane thread takes its job under the lock (the spec and a cancel flag;
+//! the artifact's `Arc` and the arguments; the artifact to release), drops
+//! the lock, calls the chip, and takes the lock again to report. So a
+//! prepare of C2 never blocks a pin or unpin for C1.
 //!
-//! # Life of each kind of work
-//! - **register**: `SlotTable::handle(Register)`. A fresh slot queues its
-//!   prepare on the register lane; the handle resolves on the slot's
-//!   `Settled` output (`Ok(handle)` = PREPARED). A digest already registered
-//!   resolves at once when PREPARED or FAILED, else with the settlement.
-//!   The handle is known at submission ([`RegisterHandle::handle`]), so a
-//!   registration whose prepare failed can still be unregistered.
-//! - **run**: pin *before* enqueue; at the head of the run lane the run asks
-//!   `SlotTable::runnable`: run it, wait for `Settled` (PREPARING; later runs
-//!   wait behind it: FIFO), or fail with the recorded error. The pin is
-//!   released exactly once when the run retires, *before* its handle
-//!   resolves.
-//! - **unregister**: a non-final one resolves when accepted. The final one
-//!   resolves when the slot is freed, after `chip.release` of its artifact
-//!   returned (or at once when it holds none).
-//! - **cancel**: the slot's `Cancel` output sets the prepare's cancel flag
-//!   (the `CancelProbe` handed to `chip.prepare`); a prepare still queued is
-//!   taken off the register lane and reported cancelled without calling the
-//!   chip.
-//! - **release**: exactly once per artifact, on the register lane. The
-//!   artifact's `Arc` must be unique by then (every run that cloned it has
-//!   retired, and a run drops its clone before it unpins); anything else is
-//!   a broken invariant and asserts.
+//! # Results
+//! - L2: each handle is a completion cell; the node completes it *after*
+//!   unlocking (the woken caller's next call must not find the lock taken).
+//!   A register handle resolves on the slot's settlement, a run when it
+//!   retired (after its unpin), a final unregister after the release of its
+//!   artifact returned.
+//! - L3: results are [`ChildEvent`]s for the serve loop, handed to the
+//!   node's [`Events`] sink *under the lock* (so they arrive in the order the
+//!   machine produced them), then the sink is told to wake its reader once
+//!   the lock is released: a lane resolves straight to the serve loop, no
+//!   helper thread in between.
 //!
 //! # Shutdown (explicit or on drop)
-//! New submissions fail with `EndpointError::ShutDown`. The run lane fails
-//! every run that has not entered the chip with `ShutDown` (unpinning it),
-//! lets a run inside the chip finish, and exits. Then every registration
-//! still held is ended (register waiters get `ShutDown`), which cancels or
-//! frees each slot; the register lane finishes an in-flight prepare and every
-//! release (each artifact is still released exactly once) and exits.
-//!
-//! # Driving it from a loop that must never block (the L3 chip child)
-//! Create the node with a [`Notifier`] in [`NodeConfig`]: every handle's cell
-//! notifies it when it resolves. The loop reads `notifier.epoch()`, submits
-//! and `try_wait`s its handles, and sleeps with `wait_past(epoch)` (or its
-//! timeout form) only when it has nothing else to do.
+//! The machine's (module `chipside`): new requests fail with `ShutDown`,
+//! runs not yet on the chip fail, a run on the chip finishes, then every
+//! registration is ended and the register lane finishes its prepare and
+//! every release. The lane threads exit when the machine says their lane is
+//! done; `shutdown` joins them and asserts that nothing is left.
 //!
 //! # Invariants (asserted)
 //! - every handle resolves exactly once (each cell is completed once; the
 //!   `complete` result is asserted);
-//! - one unpin per pin, one `Finished` per started lane job;
-//! - after shutdown no slot is live and every owed release was made.
+//! - a lane reports only the job it was given (the machine refuses anything
+//!   else, and the node asserts);
+//! - after shutdown the machine is quiescent: no slot live, nothing owed.
 
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput};
-use crate::chip::{TargetKind, TaskArgs};
-use crate::error::{EndpointError, RegisterError, RunError, UnregisterError};
+use crate::chip::{CallableSpec, CancelProbe, Chip, LaneKind, RunConfig, RunOutput, TaskArgs};
+use crate::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide, Resolution};
+use crate::error::{ControlError, RegisterError, RunError, UnregisterError};
+use crate::frame::{ControlFrame, ControlReply, TaskFrame};
 use crate::ids::{Generation, Handle, SlotIndex, WorkerId};
-use crate::lane::{JobId, LaneInput, LaneOutput, RegisterJob, RegisterLane, RunJob, RunLane};
-use crate::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
+use crate::lane::JobId;
+use crate::slot::{SlotLimits, SlotState};
 use crate::sync::{thread, Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
 
-use super::cell::{Completion, Notifier};
+use super::cell::Completion;
 
 /// What `RegisterHandle` resolves to.
 pub type RegisterResult = Result<Handle, RegisterError>;
@@ -88,20 +69,42 @@ pub type RunResult = Result<RunOutput, RunError>;
 /// What `UnregisterHandle` resolves to.
 pub type UnregisterResult = Result<(), UnregisterError>;
 
+/// Where an L3 node's results go (the chip child's serve loop).
+pub trait Events: Send + Sync + 'static {
+    /// One result, called with the node's lock held, in the order the chip
+    /// side produced them.
+    fn push(&self, event: ChildEvent);
+    /// Called after the lock is released, when `push` was called at least
+    /// once since the last `notify`: wake the reader if it sleeps.
+    fn notify(&self);
+}
+
 /// Construction parameters of a [`ChipNode`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeConfig {
+    /// The worker whose handles this node issues (and checks).
     pub worker: WorkerId,
+    /// The slot table's limits.
     pub limits: SlotLimits,
-    /// Notified whenever any handle of this node resolves.
-    pub notifier: Option<Arc<Notifier>>,
+    /// L3: where results go (`None`: an L2 node, results through handles).
+    pub events: Option<Arc<dyn Events>>,
+}
+
+impl core::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("worker", &self.worker)
+            .field("limits", &self.limits)
+            .field("events", &self.events.is_some())
+            .finish()
+    }
 }
 
 impl Default for NodeConfig {
     /// A fresh worker id (never shared with another worker), the default
-    /// limits, no notifier.
+    /// limits, L2.
     fn default() -> Self {
-        NodeConfig { worker: WorkerId::fresh(), limits: SlotLimits::default(), notifier: None }
+        NodeConfig { worker: WorkerId::fresh(), limits: SlotLimits::default(), events: None }
     }
 }
 
@@ -114,8 +117,8 @@ pub struct Pending<R> {
 }
 
 impl<R> Pending<R> {
-    fn new(notifier: &Option<Arc<Notifier>>) -> (Self, Arc<Completion<R>>) {
-        let cell = Arc::new(Completion::with_notifier(notifier.clone()));
+    fn new() -> (Self, Arc<Completion<R>>) {
+        let cell = Arc::new(Completion::new());
         (Pending { cell: cell.clone() }, cell)
     }
 
@@ -164,18 +167,22 @@ impl RegisterHandle {
         self.handle
     }
 
+    /// True once the settlement arrived.
     pub fn is_ready(&self) -> bool {
         self.pending.is_ready()
     }
 
+    /// Block until the prepare settled: `Ok(handle)` when PREPARED.
     pub fn wait(self) -> RegisterResult {
         self.pending.wait()
     }
 
+    /// The settlement if it arrived (once).
     pub fn try_wait(&mut self) -> Option<RegisterResult> {
         self.pending.try_wait()
     }
 
+    /// Wait at most `timeout` for the settlement.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<RegisterResult> {
         self.pending.wait_timeout(timeout)
     }
@@ -184,310 +191,278 @@ impl RegisterHandle {
 /// A snapshot of one slot (for checkers, tests and diagnostics).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct SlotView {
+    /// The slot's state.
     pub state: SlotState,
+    /// Its generation.
     pub generation: Generation,
+    /// Registrations held.
     pub registrations: u32,
+    /// Runs pinned.
     pub pins: u32,
 }
 
-/// A run waiting on the run lane.
-struct RunTicket {
-    args: TaskArgs,
-    config: RunConfig,
-    cell: Arc<Completion<RunResult>>,
+/// An L2 waiter: the cell its handle reads.
+enum Waiter {
+    Register(Arc<Completion<RegisterResult>>),
+    Unregister(Arc<Completion<UnregisterResult>>),
+    Run(Arc<Completion<RunResult>>),
 }
 
-/// The prepare's cancel probe: reads the slot's cancel flag.
+/// The prepare's cancel probe: reads the flag the node sets on `Cancel`.
 struct FlagProbe(Arc<AtomicBool>);
 
 impl CancelProbe for FlagProbe {
     fn is_cancelled(&self) -> bool {
-        // Acquire: pairs with the Release store in `Registry::drain` (Cancel).
+        // Acquire: pairs with the Release store in `Inner::execute` (Cancel).
         self.0.load(Ordering::Acquire)
     }
 }
 
-/// Everything behind the registry lock.
-struct Registry<C: Chip> {
-    table: SlotTable<Arc<C::Prepared>>,
-    run_lane: RunLane<RunTicket>,
-    reg_lane: RegisterLane<Arc<C::Prepared>>,
-    /// Spec and cancel flag of each prepare owed or in flight.
-    prepares: BTreeMap<Handle, (CallableSpec, Arc<AtomicBool>)>,
-    /// Register handles waiting for their slot's `Settled`.
-    settle_waiters: BTreeMap<Handle, Vec<Arc<Completion<RegisterResult>>>>,
-    /// Final unregister handles waiting for their slot's free.
-    free_waiters: BTreeMap<Handle, Vec<Arc<Completion<UnregisterResult>>>>,
-    /// Releases queued or running on the register lane, per handle.
-    releases_owed: BTreeMap<Handle, u32>,
-    /// Slots whose `Freed` came while releases were still owed.
-    freed: BTreeSet<Handle>,
-    shutting_down: bool,
-    run_lane_exited: bool,
-    teardown_done: bool,
-    run_lane_sleeping: bool,
-    reg_lane_sleeping: bool,
-    notifier: Option<Arc<Notifier>>,
+/// A register-lane job handed to the lane thread.
+enum RegWork<P> {
+    Prepare { handle: Handle, spec: CallableSpec, cancel: Arc<AtomicBool> },
+    Release { job: JobId, artifact: Arc<P> },
 }
 
-/// Which lane threads a change must wake.
-#[derive(Clone, Copy, Default, Debug)]
+/// A run handed to the run lane thread.
+struct RunWork<P> {
+    job: JobId,
+    artifact: Arc<P>,
+    args: TaskArgs,
+    config: RunConfig,
+}
+
+/// What must happen after the lock is released.
+#[derive(Default)]
 #[must_use]
-struct Wake {
-    run: bool,
-    reg: bool,
+struct After {
+    resolve: Vec<(Waiter, Resolution)>,
+    events: bool,
+    wake_run: bool,
+    wake_reg: bool,
 }
 
-fn resolve<R>(cell: &Completion<R>, value: R) {
-    assert!(cell.complete(value).is_ok(), "a handle resolved twice");
-}
-
-impl<C: Chip> Registry<C> {
-    /// Drain every output the slot table owes, acting on each.
-    fn drain(&mut self) -> Wake {
-        let mut wake = Wake::default();
-        while let Some(out) = self.table.poll() {
-            match out {
-                SlotOutput::StartPrepare { handle, digest } => {
-                    debug_assert!(self.prepares.contains_key(&handle), "prepare owed without its spec");
-                    let _ = self.reg_lane.handle(LaneInput::Enqueue(RegisterJob::Prepare { handle, digest }));
-                    wake.reg = true;
-                }
-                SlotOutput::Cancel { handle } => {
-                    if let Some((_, flag)) = self.prepares.get(&handle) {
-                        // Release: pairs with the Acquire load in FlagProbe.
-                        flag.store(true, Ordering::Release);
-                    }
-                    let queued = self
-                        .reg_lane
-                        .remove_queued(|j| matches!(j, RegisterJob::Prepare { handle: h, .. } if *h == handle));
-                    if !queued.is_empty() {
-                        // Never started: report it cancelled without the chip.
-                        self.prepares.remove(&handle);
-                        let result = Err(ChipError::new(ChipErrorKind::Cancelled, "cancelled before it started"));
-                        let reply = self.table.handle(SlotInput::PrepareFinished { handle, result });
-                        assert!(reply.is_ok(), "cancelled queued prepare rejected: {reply:?}");
-                    }
-                }
-                SlotOutput::Release { handle, artifact } => {
-                    let _ = self.reg_lane.handle(LaneInput::Enqueue(RegisterJob::Release { handle, artifact }));
-                    *self.releases_owed.entry(handle).or_insert(0) += 1;
-                    wake.reg = true;
-                }
-                SlotOutput::Settled { handle, result } => {
-                    for cell in self.settle_waiters.remove(&handle).unwrap_or_default() {
-                        resolve(&cell, result.clone().map(|()| handle));
-                    }
-                    // A run at the head of the run lane may wait for this.
-                    wake.run = true;
-                }
-                SlotOutput::Freed { handle } => {
-                    if self.releases_owed.contains_key(&handle) {
-                        self.freed.insert(handle);
-                    } else {
-                        self.resolve_freed(handle);
-                    }
-                }
-            }
-        }
-        // The table asserts its invariants only in debug builds; the model
-        // checkers run optimised, so check them here under loom and shuttle.
-        #[cfg(any(chiplane_loom, chiplane_shuttle))]
-        if let Err(broken) = self.table.check_invariants() {
-            panic!("slot table invariant broken: {broken}");
-        }
-        wake
-    }
-
-    fn resolve_freed(&mut self, handle: Handle) {
-        for cell in self.free_waiters.remove(&handle).unwrap_or_default() {
-            resolve(&cell, Ok(()));
-        }
-    }
-
-    /// A release of `handle`'s artifact returned from the chip.
-    fn release_done(&mut self, handle: Handle) {
-        let owed = self.releases_owed.get_mut(&handle).expect("release done that was never owed");
-        *owed -= 1;
-        if *owed == 0 {
-            self.releases_owed.remove(&handle);
-            if self.freed.remove(&handle) {
-                self.resolve_freed(handle);
-            }
-        }
-    }
-
-    fn new_pending<R>(&self) -> (Pending<R>, Arc<Completion<R>>) {
-        Pending::new(&self.notifier)
-    }
+/// Everything behind the lock.
+struct Inner<C: Chip> {
+    side: ChipSide<Arc<C::Prepared>, Waiter>,
+    run_next: Option<RunWork<C::Prepared>>,
+    reg_next: Option<RegWork<C::Prepared>>,
+    /// Cancel flag of the running prepare, by handle.
+    cancel: BTreeMap<Handle, Arc<AtomicBool>>,
+    run_sleeping: bool,
+    reg_sleeping: bool,
 }
 
 /// State shared by the node and its lane threads.
 struct Shared<C: Chip> {
     chip: C,
-    registry: Mutex<Registry<C>>,
-    /// The run lane sleeps here: a run queued, a slot settled, shutdown.
+    inner: Mutex<Inner<C>>,
+    /// The run lane sleeps here.
     run_cv: Condvar,
-    /// The register lane sleeps here: a job queued, shutdown progress.
+    /// The register lane sleeps here.
     reg_cv: Condvar,
+    /// A run was handed to the run lane (its spin watches this).
+    run_ready: AtomicBool,
+    events: Option<Arc<dyn Events>>,
+}
+
+impl<C: Chip> Inner<C> {
+    /// Execute everything the machine owes; collect what must happen after
+    /// unlocking.
+    fn drain(&mut self, events: &Option<Arc<dyn Events>>, run_ready: &AtomicBool) -> After {
+        let mut after = After::default();
+        while let Some(out) = self.side.poll() {
+            match out {
+                ChipOutput::StartPrepare { handle, spec } => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    self.cancel.insert(handle, cancel.clone());
+                    debug_assert!(self.reg_next.is_none(), "one register-lane job at a time");
+                    self.reg_next = Some(RegWork::Prepare { handle, spec, cancel });
+                    after.wake_reg = true;
+                }
+                ChipOutput::StartRelease { job, artifact, .. } => {
+                    debug_assert!(self.reg_next.is_none(), "one register-lane job at a time");
+                    self.reg_next = Some(RegWork::Release { job, artifact });
+                    after.wake_reg = true;
+                }
+                ChipOutput::Cancel { handle } => {
+                    if let Some(flag) = self.cancel.get(&handle) {
+                        // Release: pairs with the Acquire load in FlagProbe.
+                        flag.store(true, Ordering::Release);
+                    }
+                }
+                ChipOutput::StartRun { job, artifact, args, config, .. } => {
+                    debug_assert!(self.run_next.is_none(), "one run at a time");
+                    self.run_next = Some(RunWork { job, artifact, args, config });
+                    // Release: pairs with the run lane's Acquire spin load.
+                    run_ready.store(true, Ordering::Release);
+                    after.wake_run = true;
+                }
+                ChipOutput::Resolve { waiter, resolution } => after.resolve.push((waiter, resolution)),
+                ChipOutput::Event(ev) => match events {
+                    Some(sink) => {
+                        sink.push(ev);
+                        after.events = true;
+                    }
+                    None => unreachable!("an L3 event on an L2 node: {ev:?}"),
+                },
+            }
+        }
+        // Only lanes that sleep need a notify; clear their flags here, under
+        // the lock (a lane sets its flag and enters `wait` in one critical
+        // section, so a flag seen set is a lane already waiting).
+        if after.wake_run {
+            after.wake_run = core::mem::take(&mut self.run_sleeping);
+        }
+        if after.wake_reg {
+            after.wake_reg = core::mem::take(&mut self.reg_sleeping);
+        }
+        after
+    }
+}
+
+fn complete<R>(cell: &Completion<R>, value: R) {
+    assert!(cell.complete(value).is_ok(), "a handle resolved twice");
 }
 
 impl<C: Chip> Shared<C> {
-    fn lock(&self) -> MutexGuard<'_, Registry<C>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<C>> {
         // A poisoned lock means a lane thread panicked (a chip broke its
         // no-panic contract, or an invariant assert fired); the bookkeeping
-        // is still consistent at every unlock point, so carry on.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        // is consistent at every unlock point, so carry on.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Clear the sleeping flags of the lanes `wake` names (under the lock)
-    /// and say which condvars to notify.
-    fn to_notify(reg: &mut Registry<C>, wake: Wake) -> Wake {
-        let run = wake.run && reg.run_lane_sleeping;
-        let regl = wake.reg && reg.reg_lane_sleeping;
-        reg.run_lane_sleeping &= !run;
-        reg.reg_lane_sleeping &= !regl;
-        Wake { run, reg: regl }
+    /// Feed one input and drain the machine, under the lock.
+    fn feed(
+        &self,
+        inner: &mut Inner<C>,
+        input: ChipInput<Arc<C::Prepared>, Waiter>,
+    ) -> (Result<ChipReply, ChipRefusal>, After) {
+        let r = inner.side.handle(input);
+        let after = inner.drain(&self.events, &self.run_ready);
+        (r, after)
     }
 
-    fn notify(&self, n: Wake) {
-        if n.run {
+    /// Unlock, then do what is owed: resolve cells, wake the events'
+    /// reader, notify sleeping lanes.
+    fn finish(&self, guard: MutexGuard<'_, Inner<C>>, after: After) {
+        drop(guard);
+        if after.wake_run {
             self.run_cv.notify_one();
         }
-        if n.reg {
+        if after.wake_reg {
             self.reg_cv.notify_one();
+        }
+        if after.events {
+            if let Some(sink) = &self.events {
+                sink.notify();
+            }
+        }
+        for (waiter, resolution) in after.resolve {
+            match (waiter, resolution) {
+                (Waiter::Register(c), Resolution::Registered(r)) => complete(&c, r),
+                (Waiter::Unregister(c), Resolution::Unregistered(r)) => complete(&c, r),
+                (Waiter::Run(c), Resolution::Ran(r)) => complete(&c, r),
+                (_, r) => unreachable!("a resolution for another kind of waiter: {r:?}"),
+            }
         }
     }
 
-    /// Wake lanes while holding the lock (lane threads, which keep it).
-    fn wake(&self, reg: &mut Registry<C>, wake: Wake) {
-        self.notify(Self::to_notify(reg, wake));
-    }
-
-    /// Unlock, then wake lanes (callers): the woken lane does not block on
-    /// the lock we would still hold. Safe: a lane marks itself sleeping and
-    /// enters `Condvar::wait` in one critical section, so once we saw the
-    /// flag under the lock it is already waiting.
-    fn unlock_and_wake(&self, mut reg: MutexGuard<'_, Registry<C>>, wake: Wake) {
-        let n = Self::to_notify(&mut reg, wake);
-        drop(reg);
-        self.notify(n);
+    /// Report a lane's job and drain.
+    fn report(&self, input: ChipInput<Arc<C::Prepared>, Waiter>) {
+        let mut inner = self.lock();
+        let (r, after) = self.feed(&mut inner, input);
+        assert!(r.is_ok(), "the chip side refused a lane report: {r:?}");
+        self.finish(inner, after);
     }
 
     /// The run lane thread.
     fn run_lane(&self) {
         let bound = self.chip.bind_lane(LaneKind::Run);
-        let mut reg = self.lock();
-        let mut current: Option<(JobId, RunJob<RunTicket>)> = None;
         loop {
-            if current.is_none() {
-                current = reg.run_lane.poll().map(|LaneOutput::Start { id, job }| (id, job));
-            }
-            let Some((id, job)) = current.take() else {
-                if reg.shutting_down {
-                    reg.run_lane_exited = true;
-                    let wake = Wake { run: false, reg: true };
-                    self.wake(&mut reg, wake);
-                    return;
-                }
-                reg.run_lane_sleeping = true;
-                reg = self.run_cv.wait(reg).unwrap_or_else(|e| e.into_inner());
-                continue;
-            };
-            let outcome = if reg.shutting_down {
-                Err(RunError::Endpoint(EndpointError::ShutDown))
-            } else {
-                match reg.table.runnable(job.handle) {
-                    Ok(Some(artifact)) => {
-                        let artifact = artifact.clone();
-                        drop(reg);
-                        let out = match &bound {
-                            Ok(()) => self.chip.run(&artifact, &job.payload.args, &job.payload.config),
-                            Err(e) => Err(e.clone()),
-                        };
-                        // Drop our clone before the unpin: the release that
-                        // the unpin may trigger needs the only reference.
-                        drop(artifact);
-                        reg = self.lock();
-                        out.map_err(RunError::Chip)
+            // Spin for the budget before taking the lock to sleep: a run
+            // handed over meanwhile starts without a wake-up.
+            super::wait::spin_until(|| {
+                // Acquire: pairs with the Release store in `drain` (StartRun).
+                self.run_ready.load(Ordering::Acquire)
+            });
+            let work = {
+                let mut inner = self.lock();
+                loop {
+                    if let Some(w) = inner.run_next.take() {
+                        // Relaxed: cleared under the lock that published the
+                        // work; the next Release store comes with the next run.
+                        self.run_ready.store(false, Ordering::Relaxed);
+                        break Some(w);
                     }
-                    Ok(None) => {
-                        // PREPARING: wait (FIFO: later runs wait behind us).
-                        current = Some((id, job));
-                        reg.run_lane_sleeping = true;
-                        reg = self.run_cv.wait(reg).unwrap_or_else(|e| e.into_inner());
-                        continue;
+                    if inner.side.run_lane_done() {
+                        break None;
                     }
-                    Err(e) => Err(e),
+                    inner.run_sleeping = true;
+                    inner = self.run_cv.wait(inner).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let unpinned = reg.table.handle(SlotInput::Unpin { handle: job.handle });
-            assert_eq!(unpinned, Ok(SlotReply::Unpinned), "one unpin per pin");
-            let finished = reg.run_lane.handle(LaneInput::Finished { id });
-            assert_eq!(finished, Ok(None), "the running job finished");
-            let wake = reg.drain();
-            self.wake(&mut reg, wake);
-            // Resolve outside the lock: the woken caller's next submit must
-            // not find the lock taken.
-            drop(reg);
-            resolve(&job.payload.cell, outcome);
-            reg = self.lock();
+            let Some(RunWork { job, artifact, args, config }) = work else { return };
+            let result = match &bound {
+                Ok(()) => self.chip.run(&artifact, &args, &config),
+                Err(e) => Err(e.clone()),
+            };
+            // Drop our reference before reporting: the release the report
+            // may start needs the only one.
+            drop(artifact);
+            self.report(ChipInput::RunFinished { job, result });
         }
     }
 
     /// The register lane thread.
     fn reg_lane(&self) {
         let bound = self.chip.bind_lane(LaneKind::Register);
-        let mut reg = self.lock();
         loop {
-            let Some(LaneOutput::Start { id, job }) = reg.reg_lane.poll() else {
-                if reg.shutting_down && reg.teardown_done {
-                    return;
+            let work = {
+                let mut inner = self.lock();
+                loop {
+                    if let Some(w) = inner.reg_next.take() {
+                        break Some(w);
+                    }
+                    if inner.side.quiescent() {
+                        break None;
+                    }
+                    inner.reg_sleeping = true;
+                    inner = self.reg_cv.wait(inner).unwrap_or_else(|e| e.into_inner());
                 }
-                reg.reg_lane_sleeping = true;
-                reg = self.reg_cv.wait(reg).unwrap_or_else(|e| e.into_inner());
-                continue;
             };
-            match job {
-                RegisterJob::Prepare { handle, .. } => {
-                    let (spec, flag) = reg.prepares.get(&handle).cloned().expect("prepare started without its spec");
-                    drop(reg);
+            match work {
+                None => return,
+                Some(RegWork::Prepare { handle, spec, cancel }) => {
                     let result = match &bound {
-                        Ok(()) => self.chip.prepare(&spec, &FlagProbe(flag)),
+                        Ok(()) => self.chip.prepare(&spec, &FlagProbe(cancel)),
                         Err(e) => Err(e.clone()),
                     };
-                    reg = self.lock();
-                    reg.prepares.remove(&handle);
-                    let reply = reg.table.handle(SlotInput::PrepareFinished { handle, result: result.map(Arc::new) });
-                    assert!(
-                        matches!(reply, Ok(SlotReply::PrepareApplied | SlotReply::PrepareStale)),
-                        "prepare completion rejected: {reply:?}"
-                    );
+                    let mut inner = self.lock();
+                    inner.cancel.remove(&handle);
+                    let (r, after) =
+                        self.feed(&mut inner, ChipInput::PrepareFinished { handle, result: result.map(Arc::new) });
+                    assert!(r.is_ok(), "the chip side refused a prepare report: {r:?}");
+                    self.finish(inner, after);
                 }
-                RegisterJob::Release { handle, artifact } => {
-                    drop(reg);
+                Some(RegWork::Release { job, artifact }) => {
                     let Ok(artifact) = Arc::try_unwrap(artifact) else {
-                        panic!("artifact of {handle:?} released while a run still holds it (Chip contract)");
+                        panic!("an artifact released while a run still holds it (Chip contract)");
                     };
                     self.chip.release(artifact);
-                    reg = self.lock();
-                    reg.release_done(handle);
+                    self.report(ChipInput::ReleaseFinished { job });
                 }
             }
-            let finished = reg.reg_lane.handle(LaneInput::Finished { id });
-            assert_eq!(finished, Ok(None), "the running job finished");
-            let wake = reg.drain();
-            self.wake(&mut reg, wake);
         }
     }
 }
 
-/// One chip's registry and lanes. See the module doc.
+/// One chip's chip side and lanes. See the module doc.
 pub struct ChipNode<C: Chip> {
     shared: Arc<Shared<C>>,
     lanes: Option<(thread::JoinHandle<()>, thread::JoinHandle<()>)>,
     worker: WorkerId,
-    notifier: Option<Arc<Notifier>>,
 }
 
 impl<C: Chip> core::fmt::Debug for ChipNode<C> {
@@ -506,24 +481,22 @@ impl<C: Chip> ChipNode<C> {
     // may spawn); clippy sees the std function it re-exports.
     #[allow(clippy::disallowed_methods)]
     pub fn new(chip: C, config: NodeConfig) -> Self {
-        let registry = Registry {
-            table: SlotTable::new(config.worker, config.limits),
-            run_lane: RunLane::new(),
-            reg_lane: RegisterLane::new(),
-            prepares: BTreeMap::new(),
-            settle_waiters: BTreeMap::new(),
-            free_waiters: BTreeMap::new(),
-            releases_owed: BTreeMap::new(),
-            freed: BTreeSet::new(),
-            shutting_down: false,
-            run_lane_exited: false,
-            teardown_done: false,
-            run_lane_sleeping: false,
-            reg_lane_sleeping: false,
-            notifier: config.notifier.clone(),
+        let inner = Inner {
+            side: ChipSide::new(config.worker, config.limits),
+            run_next: None,
+            reg_next: None,
+            cancel: BTreeMap::new(),
+            run_sleeping: false,
+            reg_sleeping: false,
         };
-        let shared =
-            Arc::new(Shared { chip, registry: Mutex::new(registry), run_cv: Condvar::new(), reg_cv: Condvar::new() });
+        let shared = Arc::new(Shared {
+            chip,
+            inner: Mutex::new(inner),
+            run_cv: Condvar::new(),
+            reg_cv: Condvar::new(),
+            run_ready: AtomicBool::new(false),
+            events: config.events,
+        });
         let run = {
             let shared = shared.clone();
             thread::spawn(move || shared.run_lane())
@@ -532,137 +505,110 @@ impl<C: Chip> ChipNode<C> {
             let shared = shared.clone();
             thread::spawn(move || shared.reg_lane())
         };
-        ChipNode { shared, lanes: Some((run, reg)), worker: config.worker, notifier: config.notifier }
+        ChipNode { shared, lanes: Some((run, reg)), worker: config.worker }
     }
 
+    /// The worker whose handles this node issues.
     pub fn worker(&self) -> WorkerId {
         self.worker
     }
 
+    /// The device.
     pub fn chip(&self) -> &C {
         &self.shared.chip
     }
 
-    /// The notifier every handle of this node signals, if any.
-    pub fn notifier(&self) -> Option<&Arc<Notifier>> {
-        self.notifier.as_ref()
+    fn submit(&self, input: ChipInput<Arc<C::Prepared>, Waiter>) -> Result<ChipReply, ChipRefusal> {
+        let mut inner = self.shared.lock();
+        let (r, after) = self.shared.feed(&mut inner, input);
+        self.shared.finish(inner, after);
+        r
     }
 
     /// Register a chip callable. Errors at the call: `WrongTarget`,
     /// `TableFull`, `Endpoint(ShutDown)`. The handle resolves on the
     /// settlement: `Ok(handle)` when PREPARED, `PrepareFailed` or `Cancelled`.
     pub fn register(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
-        if spec.kind != TargetKind::ChipCallable {
-            return Err(RegisterError::WrongTarget);
-        }
-        let digest = spec.digest();
-        let mut reg = self.shared.lock();
-        if reg.shutting_down {
-            return Err(RegisterError::Endpoint(EndpointError::ShutDown));
-        }
-        let (handle, fresh) = match reg.table.handle(SlotInput::Register { digest }) {
-            Ok(SlotReply::Registered { handle, fresh }) => (handle, fresh),
-            Err(SlotError::Register(e)) => return Err(e),
+        let (pending, cell) = Pending::new();
+        match self.submit(ChipInput::Register { spec, waiter: Waiter::Register(cell) }) {
+            Ok(ChipReply::Registered { handle, .. }) => Ok(RegisterHandle { handle, pending }),
+            Err(ChipRefusal::Register(e)) => Err(e),
             other => unreachable!("register replied {other:?}"),
-        };
-        let (pending, cell) = reg.new_pending();
-        if fresh {
-            reg.prepares.insert(handle, (spec, Arc::new(AtomicBool::new(false))));
-            reg.settle_waiters.entry(handle).or_default().push(cell);
-        } else {
-            match reg.table.runnable(handle) {
-                Ok(Some(_)) => resolve(&cell, Ok(handle)),
-                Ok(None) => reg.settle_waiters.entry(handle).or_default().push(cell),
-                Err(RunError::PrepareFailed(e)) => resolve(&cell, Err(RegisterError::PrepareFailed(e))),
-                Err(e) => unreachable!("registered slot not runnable: {e:?}"),
-            }
         }
-        let wake = reg.drain();
-        self.shared.unlock_and_wake(reg, wake);
-        Ok(RegisterHandle { handle, pending })
     }
 
     /// Queue a run (the slot is pinned before it is queued). Errors at the
     /// call: a foreign or stale handle, a slot that is not runnable, a failed
     /// prepare, `Endpoint(ShutDown)`.
     pub fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
-        let mut reg = self.shared.lock();
-        if reg.shutting_down {
-            return Err(RunError::Endpoint(EndpointError::ShutDown));
+        let (pending, cell) = Pending::new();
+        match self.submit(ChipInput::Run { handle, args, config, waiter: Waiter::Run(cell) }) {
+            Ok(ChipReply::Queued) => Ok(pending),
+            Err(ChipRefusal::Run(e)) => Err(e),
+            other => unreachable!("run replied {other:?}"),
         }
-        match reg.table.handle(SlotInput::Pin { handle }) {
-            Ok(SlotReply::Pinned { .. }) => {}
-            Err(SlotError::Pin(e)) => return Err(e),
-            other => unreachable!("pin replied {other:?}"),
-        }
-        let (pending, cell) = reg.new_pending();
-        let ticket = RunTicket { args, config, cell };
-        let _ = reg.run_lane.handle(LaneInput::Enqueue(RunJob { handle, payload: ticket }));
-        self.shared.unlock_and_wake(reg, Wake { run: true, reg: false });
-        Ok(pending)
     }
 
     /// End one registration. Resolves when accepted; the final one resolves
     /// when the slot is freed (its artifact released).
     pub fn unregister(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
-        let mut reg = self.shared.lock();
-        if reg.shutting_down {
-            return Err(UnregisterError::Endpoint(EndpointError::ShutDown));
-        }
-        let last = match reg.table.handle(SlotInput::Unregister { handle }) {
-            Ok(SlotReply::Unregistered { last }) => last,
-            Err(SlotError::Unregister(e)) => return Err(e),
+        let (pending, cell) = Pending::new();
+        match self.submit(ChipInput::Unregister { handle, waiter: Waiter::Unregister(cell) }) {
+            Ok(ChipReply::Unregistered { .. }) => Ok(pending),
+            Err(ChipRefusal::Unregister(e)) => Err(e),
             other => unreachable!("unregister replied {other:?}"),
-        };
-        let (pending, cell) = reg.new_pending();
-        if last {
-            reg.free_waiters.entry(handle).or_default().push(cell);
-        } else {
-            resolve(&cell, Ok(()));
         }
-        let wake = reg.drain();
-        self.shared.unlock_and_wake(reg, wake);
-        Ok(pending)
+    }
+
+    /// L3: pin the task's slot and queue the run; its result comes as a
+    /// [`ChildEvent::RunFinished`] through the node's [`Events`].
+    pub fn accept_task(&self, task: TaskFrame) -> Result<(), RunError> {
+        match self.submit(ChipInput::Task(task)) {
+            Ok(ChipReply::Queued) => Ok(()),
+            Err(ChipRefusal::Run(e)) => Err(e),
+            other => unreachable!("task replied {other:?}"),
+        }
+    }
+
+    /// L3: apply a control to the chip side (never waits for a lane); an
+    /// owed settlement comes as a [`ChildEvent::Settled`].
+    pub fn apply_control(&self, control: ControlFrame) -> Result<ControlReply, ControlError> {
+        match self.submit(ChipInput::Control(control)) {
+            Ok(ChipReply::Control(reply)) => Ok(reply),
+            Err(ChipRefusal::Control(e)) => Err(e),
+            other => unreachable!("control replied {other:?}"),
+        }
     }
 
     /// A snapshot of slot `index`.
     pub fn slot(&self, index: SlotIndex) -> Option<SlotView> {
-        let reg = self.shared.lock();
-        let state = reg.table.state(index)?;
+        let inner = self.shared.lock();
+        let table = inner.side.table();
+        let state = table.state(index)?;
         Some(SlotView {
             state,
-            generation: reg.table.generation(index).unwrap_or_default(),
-            registrations: reg.table.registrations(index),
-            pins: reg.table.pins(index),
+            generation: table.generation(index).unwrap_or_default(),
+            registrations: table.registrations(index),
+            pins: table.pins(index),
         })
     }
 
     /// Completions dropped for carrying an old generation.
     pub fn stale_completions(&self) -> u64 {
-        self.shared.lock().table.stale_completions()
+        self.shared.lock().side.table().stale_completions()
     }
 
     /// MUTANT `sync_bypasses_queue` support: run on the caller's thread,
-    /// around the run lane.
+    /// around the run lane (pin, run, unpin through the machine's bypass).
     #[cfg(chiplane_mutant = "sync_bypasses_queue")]
     pub fn run_direct(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> RunResult {
-        let mut reg = self.shared.lock();
-        match reg.table.handle(SlotInput::Pin { handle }) {
-            Ok(_) => {}
-            Err(SlotError::Pin(e)) => return Err(e),
-            Err(e) => unreachable!("{e:?}"),
-        }
-        let artifact = match reg.table.runnable(handle) {
-            Ok(Some(a)) => Ok(a.clone()),
-            Ok(None) => Err(RunError::Cancelled),
-            Err(e) => Err(e),
-        };
-        drop(reg);
-        let out = artifact.and_then(|a| self.shared.chip.run(&a, &args, &config).map_err(RunError::Chip));
-        let mut reg = self.shared.lock();
-        let _ = reg.table.handle(SlotInput::Unpin { handle });
-        let wake = reg.drain();
-        self.shared.wake(&mut reg, wake);
+        let artifact = self.shared.lock().side.bypass_pin(handle)?;
+        let out = self.shared.chip.run(&artifact, &args, &config).map_err(RunError::Chip);
+        drop(artifact);
+        let mut inner = self.shared.lock();
+        inner.side.bypass_unpin(handle);
+        let after = inner.drain(&self.shared.events, &self.shared.run_ready);
+        self.shared.finish(inner, after);
         out
     }
 
@@ -672,50 +618,31 @@ impl<C: Chip> ChipNode<C> {
             return;
         };
         {
-            let mut reg = self.shared.lock();
-            reg.shutting_down = true;
-            self.shared.wake(&mut reg, Wake { run: true, reg: true });
+            let mut inner = self.shared.lock();
+            let (r, mut after) = self.shared.feed(&mut inner, ChipInput::Shutdown);
+            assert!(r.is_ok(), "shutdown refused: {r:?}");
+            // Both lanes must look at the machine again (their exit test).
+            after.wake_run |= core::mem::take(&mut inner.run_sleeping);
+            after.wake_reg |= core::mem::take(&mut inner.reg_sleeping);
+            self.shared.finish(inner, after);
         }
         let run_joined = run.join();
+        // The run lane's last report may have completed the teardown: make
+        // sure the register lane re-checks its exit condition.
         {
-            let mut reg = self.shared.lock();
-            let waiters = core::mem::take(&mut reg.settle_waiters);
-            for cell in waiters.into_values().flatten() {
-                resolve(&cell, Err(RegisterError::Endpoint(EndpointError::ShutDown)));
+            let mut inner = self.shared.lock();
+            let wake = core::mem::take(&mut inner.reg_sleeping);
+            drop(inner);
+            if wake {
+                self.shared.reg_cv.notify_one();
             }
-            // End every registration still held: cancels or frees each slot.
-            let worker = reg.table.worker();
-            for i in 0..reg.table.limits().capacity {
-                let index = SlotIndex(i as u32);
-                let registered = matches!(
-                    reg.table.state(index),
-                    Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed)
-                );
-                if !registered {
-                    continue;
-                }
-                let generation = reg.table.generation(index).unwrap_or_default();
-                let handle = Handle { worker, index, generation };
-                for _ in 0..reg.table.registrations(index) {
-                    let reply = reg.table.handle(SlotInput::Unregister { handle });
-                    assert!(reply.is_ok(), "teardown unregister rejected: {reply:?}");
-                }
-            }
-            let wake = reg.drain();
-            // Cancelled settlements of the teardown have no waiters left.
-            reg.teardown_done = true;
-            self.shared.wake(&mut reg, Wake { run: wake.run, reg: true });
         }
         let reg_joined = regl.join();
-        let mut reg = self.shared.lock();
-        let waiters = core::mem::take(&mut reg.free_waiters);
-        for cell in waiters.into_values().flatten() {
-            resolve(&cell, Err(UnregisterError::Endpoint(EndpointError::ShutDown)));
-        }
         if !std::thread::panicking() {
             assert!(run_joined.is_ok() && reg_joined.is_ok(), "a lane thread panicked");
-            assert_eq!(reg.table.live_slots(), 0, "slots still live after shutdown");
-            assert!(reg.releases_owed.is_empty() && reg.reg_lane.is_idle(), "releases still owed after shutdown");
+            let inner = self.shared.lock();
+            assert!(inner.side.quiescent(), "the chip side is not quiescent after shutdown");
+            assert_eq!(inner.side.table().live_slots(), 0, "slots still live after shutdown");
         }
     }
 }

@@ -24,6 +24,7 @@
 //!   protocol violation reported as a typed error (the parent poisons).
 
 use crate::frame::{CompletionFrame, Frame, FrameError};
+use crate::mailbox::ring::RingIndices;
 use crate::sync::Ordering;
 
 use super::region::Region;
@@ -50,6 +51,10 @@ impl Producer {
         Producer { tail, head_seen, capacity: u64::from(region.ring_capacity()) }
     }
 
+    fn indices(&self) -> RingIndices {
+        RingIndices { head: self.head_seen, tail: self.tail, capacity: self.capacity }
+    }
+
     /// Free entries. `refresh` reloads the consumer's head (Acquire);
     /// without it the cached head gives a lower bound (never too many).
     pub fn free(&mut self, region: &Region, refresh: bool) -> usize {
@@ -62,20 +67,24 @@ impl Producer {
                 self.head_seen = self.head_seen.max(head);
             }
         }
-        let used = self.tail - self.head_seen;
-        self.capacity.saturating_sub(used) as usize
+        self.indices().free()
     }
 
     /// Push one completion (only after `free() > 0`).
     pub fn push(&mut self, region: &Region, frame: CompletionFrame) -> Result<(), RingFull> {
-        if self.free(region, false) == 0 && self.free(region, true) == 0 {
-            return Err(RingFull);
+        if self.free(region, false) == 0 {
+            self.free(region, true);
         }
-        let index = (self.tail % self.capacity) as usize;
-        region.write_entry(index, &Frame::Completion(frame)).expect("a completion frame fits a ring entry");
-        self.tail += 1;
+        let (index, tail) = self.indices().push().ok_or(RingFull)?;
+        region.write_entry(index, &Frame::Completion(frame)).map_err(|_| RingFull)?;
+        self.tail = tail;
         // Release: pairs with `Consumer::pop`'s Acquire load of tail.
+        #[cfg(not(chiplane_mutant = "relaxed_ring_tail"))]
         region.ring_tail().store(self.tail, Ordering::Release);
+        // MUTANT relaxed_ring_tail: the entry's bytes are not published
+        // with the index that says they exist.
+        #[cfg(chiplane_mutant = "relaxed_ring_tail")]
+        region.ring_tail().store(self.tail, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -100,16 +109,13 @@ impl Consumer {
     pub fn pop(&mut self, region: &Region) -> Option<Result<Frame, FrameError>> {
         // Acquire: pairs with `Producer::push`'s Release store of tail.
         let tail = region.ring_tail().load(Ordering::Acquire);
-        if tail == self.head {
-            return None;
-        }
-        if tail < self.head || tail - self.head > self.capacity {
-            let bytes = tail.wrapping_sub(self.head) as usize;
-            return Some(Err(FrameError::TooLarge { bytes, max: self.capacity as usize }));
-        }
-        let index = (self.head % self.capacity) as usize;
+        let (index, head) = match (RingIndices { head: self.head, tail, capacity: self.capacity }).pop() {
+            Ok(Some(next)) => next,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
         let frame = region.read_entry(index);
-        self.head += 1;
+        self.head = head;
         // Release: pairs with `Producer::free`'s Acquire load of head.
         region.ring_head().store(self.head, Ordering::Release);
         Some(frame)

@@ -22,14 +22,18 @@
 //!   reports the unsynchronised field access);
 //! - `restore_by_store`: the parent's restore CONTROL_DONE(u) -> u is a plain
 //!   store, which erases a POISONED swapped in meanwhile by a liveness
-//!   monitor or by the child.
+//!   monitor or by the child (decided in `WordState::write_kind`, which the
+//!   simulated memories consult too);
+//! - `weak_done_cas`: only the child's TASK_DONE CAS publishes with Acquire
+//!   instead of AcqRel, so the task result written before it is not
+//!   ordered before the parent's read.
 
 // clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
 // types it bans (on the std backend they are the same types); this module
 // uses only `crate::sync` (no `std::sync` path appears in it).
 #![allow(clippy::disallowed_types)]
 
-use crate::mailbox::word::WordState;
+use crate::mailbox::word::{WordState, WordWrite};
 use crate::sync::{AtomicU32, Ordering};
 
 /// The raw value of POISONED.
@@ -68,18 +72,24 @@ impl<'a> StateWord<'a> {
     /// Compare-and-swap `from -> to`; `Err(actual)` when the word held
     /// another value. The caller checked `to` with a `transition_to_*`.
     pub fn cas(&self, from: WordState, to: WordState) -> Result<(), u32> {
-        #[cfg(chiplane_mutant = "restore_by_store")]
-        if from.transition_to_restored() == Ok(to) {
-            // MUTANT restore_by_store: the parent restores by a plain store.
-            // Release: pairs with the child's Acquire load (as the CAS did).
+        if from.write_kind(to) == WordWrite::Store {
+            // MUTANT restore_by_store (decided in `WordState::write_kind`).
+            // Release: pairs with the peer's Acquire load (as the CAS did).
             self.word.store(to.encode(), Ordering::Release);
             return Ok(());
         }
-        // Success PUBLISH (AcqRel): the Release half pairs with the reader's
+        // Success ordering: the Release half pairs with the reader's
         // Acquire `load` / failed `cas`; the Acquire half pairs with the
         // Release of the CAS that wrote `from`. Failure Acquire: pairs with
         // the Release of whichever CAS or swap wrote the actual value.
-        self.word.compare_exchange(from.encode(), to.encode(), PUBLISH, Ordering::Acquire).map(|_| ())
+        let success = if cfg!(chiplane_mutant = "weak_done_cas") && to == WordState::TaskDone {
+            // MUTANT weak_done_cas: only the child's TASK_DONE loses its
+            // Release: the task result written before it is not published.
+            Ordering::Acquire
+        } else {
+            PUBLISH
+        };
+        self.word.compare_exchange(from.encode(), to.encode(), success, Ordering::Acquire).map(|_| ())
     }
 
     /// Swap POISONED in (one way); returns the previous raw value.

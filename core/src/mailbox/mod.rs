@@ -3,7 +3,8 @@
 //! - [`word`]: the state word's values and its pure `transition_to_*`
 //!   functions (the only legal transitions, each owned by one side);
 //! - [`parent`]: the parent endpoint machine;
-//! - [`child`]: the child endpoint machine.
+//! - [`child`]: the child endpoint machine;
+//! - [`ring`]: the completion ring's indices.
 //!
 //! Both machines are pure: they never touch memory shared with the other
 //! side. They tell their driver what to read, what to write and which
@@ -13,6 +14,7 @@
 
 pub mod child;
 pub mod parent;
+pub mod ring;
 pub mod word;
 
 use crate::frame::FrameKind;

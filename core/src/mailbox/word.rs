@@ -174,6 +174,76 @@ impl WordState {
     }
 }
 
+/// Design.md section 4's table, as data: every CAS transition each side may
+/// make. Written from the design, not from the `transition_to_*` functions
+/// (a unit test checks those against it), so a checker that tests a
+/// driver's CAS against this table is independent of the code it checks.
+/// POISONED is entered by a swap, never a CAS, and is not in the table.
+pub const LEGAL: &[(Side, WordState, WordState)] = {
+    use WordState::*;
+    &[
+        (Side::Parent, Idle, TaskReady),
+        (Side::Parent, Idle, ControlReady { under_task: false }),
+        (Side::Parent, TaskRunning, ControlReady { under_task: true }),
+        (Side::Parent, ControlDone { under_task: true }, TaskRunning),
+        (Side::Parent, ControlDone { under_task: false }, Idle),
+        (Side::Parent, TaskDone, Idle),
+        (Side::Child, TaskReady, TaskRunning),
+        (Side::Child, TaskReady, TaskDone),
+        (Side::Child, ControlReady { under_task: false }, ControlDone { under_task: false }),
+        (Side::Child, ControlReady { under_task: true }, ControlDone { under_task: true }),
+        (Side::Child, TaskRunning, TaskDone),
+    ]
+};
+
+/// May `side` move the word `from -> to` by CAS? (The [`LEGAL`] table.)
+pub fn legal(side: Side, from: WordState, to: WordState) -> bool {
+    LEGAL.contains(&(side, from, to))
+}
+
+/// How a writer puts a transition into the shared word.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum WordWrite {
+    /// Compare-and-swap from the value the writer's role expects (rule 7:
+    /// every transition).
+    Cas,
+    /// A plain store (only under the `restore_by_store` mutant).
+    Store,
+}
+
+impl WordState {
+    /// How the transition `self -> to` is written. Every driver (the atomic
+    /// helper in `conc::word`, the simulator, the exhaustive checker, the
+    /// fuzz harness) asks here, so the `restore_by_store` mutant has one
+    /// site.
+    pub fn write_kind(self, to: WordState) -> WordWrite {
+        // MUTANT restore_by_store: the parent restores CONTROL_DONE(u) -> u
+        // by a plain store, which erases a POISONED swapped in meanwhile.
+        if cfg!(chiplane_mutant = "restore_by_store") && self.transition_to_restored() == Ok(to) {
+            return WordWrite::Store;
+        }
+        WordWrite::Cas
+    }
+
+    /// The transition `from -> to` applied to a plain word (the simulated
+    /// memories of the simulator, the exhaustive checker and the fuzz
+    /// harness): a CAS, or a store where [`WordState::write_kind`] says so.
+    /// `Err(actual)` when a CAS found another value.
+    pub fn apply(word: &mut u32, from: WordState, to: WordState) -> Result<(), u32> {
+        match from.write_kind(to) {
+            WordWrite::Store => {
+                *word = to.encode();
+                Ok(())
+            }
+            WordWrite::Cas if *word == from.encode() => {
+                *word = to.encode();
+                Ok(())
+            }
+            WordWrite::Cas => Err(*word),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +280,29 @@ mod tests {
         assert_eq!(ControlDone { under_task: false }.transition_to_restored(), Ok(Idle));
         // memory/domain controls never enter during a task
         assert_eq!(TaskRunning.transition_to_control_ready(false), Err(TaskRunning));
+    }
+
+    /// The `transition_to_*` functions allow exactly the `LEGAL` table.
+    #[test]
+    #[cfg(not(chiplane_mutant = "done_during_control"))]
+    fn transitions_agree_with_the_legal_table() {
+        let mut made = Vec::new();
+        for s in WordState::ALL {
+            let parent = [
+                s.transition_to_task_ready(),
+                s.transition_to_control_ready(true),
+                s.transition_to_control_ready(false),
+                s.transition_to_restored(),
+                s.transition_to_idle(),
+            ];
+            let child = [s.transition_to_task_running(), s.transition_to_control_done(), s.transition_to_task_done()];
+            made.extend(parent.into_iter().flatten().map(|to| (Side::Parent, s, to)));
+            made.extend(child.into_iter().flatten().map(|to| (Side::Child, s, to)));
+        }
+        made.sort_by_key(|&(side, a, b)| (side as u8, a.encode(), b.encode()));
+        made.dedup();
+        let mut table = LEGAL.to_vec();
+        table.sort_by_key(|&(side, a, b)| (side as u8, a.encode(), b.encode()));
+        assert_eq!(made, table);
     }
 }
