@@ -26,6 +26,9 @@ pub use cell::Completion;
 pub use node::{ChipNode, Events, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
 pub use worker::Worker;
 
+pub mod bell;
+pub mod child;
+pub mod parent;
 pub mod port;
 pub mod region;
 pub mod ring;

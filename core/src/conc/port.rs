@@ -12,18 +12,20 @@
 //!   CAS helper in [`super::word`], `Poison` by swapping POISONED, killing
 //!   and reaping the child ([`ChildWatch::kill_and_reap`]) and feeding
 //!   `ChildGone`; the resolutions complete the handles' cells;
-//! - liveness: when a step made no progress while work is outstanding, the
-//!   caller's [`ChildWatch::check`] decides whether the child is gone (it
-//!   exited, or its heartbeat stalled past the caller's timeout; core reads
-//!   no clock). If so the port swaps POISONED (so a zombie child stops
-//!   serving), kills and reaps it and feeds `ChildGone`: every outstanding
-//!   handle resolves with that endpoint error (rule 6);
-//! - [`Port::drive_until`] blocks by driving `progress` until a condition
-//!   holds: it spins briefly, then parks (rule 11). The peer is another
-//!   process writing shared memory, where no condvar can be shared, so on
-//!   std the park is `std::thread::park_timeout` with a short growing
-//!   timeout (a bounded poll, not a synchronisation: every wake re-reads
-//!   the word); under loom and shuttle it yields.
+//! - liveness ([`Port::check_liveness`], called by the loops in
+//!   [`super::parent`] when a bounded sleep ran out, never on the hot
+//!   path): the caller's [`ChildWatch::check`] decides whether the child is
+//!   gone (it exited, or its heartbeat stalled past the caller's timeout;
+//!   core reads no clock). If so the port swaps POISONED (so a zombie child
+//!   stops serving), kills and reaps it and feeds `ChildGone`: every
+//!   outstanding handle resolves with that endpoint error (rule 6);
+//! - [`Port::fail`]: the same for a reason the owner found (a driver thread
+//!   that died: defence in depth).
+//!
+//! The port never panics on anything a caller submitted (every limit was
+//! checked at the call) or a child wrote (every frame is validated); a
+//! broken invariant of its own poisons the endpoint (`DriverDied`) rather
+//! than leave a handle unresolved.
 //!
 //! # Poison
 //! Anyone on the parent side (a liveness monitor thread, say) may call
@@ -34,9 +36,9 @@
 //! erasing it; the machine then sees POISONED and fails everything.
 //!
 //! # Threads
-//! A `Port` is driven by one thread (`&mut self`). Other threads may hold
-//! handles and block in their `wait` (the cell's condvar) while the driver
-//! thread runs `progress`/`drive_until`.
+//! A `Port` is driven by whoever holds it (`&mut self`; [`super::parent`]
+//! keeps it behind a lock). Other threads may hold handles and block in
+//! their `wait` (the cell's condvar) meanwhile.
 
 // clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
 // types it bans (on the std backend they are the same types); this module
@@ -47,7 +49,7 @@ use core::ops::Deref;
 use std::collections::BTreeMap;
 
 use crate::chip::{RunConfig, RunOutput, TaskArgs};
-use crate::error::{ControlError, EndpointError, RunError};
+use crate::error::{ControlError, EndpointError, PoisonReason, RunError};
 use crate::frame::{ControlOp, ControlReply, Settlement};
 use crate::ids::{DispatchId, Generation, SlotIndex};
 use crate::mailbox::parent::{ParentEndpoint, ParentError, ParentInput, ParentOutput};
@@ -152,11 +154,13 @@ pub struct PortStats {
     /// Control dispatches in the order their settlement arrived (Ok only).
     pub settled_order: Vec<DispatchId>,
     pub liveness_checks: u64,
+    /// Cells completed (task results, control replies, settlements).
+    pub resolved: u64,
 }
 
 /// The parent driver. See the module doc.
 #[derive(Debug)]
-pub struct Port<R: Deref<Target = Region>, W: ChildWatch> {
+pub struct Port<R, W> {
     region: R,
     watch: W,
     machine: ParentEndpoint,
@@ -274,57 +278,39 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             did |= raw != before;
         }
         did |= self.drain();
-        if !did && self.machine.outstanding() && self.machine.gone().is_none() {
-            self.stats.liveness_checks += 1;
-            if let Some(err) = self.watch.check(&self.region) {
-                self.child_gone(err);
-                did = true;
-            }
-        }
         did
     }
 
-    /// Drive `progress` until `done()` holds. Spins briefly, then parks
-    /// (see the module doc). Returns false if nothing is outstanding and
-    /// `done()` still does not hold (it never will through this port).
-    pub fn drive_until(&mut self, mut done: impl FnMut() -> bool) -> bool {
-        let mut backoff = Backoff::default();
-        loop {
-            if done() {
-                return true;
+    /// Ask the watch whether the child is gone (only while work is
+    /// outstanding); if so fail everything (module doc). True when it was.
+    pub fn check_liveness(&mut self) -> bool {
+        if !self.machine.outstanding() || self.machine.gone().is_some() {
+            return false;
+        }
+        self.stats.liveness_checks += 1;
+        match self.watch.check(&self.region) {
+            Some(err) => {
+                self.child_gone(err);
+                true
             }
-            if self.progress() {
-                backoff.reset();
-                continue;
-            }
-            if !self.machine.outstanding() {
-                return done();
-            }
-            backoff.snooze();
+            None => false,
         }
     }
 
-    /// Drive until the task resolves and return its result.
-    pub fn wait_task(&mut self, h: &TaskHandle) -> TaskResult {
-        self.drive_until(|| h.is_ready());
-        h.try_take().expect("a task handle resolves exactly once and is taken once")
-    }
-
-    /// Drive until the control is accepted (or refused).
-    pub fn wait_control(&mut self, h: &ControlHandle) -> ControlResult {
-        self.drive_until(|| h.is_accepted());
-        h.try_take_reply().expect("a control handle resolves exactly once and is taken once")
-    }
-
-    /// Drive until the control's settlement arrives (`Ok(None)`: none owed).
-    pub fn wait_settled(&mut self, h: &ControlHandle) -> SettleResult {
-        self.drive_until(|| h.is_settled());
-        h.try_take_settled().expect("a settlement resolves exactly once and is taken once")
+    /// Fail the endpoint for `err` (poison, kill and reap the child,
+    /// resolve everything outstanding with it), unless it is gone already.
+    pub fn fail(&mut self, err: EndpointError) {
+        if self.machine.gone().is_none() {
+            self.child_gone(err);
+        }
     }
 
     fn feed(&mut self, input: ParentInput) {
         if let Err(e) = self.machine.handle(input) {
-            panic!("port fed its machine an unexpected input: {e:?}");
+            // A driver bug (an answer the machine did not ask for): never
+            // leave a handle hanging on it.
+            debug_assert!(false, "port fed its machine an unexpected input: {e:?}");
+            self.fail(EndpointError::Poisoned(PoisonReason::DriverDied));
         }
     }
 
@@ -344,10 +330,14 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             did = true;
             match out {
                 ParentOutput::Write { field, frame } => {
-                    // The machine checked the size against the frame capacity;
-                    // a field smaller than that exists only under model
-                    // checking, with model-sized frames.
-                    self.region.write_frame(field, &frame).expect("a submitted frame fits its field");
+                    // Every limit was checked at the call, so this cannot
+                    // fail (a field smaller than a frame exists only under
+                    // model checking, with model-sized frames); if it did,
+                    // nothing may hang on it.
+                    if self.region.write_frame(field, &frame).is_err() {
+                        debug_assert!(false, "a submitted frame did not fit its field");
+                        self.fail(EndpointError::Poisoned(PoisonReason::DriverDied));
+                    }
                 }
                 ParentOutput::Cas { from, to } => {
                     let r = self.region.word().cas(from, to);
@@ -358,10 +348,12 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     self.feed(ParentInput::ReadResult(r));
                 }
                 ParentOutput::TaskDone { dispatch, result } => {
+                    self.stats.resolved += 1;
                     let cell = self.tasks.remove(&dispatch).expect("a task resolves once");
                     assert!(cell.complete(result).is_ok(), "task {dispatch:?} resolved twice");
                 }
                 ParentOutput::ControlDone { dispatch, result } => {
+                    self.stats.resolved += 1;
                     let owed = matches!(
                         result,
                         Ok(ControlReply::Registered { fresh: true, .. })
@@ -376,6 +368,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     }
                 }
                 ParentOutput::Settled { dispatch, result } => {
+                    self.stats.resolved += 1;
                     let cells = self.controls.remove(&dispatch).expect("a settlement resolves once");
                     if result.is_ok() {
                         self.stats.settled_order.push(dispatch);
@@ -388,40 +381,5 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             }
         }
         did
-    }
-}
-
-/// Spin, then yield, then park with a growing timeout (std); yield under
-/// loom and shuttle (spinning only adds schedules there).
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    idle: u32,
-}
-
-impl Backoff {
-    pub(crate) fn reset(&mut self) {
-        self.idle = 0;
-    }
-
-    pub(crate) fn snooze(&mut self) {
-        self.idle = self.idle.saturating_add(1);
-        #[cfg(any(chiplane_loom, chiplane_shuttle))]
-        crate::sync::thread::yield_now();
-        #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-        {
-            const SPINS: u32 = 64;
-            const YIELDS: u32 = 16;
-            if self.idle <= SPINS {
-                crate::sync::spin_loop();
-            } else if self.idle <= SPINS + YIELDS {
-                crate::sync::thread::yield_now();
-            } else {
-                // Bounded poll of cross-process shared memory (module doc):
-                // 1 us doubling to 64 us, far below the seed's 50 us sleeps
-                // on the first wake-ups.
-                let shift = (self.idle - SPINS - YIELDS).min(6);
-                std::thread::park_timeout(core::time::Duration::from_micros(1 << shift));
-            }
-        }
     }
 }

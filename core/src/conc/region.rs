@@ -8,8 +8,12 @@
 //!                u64 size_bytes (= size_of::<Region>()), u32 ring_capacity
 //! line 1 (64 B)  u32 state word (WordState::encode; parent and child CAS it)
 //!                u32 shutdown (sticky: 0 -> 1, never back; parent writes)
-//! line 2 (64 B)  child-written: u64 ring_tail (producer index), u64 heartbeat
-//! line 3 (64 B)  parent-written: u64 ring_head (consumer index)
+//! line 2 (64 B)  child-written: u64 ring_tail (producer index)
+//! line 3 (64 B)  child-written: u64 heartbeat (its own line: the liveness
+//!                counter never shares a cache line with the ring indices)
+//! line 4 (64 B)  parent-written: u64 ring_head (consumer index)
+//! line 5 (64 B)  the parent's doorbell: u32 seq, u32 sleepers (see `bell`)
+//! line 6 (64 B)  the child's doorbell: u32 seq, u32 sleepers
 //! task field          TASK_FIELD_BYTES      parent writes, child reads
 //! control field       CONTROL_FIELD_BYTES   parent writes, child reads
 //! task result         TASK_RESULT_FIELD_BYTES    child writes, parent reads
@@ -63,12 +67,13 @@ use crate::frame::{Frame, FrameError, HEADER_BYTES};
 use crate::mailbox::{kind_in, Field};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
+use super::bell::BellWords;
 use super::word::StateWord;
 
 /// "CMBX": a chiplane mailbox region.
 pub const REGION_MAGIC: u32 = 0x5842_4d43;
 /// Layout version; bump on any change of the layout above.
-pub const REGION_VERSION: u32 = 1;
+pub const REGION_VERSION: u32 = 2;
 
 #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
 mod caps {
@@ -132,6 +137,11 @@ struct Words {
 #[derive(Debug)]
 struct ChildLine {
     ring_tail: AtomicU64,
+}
+
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct BeatLine {
     heartbeat: AtomicU64,
 }
 
@@ -147,7 +157,10 @@ pub struct Region {
     identity: Identity,
     words: Words,
     child: ChildLine,
+    beat: BeatLine,
     parent: ParentLine,
+    parent_bell: BellWords,
+    child_bell: BellWords,
     task: UnsafeCell<[u8; TASK_FIELD_BYTES]>,
     control: UnsafeCell<[u8; CONTROL_FIELD_BYTES]>,
     task_result: UnsafeCell<[u8; TASK_RESULT_FIELD_BYTES]>,
@@ -279,8 +292,11 @@ impl Region {
                 ring_capacity: AtomicU32::new(0),
             },
             words: Words { state: AtomicU32::new(0), shutdown: AtomicU32::new(0) },
-            child: ChildLine { ring_tail: AtomicU64::new(0), heartbeat: AtomicU64::new(0) },
+            child: ChildLine { ring_tail: AtomicU64::new(0) },
+            beat: BeatLine { heartbeat: AtomicU64::new(0) },
             parent: ParentLine { ring_head: AtomicU64::new(0) },
+            parent_bell: BellWords::new(),
+            child_bell: BellWords::new(),
             task: UnsafeCell::new([0; TASK_FIELD_BYTES]),
             control: UnsafeCell::new([0; CONTROL_FIELD_BYTES]),
             task_result: UnsafeCell::new([0; TASK_RESULT_FIELD_BYTES]),
@@ -347,13 +363,25 @@ impl Region {
     pub fn beat(&self) {
         // Relaxed: a counter, publishes no data; the parent's watch only
         // compares successive values.
-        self.child.heartbeat.fetch_add(1, Ordering::Relaxed);
+        self.beat.heartbeat.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The child's heartbeat counter (read by the parent's watch).
     pub fn heartbeat(&self) -> u64 {
         // Relaxed: pairs with `beat`'s Relaxed increment (a counter only).
-        self.child.heartbeat.load(Ordering::Relaxed)
+        self.beat.heartbeat.load(Ordering::Relaxed)
+    }
+
+    /// The doorbell the parent side sleeps on (the child and the parent's
+    /// own submitters ring it).
+    pub fn parent_bell(&self) -> &BellWords {
+        &self.parent_bell
+    }
+
+    /// The doorbell the child's serve loop sleeps on (the parent and the
+    /// child's lanes ring it).
+    pub fn child_bell(&self) -> &BellWords {
+        &self.child_bell
     }
 
     pub(crate) fn ring_tail(&self) -> &AtomicU64 {

@@ -51,6 +51,12 @@ impl Producer {
         Producer { tail, head_seen, capacity: u64::from(region.ring_capacity()) }
     }
 
+    /// The consumer's head as it is now (Acquire; pairs with
+    /// `Consumer::pop`'s Release store).
+    pub fn head(&self, region: &Region) -> u64 {
+        region.ring_head().load(Ordering::Acquire)
+    }
+
     fn indices(&self) -> RingIndices {
         RingIndices { head: self.head_seen, tail: self.tail, capacity: self.capacity }
     }

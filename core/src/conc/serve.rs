@@ -16,8 +16,13 @@
 //!    entries and feed `Observed`.
 //!
 //! One output per step lets a model kill the child between any two protocol
-//! actions (S9). [`Serve::run`] loops `step`, spinning then parking when a
-//! step found nothing to do. Nothing in the loop blocks on a lane.
+//! actions (S9). The loop around `step` (spin on cheap loads, then sleep on
+//! the child's doorbell) is [`super::child::serve_loop`]. Nothing in it
+//! blocks on a lane.
+//!
+//! After a step that published something the parent may wait for (a CAS of
+//! the word, a completion pushed), [`Serve::take_published`] is true once:
+//! the loop then rings the parent's doorbell.
 //!
 //! # Exit
 //! The loop ends when the shutdown flag is set, when the child poisons the
@@ -26,27 +31,14 @@
 
 use core::ops::Deref;
 
+pub use crate::chipside::ChildEvent;
 use crate::error::{ControlError, PoisonReason, RunError};
-use crate::frame::{ControlFrame, ControlReply, FrameId, Settlement, TaskFrame};
-use crate::ids::DispatchId;
+use crate::frame::{ControlFrame, ControlReply, TaskFrame};
 use crate::mailbox::child::{ChildEndpoint, ChildInput, ChildOutput};
 use crate::mailbox::word::WordState;
-use crate::RunOutput;
 
-use super::port::Backoff;
 use super::region::Region;
 use super::ring::Producer;
-
-/// What the chip side tells the mailbox loop.
-#[derive(Debug)]
-pub enum ChildEvent {
-    /// The run lane retired the task `dispatch` (slot unpinned).
-    RunFinished { dispatch: DispatchId, result: Result<RunOutput, RunError> },
-    /// The register lane settled what control `id.dispatch` started
-    /// (`id.slot`/`id.generation` name the slot): a prepare finished or
-    /// failed, or an artifact was freed.
-    Settled { id: FrameId, settlement: Settlement },
-}
 
 /// The chip side of a child: the slot table and the lanes. Every method
 /// returns at once (rule 9): work is queued on a lane, its end comes back
@@ -61,6 +53,9 @@ pub trait ChildBackend {
     fn apply_control(&mut self, control: ControlFrame) -> Result<ControlReply, ControlError>;
     /// The next lane event, if any.
     fn poll_event(&mut self) -> Option<ChildEvent>;
+    /// A counter that changes whenever an event arrives (one cheap load:
+    /// the serve loop watches it while it spins).
+    fn events_seq(&self) -> u64;
 }
 
 /// Why the loop ended.
@@ -101,6 +96,10 @@ pub struct Serve<R: Deref<Target = Region>, B: ChildBackend> {
     machine: ChildEndpoint,
     ring: Producer,
     last_word: u32,
+    last_events: u64,
+    /// Ring head seen while settlements wait for room.
+    last_head: u64,
+    published: bool,
     stats: ServeStats,
 }
 
@@ -114,6 +113,9 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
             machine: ChildEndpoint::new(),
             ring,
             last_word: u32::MAX,
+            last_events: 0,
+            last_head: 0,
+            published: false,
             stats: ServeStats::default(),
         }
     }
@@ -134,16 +136,28 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
         &self.machine
     }
 
-    /// Serve until shutdown or poison.
-    pub fn run(&mut self) -> ServeExit {
-        let mut backoff = Backoff::default();
-        loop {
-            match self.step() {
-                Step::Busy => backoff.reset(),
-                Step::Idle => backoff.snooze(),
-                Step::Exit(e) => return e,
-            }
+    /// The region served.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// True once after a step that published something the parent may wait
+    /// for (a word CAS, a completion pushed): ring its doorbell.
+    pub fn take_published(&mut self) -> bool {
+        core::mem::take(&mut self.published)
+    }
+
+    /// Cheap loads only: has anything changed since the last idle step
+    /// (the word, the lane events, the shutdown flag, ring room the held
+    /// settlements wait for)? While false, a step would find nothing to do.
+    pub fn changed(&self) -> bool {
+        if self.region.word().load() != self.last_word || self.backend.events_seq() != self.last_events {
+            return true;
         }
+        if self.region.shutdown_requested() {
+            return true;
+        }
+        self.machine.completions_held() > 0 && self.ring.head(&self.region) != self.last_head
     }
 
     /// One unit of work (module doc).
@@ -158,6 +172,7 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
                 None => Step::Busy,
             };
         }
+        let events = self.backend.events_seq();
         if let Some(ev) = self.backend.poll_event() {
             let input = match ev {
                 ChildEvent::RunFinished { dispatch, result } => ChildInput::RunFinished { dispatch, result },
@@ -167,6 +182,9 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
             self.stats.held_max = self.stats.held_max.max(self.machine.completions_held());
             return Step::Busy;
         }
+        // Every event up to `events` was taken (the counter is bumped after
+        // the push, so a later one changes it again).
+        self.last_events = events;
         self.region.beat();
         if self.region.shutdown_requested() {
             return Step::Exit(ServeExit::ShutDown);
@@ -176,7 +194,11 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
         }
         let word = self.region.word().load();
         // Reload the consumer's head only when something waits for room.
-        let ring_free = self.ring.free(&self.region, self.machine.completions_held() > 0);
+        let held = self.machine.completions_held() > 0;
+        let ring_free = self.ring.free(&self.region, held);
+        if held {
+            self.last_head = self.ring.head(&self.region);
+        }
         self.feed(ChildInput::Observed { word, ring_free });
         let changed = word != self.last_word;
         self.last_word = word;
@@ -192,9 +214,8 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     }
 
     fn feed(&mut self, input: ChildInput) {
-        if let Err(e) = self.machine.handle(input) {
-            panic!("serve fed its machine an unexpected input: {e:?}");
-        }
+        let r = self.machine.handle(input);
+        assert!(r.is_ok(), "serve fed its machine an unexpected input: {r:?}");
     }
 
     fn execute(&mut self, out: ChildOutput) -> Option<ServeExit> {
@@ -215,7 +236,13 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
                 self.feed(ChildInput::ControlApplied(r));
             }
             ChildOutput::Write { field, frame } => {
-                self.region.write_frame(field, &frame).expect("a result frame fits its field");
+                // Every result the chip side hands out fits its frame (run
+                // outputs are checked, details cut); a failure here is a
+                // broken invariant, answered by poisoning, never a panic.
+                if let Err(e) = self.region.write_frame(field, &frame) {
+                    let _previous = self.region.word().poison();
+                    return Some(ServeExit::Poisoned(PoisonReason::MalformedFrame(e)));
+                }
             }
             ChildOutput::Cas { from, to } => {
                 let r = self.region.word().cas(from, to);
@@ -224,12 +251,19 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
                 }
                 if let Ok(()) = r {
                     self.last_word = to.encode();
+                    self.published = true;
                 }
                 self.feed(ChildInput::CasResult(r));
             }
             ChildOutput::Push(frame) => {
-                self.ring.push(&self.region, frame).expect("the machine pushes only after seeing room");
+                if self.ring.push(&self.region, frame).is_err() {
+                    // The machine pushes only after it saw room: a parent
+                    // that moved the head backwards broke the ring.
+                    let _previous = self.region.word().poison();
+                    return Some(ServeExit::Poisoned(PoisonReason::UnexpectedState(WordState::Poisoned.encode())));
+                }
                 self.stats.pushes += 1;
+                self.published = true;
             }
             ChildOutput::Poison { reason } => {
                 let _previous = self.region.word().poison();

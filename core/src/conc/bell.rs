@@ -1,0 +1,234 @@
+//! Doorbells: how a side of the mailbox sleeps until the other has done
+//! something for it, and how the other wakes it *only if it sleeps*
+//! (design.md rule 11).
+//!
+//! # The words (in the shared region, one cache line per bell)
+//! - `seq`: bumped by a waker that found a sleeper; the sleeper blocks on
+//!   it with a futex (the OS half, [`Futex`]: hw's `FUTEX_WAIT` on the
+//!   shared mapping, or [`LocalFutex`] in one process and under loom and
+//!   shuttle);
+//! - `sleepers`: how many threads announced that they are about to sleep
+//!   on this bell (the parent side may have a driver thread and waiting
+//!   callers; the child side has its serve loop).
+//!
+//! # The handshake (a Dekker pair)
+//! ```text
+//! sleeper                                  waker
+//! seen = seq (Acquire)                     publish the change (a CAS, a push, ...)
+//! sleepers += 1                            fence(SeqCst)            <- F2
+//! fence(SeqCst)                 <- F1      if sleepers > 0:
+//! if work is visible: sleepers -= 1, go        seq += 1 (Release); futex_wake(seq)
+//! futex_wait(seq, seen); sleepers -= 1
+//! ```
+//! F1 and F2 are sequentially consistent fences, so of the two loads that
+//! follow them (the sleeper's re-check of the work, the waker's load of
+//! `sleepers`) at least one sees the other side's store: either the sleeper
+//! sees the work and does not sleep, or the waker sees the sleeper and
+//! bumps `seq`, which makes the `futex_wait` on the old value return at
+//! once or wakes it. No doorbell is lost, and a waker whose peer is awake
+//! pays a fence and a load, never a system call.
+//!
+//! Mutant `missed_doorbell` (design.md section 8) drops F2: the waker's
+//! load of `sleepers` may miss a sleeper that has not yet seen the work
+//! (the store-buffering outcome), and the sleeper sleeps with work waiting
+//! (loom reports the deadlock: models never time out).
+//!
+//! # Timeouts
+//! A sleep may be bounded (the parent's liveness polls, the child's
+//! heartbeat); the protocol never depends on a timeout firing. Under loom a
+//! timeout never fires.
+
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans (on the std backend they are the same types); this module
+// uses only `crate::sync`.
+#![allow(clippy::disallowed_types)]
+
+use core::time::Duration;
+
+use crate::sync::{fence, AtomicU32, Condvar, Mutex, Ordering};
+
+/// The OS half of a doorbell: block on a 32-bit word.
+pub trait Futex: Send + Sync {
+    /// Sleep while `word` holds `expected`, at most `timeout` (`None`: no
+    /// limit). May return early (spuriously, on a signal); the caller
+    /// re-checks.
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>);
+    /// Wake every thread sleeping on `word`.
+    fn wake(&self, word: &AtomicU32);
+}
+
+/// One doorbell's words (a cache line of the shared region).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct BellWords {
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+impl BellWords {
+    /// A quiet bell (zeroed memory is one too).
+    pub fn new() -> Self {
+        BellWords { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) }
+    }
+
+    /// Threads announced as sleeping (diagnostics and tests).
+    pub fn sleepers(&self) -> u32 {
+        // Relaxed: a diagnostic snapshot.
+        self.sleepers.load(Ordering::Relaxed)
+    }
+
+    /// How many times a waker found a sleeper (diagnostics and tests).
+    pub fn rings(&self) -> u32 {
+        // Relaxed: a diagnostic snapshot.
+        self.seq.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for BellWords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A doorbell: its words and the futex to block on them. See the module doc.
+pub struct Doorbell<'a, F: Futex + ?Sized> {
+    words: &'a BellWords,
+    futex: &'a F,
+}
+
+impl<F: Futex + ?Sized> core::fmt::Debug for Doorbell<'_, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Doorbell").field("words", self.words).finish()
+    }
+}
+
+impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
+    /// The bell `words`, blocking through `futex`.
+    pub fn new(words: &'a BellWords, futex: &'a F) -> Self {
+        Doorbell { words, futex }
+    }
+
+    /// After publishing a change a sleeper may wait for: wake the sleepers,
+    /// if there are any. Returns true when it found one (and made the
+    /// futex call).
+    pub fn ring(&self) -> bool {
+        // F2: pairs with F1 in `sleep` (module doc). The publication this
+        // ring follows is ordered before the load of `sleepers` below.
+        #[cfg(not(chiplane_mutant = "missed_doorbell"))]
+        fence(Ordering::SeqCst);
+        // MUTANT missed_doorbell: without F2 the load below may read a
+        // `sleepers` older than the sleeper's announcement.
+        // Relaxed: ordered by F2 (and F1 on the sleeper's side).
+        if self.words.sleepers.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        // Release: pairs with the sleeper's Acquire load of `seen`; the
+        // value change is what the futex compares.
+        self.words.seq.fetch_add(1, Ordering::Release);
+        self.futex.wake(&self.words.seq);
+        true
+    }
+
+    /// Announce, re-check with `busy`, and sleep unless it found work (or
+    /// until rung, or `timeout`). Returns true when it slept (woken, timed
+    /// out or spurious), false when `busy` found work at once.
+    pub fn sleep(&self, busy: impl FnOnce() -> bool, timeout: Option<Duration>) -> bool {
+        // Acquire: pairs with `ring`'s Release increment.
+        let seen = self.words.seq.load(Ordering::Acquire);
+        // Relaxed: ordered by F1 below.
+        self.words.sleepers.fetch_add(1, Ordering::Relaxed);
+        // F1: pairs with F2 in `ring` (module doc).
+        fence(Ordering::SeqCst);
+        let slept = if busy() {
+            false
+        } else {
+            self.futex.wait(&self.words.seq, seen, timeout);
+            true
+        };
+        // Relaxed: a waker that still sees us counted rings once more,
+        // which is harmless (a spurious wake-up).
+        self.words.sleepers.fetch_sub(1, Ordering::Relaxed);
+        slept
+    }
+}
+
+/// A futex for threads of one process (tests, models, in-process peers):
+/// a mutex and a condvar from [`crate::sync`], so loom and shuttle see
+/// every sleep and wake.
+#[derive(Debug, Default)]
+pub struct LocalFutex {
+    gate: Mutex<()>,
+    wake: Condvar,
+}
+
+impl LocalFutex {
+    /// A futex nobody sleeps on yet.
+    pub fn new() -> Self {
+        LocalFutex { gate: Mutex::new(()), wake: Condvar::new() }
+    }
+}
+
+impl Futex for LocalFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let guard = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        // SeqCst: a waker bumps the word *before* it takes the gate, so
+        // under the gate either we see the bump or its notify comes after
+        // we wait (it blocks on the gate until `wait` releases it).
+        if word.load(Ordering::SeqCst) != expected {
+            return;
+        }
+        match timeout {
+            #[cfg(not(chiplane_loom))]
+            Some(t) => drop(self.wake.wait_timeout(guard, t).unwrap_or_else(|e| e.into_inner())),
+            _ => drop(self.wake.wait(guard).unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+
+    fn wake(&self, _word: &AtomicU32) {
+        // Taking the gate orders this notify after a sleeper's check (see
+        // `wait`); notify after unlocking so the sleeper does not block on it.
+        drop(self.gate.lock().unwrap_or_else(|e| e.into_inner()));
+        self.wake.notify_all();
+    }
+}
+
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use crate::sync::{thread, Arc, AtomicBool};
+
+    #[test]
+    fn a_ring_without_sleepers_makes_no_futex_call() {
+        let words = BellWords::new();
+        let futex = LocalFutex::new();
+        let bell = Doorbell::new(&words, &futex);
+        assert!(!bell.ring());
+        assert_eq!(words.rings(), 0);
+        // Work visible at the re-check: no sleep.
+        assert!(!bell.sleep(|| true, None));
+        assert_eq!(words.sleepers(), 0);
+    }
+
+    #[test]
+    fn a_sleeper_is_woken_by_the_ring_that_follows_the_work() {
+        let words = Arc::new(BellWords::new());
+        let futex = Arc::new(LocalFutex::new());
+        let work = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (words, futex, work) = (words.clone(), futex.clone(), work.clone());
+            thread::spawn(move || {
+                let bell = Doorbell::new(&words, &*futex);
+                // Acquire: pairs with the Release store below.
+                while !work.load(Ordering::Acquire) {
+                    bell.sleep(|| work.load(Ordering::Acquire), None);
+                }
+            })
+        };
+        // Release: pairs with the sleeper's Acquire loads.
+        work.store(true, Ordering::Release);
+        Doorbell::new(&words, &*futex).ring();
+        sleeper.join().unwrap();
+        assert_eq!(words.sleepers(), 0);
+    }
+}
