@@ -19,3 +19,6 @@ pub mod l3;
 pub mod overlap;
 pub mod process;
 pub mod shm;
+pub mod tune;
+
+pub use l3::init;

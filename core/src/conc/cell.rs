@@ -328,6 +328,20 @@ impl<T> Completion<T> {
         self.value.with_mut(|p| unsafe { (*p).take() })
     }
 
+    /// If the value is READY (published, not taken), apply `f` to it.
+    /// Crate-internal: the caller must own the only consumer (no
+    /// `try_take` may run meanwhile; the L3 run handle calls both through
+    /// `&self` / `self`).
+    pub(crate) fn peek<U>(&self, f: impl FnOnce(&T) -> U) -> Option<U> {
+        if self.state().stage != Stage::Ready {
+            return None;
+        }
+        // SAFETY: READY observed with Acquire (pairs with the publish): the
+        // value is written and no longer written to; the caller guarantees
+        // no take races this read.
+        self.value.with(|p| unsafe { (*p).as_ref().map(f) })
+    }
+
     /// Wait for the value and move it out. `None` when another consumer took
     /// it first.
     pub fn wait(&self) -> Option<T> {

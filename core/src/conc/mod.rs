@@ -15,6 +15,7 @@
 //! importing only from `crate::sync`.
 #![allow(clippy::disallowed_types)]
 
+pub mod api;
 pub mod cell;
 pub mod node;
 pub mod worker;
@@ -22,12 +23,14 @@ pub mod worker;
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
 mod tests;
 
+pub use api::{Pending as PendingResult, Worker};
 pub use cell::Completion;
 pub use node::{ChipNode, Events, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
-pub use worker::Worker;
+pub use worker::L2Worker;
 
 pub mod bell;
 pub mod child;
+pub mod l3;
 pub mod parent;
 pub mod port;
 pub mod region;

@@ -71,6 +71,10 @@ pub trait ChildWatch {
     /// Kill the child if it still runs and reap it; return once it can no
     /// longer touch the region (rule 6: no handle resolves before that).
     fn kill_and_reap(&mut self);
+    /// The region's shutdown flag is set and the child's bell rung: let the
+    /// child leave on its own (bounded by the watch's own policy), then make
+    /// sure it is gone (kill and reap what did not leave).
+    fn finish(&mut self);
 }
 
 /// A task's result.
@@ -197,6 +201,11 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
     /// The machine's last known word.
     pub fn word(&self) -> WordState {
         self.machine.word()
+    }
+
+    /// The child's watch.
+    pub fn watch_mut(&mut self) -> &mut W {
+        &mut self.watch
     }
 
     /// The machine (read-only view, for diagnostics and checks).

@@ -24,14 +24,14 @@ use super::node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHan
 
 /// The L2 worker. See the module doc.
 #[derive(Debug)]
-pub struct Worker<C: Chip> {
+pub struct L2Worker<C: Chip> {
     node: ChipNode<C>,
 }
 
-impl<C: Chip> Worker<C> {
+impl<C: Chip> L2Worker<C> {
     /// Start a worker on `chip` (spawns its two lane threads).
     pub fn new(chip: C, config: NodeConfig) -> Self {
-        Worker { node: ChipNode::new(chip, config) }
+        L2Worker { node: ChipNode::new(chip, config) }
     }
 
     /// The node underneath (inspection, the notifier).
@@ -88,5 +88,47 @@ impl<C: Chip> Worker<C> {
     /// Stop the worker: joins the lanes, resolves everything outstanding.
     pub fn shutdown(mut self) {
         self.node.shutdown();
+    }
+}
+
+impl<R> super::api::Pending for super::node::Pending<R> {
+    type Output = R;
+    fn is_ready(&self) -> bool {
+        super::node::Pending::is_ready(self)
+    }
+    fn wait(self) -> R {
+        super::node::Pending::wait(self)
+    }
+}
+
+impl super::api::Pending for RegisterHandle {
+    type Output = Result<Handle, RegisterError>;
+    fn is_ready(&self) -> bool {
+        RegisterHandle::is_ready(self)
+    }
+    fn wait(self) -> Self::Output {
+        RegisterHandle::wait(self)
+    }
+}
+
+impl<C: Chip> super::api::Worker for L2Worker<C> {
+    type Register = RegisterHandle;
+    type Unregister = UnregisterHandle;
+    type Run = RunHandle;
+
+    fn register_async(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
+        L2Worker::register_async(self, spec)
+    }
+    fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+        L2Worker::register(self, spec)
+    }
+    fn unregister_async(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
+        L2Worker::unregister_async(self, handle)
+    }
+    fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
+        L2Worker::run_async(self, handle, args, config)
+    }
+    fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+        L2Worker::run(self, handle, args, config)
     }
 }

@@ -12,9 +12,14 @@
 //!   dispatch id;
 //! - `bad-word`: a state word value the protocol never writes;
 //! - `bad-ring`: a completion-ring tail far beyond its capacity while a
-//!   control is in flight.
+//!   control is in flight;
+//! - `bad-completion`: accepts the first register control properly (a
+//!   fresh registration: the parent now owes... expects a settlement), then
+//!   pushes a completion naming a dispatch nothing waits for (the test then
+//!   submits a task while it sits in the ring: rule 12).
 //!
-//! Usage: `chiplane-rogue-child MODE [chiplane-child args]`. It then waits
+//! Usage: the L3 worker starts it as any chip child, `EXE MARKER MODE
+//! [child args]` (MODE comes from `L3Config::child_args`). It then waits
 //! (bounded) to be killed. Exit codes: 2 bad arguments, 3 no region, 6 the
 //! parent never sent work, 7 a layout probe failed.
 
@@ -72,7 +77,8 @@ fn task_result_offset(mailbox: &Mailbox, shm: &SharedMemory) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let Some(mode) = args.get(1).cloned() else { std::process::exit(2) };
+    // argv[0], the child marker, then the mode.
+    let Some(mode) = args.get(2).cloned() else { std::process::exit(2) };
     // SAFETY: called once at start-up with our parent's arguments: the fd
     // they name was inherited for this mapping and nothing else owns it.
     let shm = match unsafe { chiplane_hw::process::inherited_shm(args.iter().cloned()) } {
@@ -86,11 +92,11 @@ fn main() {
     let mailbox = Mailbox::attach(shm).unwrap_or_else(|_| std::process::exit(3));
     mailbox.beat();
     // Layout probes (line 1 holds the word at 64, line 2 the ring tail at
-    // 128 and the heartbeat at 136); each is checked against the API.
+    // 128, line 3 the heartbeat at 192); each is checked against the API.
     let word_raw: &AtomicU32 = raw.atomic_u32(64).unwrap_or_else(|| std::process::exit(7));
     let tail_raw: &AtomicU64 = raw.atomic_u64(128).unwrap_or_else(|| std::process::exit(7));
     // Relaxed: a probe of our own increment above.
-    if raw.atomic_u64(136).map(|a| a.load(Ordering::Relaxed)) != Some(mailbox.heartbeat()) {
+    if raw.atomic_u64(192).map(|a| a.load(Ordering::Relaxed)) != Some(mailbox.heartbeat()) {
         std::process::exit(7);
     }
 
@@ -155,6 +161,38 @@ fn main() {
             wait_word(&mailbox, &[WordState::ControlReady { under_task: false }]);
             // Release: pairs with the parent's Acquire load of the tail.
             tail_raw.store(1_000_000, Ordering::Release);
+        }
+        "bad-completion" => {
+            wait_word(&mailbox, &[WordState::ControlReady { under_task: false }]);
+            let control = match mailbox.read_frame(Field::Control) {
+                Ok(Frame::Control(c)) => c,
+                _ => std::process::exit(6),
+            };
+            let reply = chiplane_core::frame::ControlReply::Registered {
+                slot: chiplane_core::SlotIndex(0),
+                generation: chiplane_core::Generation(1),
+                fresh: true,
+            };
+            let result =
+                Frame::ControlResult(chiplane_core::frame::ControlResultFrame { id: control.id, result: Ok(reply) });
+            mailbox.write_frame(Field::ControlResult, &result).expect("fits");
+            let done = WordState::ControlDone { under_task: false };
+            mailbox
+                .word()
+                .cas(WordState::ControlReady { under_task: false }, done)
+                .unwrap_or_else(|_| std::process::exit(6));
+            wait_word(&mailbox, &[WordState::Idle]);
+            // A settlement for a dispatch nothing waits for.
+            let mut producer = chiplane_core::conc::ring::Producer::new(&mailbox);
+            let bogus = chiplane_core::frame::CompletionFrame {
+                id: chiplane_core::frame::FrameId {
+                    dispatch: DispatchId(control.id.dispatch.0 + 1000),
+                    slot: chiplane_core::SlotIndex(0),
+                    generation: chiplane_core::Generation(1),
+                },
+                settlement: chiplane_core::frame::Settlement::Freed,
+            };
+            producer.push(&mailbox, bogus).unwrap_or_else(|_| std::process::exit(7));
         }
         _ => std::process::exit(2),
     }

@@ -1,10 +1,23 @@
-//! The chip child process (`chiplane-child`): maps the memfd its parent
-//! handed it, attaches core's mailbox region there, and runs core's serve
-//! loop ([`Serve`]) over a [`ChipNode`] (one run-lane thread and one
-//! register-lane thread) through [`NodeBackend`].
+//! The chip child process: the program itself, re-executed by the L3
+//! worker with the marker [`CHILD_MARKER`] as its first argument (the
+//! pattern of `procspawn` and Python's multiprocessing "spawn"). It maps the
+//! memfd its parent handed it, attaches core's mailbox region there, opens
+//! the device, and runs core's chip child: `conc::child::NodeBackend` (a
+//! `ChipNode` with its two lane threads) behind `conc::serve::Serve`, in
+//! `conc::child::serve_loop`, sleeping on the region's doorbell through
+//! [`SysFutex`]. Nothing of the protocol is here; only the process.
 //!
-//! Arguments (the shm ones are appended by `ChildCommand::spawn`):
-//! `--device host|cuda --worker N [--parent PID] [--trace FILE] --chiplane-shm-fd N
+//! # One binary
+//! A program that starts an L3 worker calls [`crate::init`] first thing in
+//! `main`: in the re-executed child it runs the chip child and exits, in
+//! the parent it returns at once (and records that it was called, so the
+//! worker can refuse to start with a clear error when it was not). An
+//! explicit child executable (`L3Config::child_exe`) needs no hook in the
+//! parent: that program must call `init` itself (`chiplane` does).
+//!
+//! Arguments after the marker (the shm ones are appended by
+//! `ChildCommand::spawn`): `--device host|cuda --worker NONCE:SERIAL
+//! [--slots N] [--parent PID] [--trace FILE] --chiplane-shm-fd N
 //! --chiplane-shm-len L`.
 //!
 //! `--parent PID`: exit (code 6) as soon as that process exits (a pidfd
@@ -13,32 +26,59 @@
 //!
 //! Exit codes ([`ChildStatus`]): 0 shut down by the parent, 2 bad arguments,
 //! 3 the region cannot be mapped or attached, 4 the endpoint was poisoned
-//! (by this child after a bad frame, or by the parent), 5 the device is
-//! unavailable, 6 the parent exited.
+//! (by this child after a bad frame, by the parent, or because the serve
+//! loop itself failed), 5 the device is unavailable, 6 the parent exited.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chiplane_core::chip::Chip;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use chiplane_core::conc::serve::{Serve, ServeExit, Step};
-use chiplane_core::conc::{ChipNode, NodeConfig, Notifier};
+use chiplane_core::conc::bell::Doorbell;
+use chiplane_core::conc::child::{serve_loop, LoopExit, NodeBackend, ServeOptions};
+use chiplane_core::conc::serve::{Serve, ServeExit};
+use chiplane_core::conc::NodeConfig;
 use chiplane_core::ids::WorkerId;
+use chiplane_core::slot::SlotLimits;
 
-use super::backend::NodeBackend;
-use super::memory::{Bell, Mailbox};
+use super::memory::{Mailbox, MailboxRef, SysFutex};
 use super::trace::{SpanLog, TracedChip};
 use crate::devices::host::HostChip;
+
+/// The first argument of a re-executed chip child.
+pub const CHILD_MARKER: &str = "__chiplane-chip-child";
+
+static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// Run the chip child and exit if this process was started as one; return
+/// at once otherwise. Call it first thing in `main` (see the module doc).
+pub fn init() {
+    // Relaxed: read by this process's own threads after `main` began.
+    INIT_CALLED.store(true, Ordering::Relaxed);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(CHILD_MARKER) {
+        std::process::exit(child_main(args));
+    }
+}
+
+/// Whether [`init`] ran in this process.
+pub fn init_called() -> bool {
+    // Relaxed: see `init`.
+    INIT_CALLED.load(Ordering::Relaxed)
+}
 
 /// Process exit codes of the chip child.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(i32)]
 pub enum ChildStatus {
+    /// Shut down by the parent.
     ShutDown = 0,
+    /// Bad arguments.
     BadArgs = 2,
+    /// The region could not be mapped or attached.
     NoRegion = 3,
+    /// The endpoint was poisoned (or the serve loop failed).
     Poisoned = 4,
+    /// The device is unavailable.
     NoDevice = 5,
     /// The parent process exited.
     Orphaned = 6,
@@ -47,11 +87,14 @@ pub enum ChildStatus {
 /// Which device a chip child drives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Device {
+    /// The host CPU (always available).
     Host,
+    /// CUDA (the `cuda` feature; the driver is loaded at run time).
     Cuda,
 }
 
 impl Device {
+    /// Its name on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Device::Host => "host",
@@ -59,6 +102,7 @@ impl Device {
         }
     }
 
+    /// Parse a command-line name.
     pub fn parse(s: &str) -> Option<Device> {
         match s {
             "host" => Some(Device::Host),
@@ -71,28 +115,37 @@ impl Device {
 struct Args {
     device: Device,
     worker: WorkerId,
+    slots: usize,
     trace: Option<String>,
     parent: Option<libc::pid_t>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
-    let (mut device, mut worker, mut trace, mut parent) = (Device::Host, WorkerId(0), None, None);
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
+    let mut a = Args {
+        device: Device::Host,
+        worker: WorkerId(0),
+        slots: SlotLimits::default().capacity,
+        trace: None,
+        parent: None,
+    };
+    // argv[0], the marker, then the options.
+    let mut it = args.iter().skip(2);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
             "--device" => {
                 let v = value()?;
-                device = Device::parse(&v).ok_or_else(|| format!("unknown device {v}"))?;
+                a.device = Device::parse(&v).ok_or_else(|| format!("unknown device {v}"))?;
             }
-            "--worker" => {
+            "--worker" => a.worker = value()?.parse()?,
+            "--slots" => {
                 let v = value()?;
-                worker = v.parse()?;
+                a.slots = v.parse().map_err(|e| format!("--slots {v}: {e}"))?;
             }
-            "--trace" => trace = Some(value()?),
+            "--trace" => a.trace = Some(value()?),
             "--parent" => {
                 let v = value()?;
-                parent = Some(v.parse().map_err(|e| format!("--parent {v}: {e}"))?);
+                a.parent = Some(v.parse().map_err(|e| format!("--parent {v}: {e}"))?);
             }
             crate::process::SHM_FD_ARG | crate::process::SHM_LEN_ARG => {
                 value()?;
@@ -100,7 +153,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Args { device, worker, trace, parent })
+    Ok(a)
 }
 
 /// Exit when the parent process `parent` exits, whichever of its threads
@@ -127,12 +180,12 @@ fn exit_with_parent(parent: libc::pid_t) -> bool {
     spawned.is_ok()
 }
 
-/// The child's `main`: returns the exit code.
+/// The child's `main` (after the marker): returns the exit code.
 pub fn child_main(args: Vec<String>) -> i32 {
     let parsed = match parse(&args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("chiplane-child: {e}");
+            eprintln!("chiplane chip child: {e}");
             return ChildStatus::BadArgs as i32;
         }
     };
@@ -147,125 +200,91 @@ pub fn child_main(args: Vec<String>) -> i32 {
     let shm = match unsafe { crate::process::inherited_shm(args.iter().cloned()) } {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("chiplane-child: cannot map the mailbox: {e}");
+            eprintln!("chiplane chip child: cannot map the mailbox: {e}");
             return ChildStatus::NoRegion as i32;
         }
     };
     let mailbox = match Mailbox::attach(shm) {
-        Ok(m) => m,
+        Ok(m) => MailboxRef(Arc::new(m)),
         Err(e) => {
-            eprintln!("chiplane-child: {e}");
+            eprintln!("chiplane chip child: {e}");
             return ChildStatus::NoRegion as i32;
         }
     };
     match parsed.device {
         Device::Host => match HostChip::new() {
-            Ok(chip) => serve(&mailbox, chip, &parsed),
+            Ok(chip) => serve_traced(mailbox, chip, &parsed),
             Err(e) => {
-                eprintln!("chiplane-child: host device: {e}");
+                eprintln!("chiplane chip child: host device: {e}");
                 ChildStatus::NoDevice as i32
             }
         },
         #[cfg(feature = "cuda")]
         Device::Cuda => match crate::devices::cuda::CudaChip::new(0) {
-            Ok(chip) => serve(&mailbox, chip, &parsed),
+            Ok(chip) => serve_traced(mailbox, chip, &parsed),
             Err(e) => {
-                eprintln!("chiplane-child: cuda device: {e}");
+                eprintln!("chiplane chip child: cuda device: {e}");
                 ChildStatus::NoDevice as i32
             }
         },
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => {
-            eprintln!("chiplane-child: built without the `cuda` feature");
+            eprintln!("chiplane chip child: built without the `cuda` feature");
             ChildStatus::NoDevice as i32
         }
     }
 }
 
-/// The serve loop with doorbells (see `super::memory`): spin, yield, then
-/// sleep on the `to_child` bell (bounded); ring `to_parent` when a burst of
-/// work ends. A helper thread rings `to_child` whenever a handle of the node
-/// resolves (a run finished, a prepare settled, an artifact freed), so lane
-/// events wake the loop too.
-fn serve_loop<B: chiplane_core::conc::serve::ChildBackend>(
-    serve: &mut Serve<&chiplane_core::conc::region::Region, B>,
-    mailbox: &Mailbox,
-) -> ServeExit {
-    const SPINS: u32 = 64;
-    const YIELDS: u32 = 16;
-    const SLEEP_MAX: Duration = Duration::from_micros(100);
-    let (mut idle, mut was_busy) = (0u32, false);
-    loop {
-        let seen = mailbox.bell_value(Bell::ToChild);
-        match serve.step() {
-            Step::Busy => {
-                idle = 0;
-                was_busy = true;
-            }
-            Step::Idle => {
-                if was_busy {
-                    mailbox.ring(Bell::ToParent);
-                    was_busy = false;
+/// Trace only when a trace was asked for (no lock, no allocation per run
+/// otherwise).
+fn serve_traced<C: Chip>(mailbox: MailboxRef, chip: C, args: &Args) -> i32 {
+    match &args.trace {
+        None => serve(mailbox, chip, args, || {}),
+        Some(path) => {
+            let log = Arc::new(SpanLog::default());
+            let traced = TracedChip { inner: chip, log: log.clone() };
+            serve(mailbox, traced, args, || {
+                let lines: Vec<String> = log.take().iter().map(|s| s.to_line()).collect();
+                if let Err(e) = std::fs::write(path, lines.join("\n")) {
+                    eprintln!("chiplane chip child: writing trace {path}: {e}");
                 }
-                idle = idle.saturating_add(1);
-                if idle <= SPINS {
-                    std::hint::spin_loop();
-                } else if idle <= SPINS + YIELDS {
-                    std::thread::yield_now();
-                } else {
-                    mailbox.wait_bell(Bell::ToChild, seen, SLEEP_MAX);
-                }
-            }
-            Step::Exit(e) => {
-                mailbox.ring(Bell::ToParent);
-                return e;
-            }
+            })
         }
     }
 }
 
-fn serve<C: Chip>(mailbox: &Mailbox, chip: C, args: &Args) -> i32 {
-    let log = Arc::new(SpanLog::default());
-    let chip = TracedChip { inner: chip, log: log.clone() };
-    let notifier = Arc::new(Notifier::new());
-    let config = NodeConfig { worker: args.worker, notifier: Some(notifier.clone()), ..NodeConfig::default() };
-    let node = ChipNode::new(chip, config);
-    let mut serve = Serve::new(mailbox.region(), NodeBackend::new(node));
-    super::worker::tight_timer_slack();
-    let stop = AtomicBool::new(false);
-    let exit = std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut epoch = notifier.epoch();
-            // Acquire: pairs with the Release store below (loop end).
-            while !stop.load(Ordering::Acquire) {
-                let now = notifier.wait_past_timeout(epoch, Duration::from_millis(20));
-                if now != epoch {
-                    epoch = now;
-                    mailbox.ring(Bell::ToChild);
-                }
-            }
-        });
-        let exit = serve_loop(&mut serve, mailbox);
-        // Release: pairs with the helper's Acquire load.
-        stop.store(true, Ordering::Release);
-        exit
-    });
+fn serve<C: Chip>(mailbox: MailboxRef, chip: C, args: &Args, after_shutdown: impl FnOnce()) -> i32 {
+    crate::tune::tight_timer_slack();
+    let limits = SlotLimits { capacity: args.slots, ..SlotLimits::default() };
+    let config = NodeConfig { worker: args.worker, limits, events: None };
+    let futex = Arc::new(SysFutex);
+    let backend = NodeBackend::new(chip, config, mailbox.clone(), futex.clone());
+    let mut serve = Serve::new(mailbox.clone(), backend);
+    // Tell the parent (waiting in `ProcessSpawner::spawn`) that we serve.
+    mailbox.beat();
+    Doorbell::new(mailbox.parent_bell(), &*futex).ring();
+    let exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_loop(&mut serve, &*futex, ServeOptions::default(), || true)
+    }));
     match exit {
-        ServeExit::ShutDown => {
+        Ok(LoopExit::Serve(ServeExit::ShutDown)) => {
             // Join the lanes (finishing what is inside the chip, releasing
             // every artifact), then write the trace.
             drop(serve);
-            if let Some(path) = &args.trace {
-                let lines: Vec<String> = log.take().iter().map(|s| s.to_line()).collect();
-                if let Err(e) = std::fs::write(path, lines.join("\n")) {
-                    eprintln!("chiplane-child: writing trace {path}: {e}");
-                }
-            }
+            after_shutdown();
             ChildStatus::ShutDown as i32
         }
-        ServeExit::Poisoned(reason) => {
-            eprintln!("chiplane-child: endpoint poisoned ({reason:?}); exiting");
+        Ok(LoopExit::Serve(ServeExit::Poisoned(reason))) => {
+            eprintln!("chiplane chip child: endpoint poisoned ({reason}); exiting");
             // Do not wait for the lanes: the parent kills and reaps us.
+            std::process::exit(ChildStatus::Poisoned as i32)
+        }
+        Ok(LoopExit::Killed) => unreachable!("production's serve loop is never killed from inside"),
+        Err(_) => {
+            // The serve loop died (defence in depth): poison the word so the
+            // parent fails everything at once, and leave.
+            let _previous = mailbox.word().poison();
+            Doorbell::new(mailbox.parent_bell(), &SysFutex).ring();
             std::process::exit(ChildStatus::Poisoned as i32)
         }
     }

@@ -9,18 +9,10 @@
 //!   anything else is read, so a child built from another layout refuses to
 //!   serve instead of misreading it.
 //!
-//! # Doorbells
-//! After the region the mapping holds two u32 *doorbells* (hw's own, not
-//! part of core's layout): `to_child` and `to_parent`. A side that made
-//! progress the other may be waiting for rings the other's bell (a Release
-//! increment, then `FUTEX_WAKE` on its address: a shared futex, valid across
-//! processes); a side with nothing to do reads its own bell *before* its
-//! step and, if the step found nothing, sleeps with `FUTEX_WAIT` on that
-//! value, bounded by a short timeout. A ring between the read and the wait
-//! changes the value, so the wait returns at once: no lost wake-up, and a
-//! missed ring would cost at most the timeout (the bounded poll it
-//! replaces). The protocol never depends on a bell: it is only a faster way
-//! to notice a change of the word or the ring.
+//! The doorbells both sides sleep on are part of core's region (`bell`);
+//! [`SysFutex`] is their OS half here: `FUTEX_WAIT` / `FUTEX_WAKE` on the
+//! shared mapping (not `FUTEX_PRIVATE`, so a sleeper in the other process is
+//! woken).
 //!
 //! The mapping lives as long as the `Mailbox`; every reference to the region
 //! is borrowed from it (`Deref<Target = Region>`), so none outlives the
@@ -30,10 +22,11 @@
 use std::io;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chiplane_core::conc::bell::Futex;
 use chiplane_core::conc::region::{Region, RegionError};
 
 use crate::shm::SharedMemory;
@@ -84,54 +77,9 @@ impl Mailbox {
         Ok(Mailbox { shm, region })
     }
 
-    /// Bytes of the mapping: the region, then the two doorbells.
+    /// Bytes of the mapping: the region.
     pub const fn mapping_bytes() -> usize {
-        Region::size_bytes() + 64
-    }
-
-    fn bell(&self, which: Bell) -> Option<&AtomicU32> {
-        let off = Region::size_bytes() + if which == Bell::ToChild { 0 } else { 4 };
-        self.shm.atomic_u32(off)
-    }
-
-    /// The current value of a doorbell (read it before a step whose
-    /// idleness may end in [`Mailbox::wait_bell`]).
-    pub fn bell_value(&self, which: Bell) -> u32 {
-        // Acquire: pairs with `ring`'s Release increment.
-        self.bell(which).map_or(0, |b| b.load(Ordering::Acquire))
-    }
-
-    /// Ring a doorbell: bump it and wake whoever sleeps on it.
-    pub fn ring(&self, which: Bell) {
-        let Some(b) = self.bell(which) else { return };
-        // Release: pairs with `bell_value`'s Acquire load (the sleeper sees
-        // the changes made before the ring once it sees the new value).
-        b.fetch_add(1, Ordering::Release);
-        // SAFETY: FUTEX_WAKE on the address of a live u32 in our mapping;
-        // no other pointer is passed. A shared (non-PRIVATE) futex, so a
-        // sleeper in the other process is woken.
-        unsafe { libc::syscall(libc::SYS_futex, b.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
-    }
-
-    /// Sleep until the doorbell differs from `seen` (or `timeout` passes,
-    /// or a signal arrives). Returns at once if it already differs.
-    pub fn wait_bell(&self, which: Bell, seen: u32, timeout: Duration) {
-        let Some(b) = self.bell(which) else { return };
-        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
-        // SAFETY: FUTEX_WAIT on the address of a live u32 in our mapping
-        // with a valid relative timeout; the kernel compares the value
-        // atomically with going to sleep.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                b.as_ptr(),
-                libc::FUTEX_WAIT,
-                seen,
-                &ts as *const libc::timespec,
-                0usize,
-                0u32,
-            )
-        };
+        Region::size_bytes()
     }
 
     /// The memfd mapping (to hand to a child).
@@ -153,13 +101,29 @@ impl Deref for Mailbox {
     }
 }
 
-/// Which doorbell (see the module doc).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Bell {
-    /// Rung by the parent, slept on by the child's serve loop.
-    ToChild,
-    /// Rung by the child (and by submitters), slept on by the parent's driver.
-    ToParent,
+/// Core's doorbells on a real futex: `FUTEX_WAIT` / `FUTEX_WAKE` on the
+/// word's address in the shared mapping (a shared futex: the kernel keys it
+/// by the page, so both processes reach the same queue).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SysFutex;
+
+impl Futex for SysFutex {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as _,
+        });
+        let ts_ptr = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: FUTEX_WAIT on the address of a live u32 (in a shared
+        // mapping or this process's memory) with a valid relative timeout or
+        // none; the kernel compares the value atomically with going to sleep.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, ts_ptr, 0usize, 0u32) };
+    }
+
+    fn wake(&self, word: &AtomicU32) {
+        // SAFETY: FUTEX_WAKE on the address of a live u32; no other pointer.
+        unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
+    }
 }
 
 /// A shared mailbox that derefs to its [`Region`] (what core's `Port` and
@@ -192,27 +156,25 @@ mod tests {
 
     #[test]
     fn a_ring_wakes_a_sleeper_in_another_mapping() {
+        use chiplane_core::conc::bell::Doorbell;
+        use std::sync::atomic::{AtomicBool, Ordering};
         let parent = Mailbox::create(8).unwrap();
         let dup = parent.shm().fd().try_clone_to_owned().unwrap();
         let child = Mailbox::attach(SharedMemory::from_fd(dup, parent.shm().len()).unwrap()).unwrap();
-        let seen = child.bell_value(Bell::ToChild);
-        // A stale `seen` returns at once (no sleep).
-        parent.ring(Bell::ToChild);
-        let t = std::time::Instant::now();
-        child.wait_bell(Bell::ToChild, seen, Duration::from_secs(30));
-        assert!(t.elapsed() < Duration::from_secs(20));
-        assert_eq!(child.bell_value(Bell::ToChild), seen.wrapping_add(1));
-        assert_eq!(child.bell_value(Bell::ToParent), 0);
-        // A sleeper is woken by a ring from another thread.
-        let now = child.bell_value(Bell::ToChild);
+        let work = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| parent.ring(Bell::ToChild));
-            let t = std::time::Instant::now();
-            while child.bell_value(Bell::ToChild) == now {
-                child.wait_bell(Bell::ToChild, now, Duration::from_secs(30));
-                assert!(t.elapsed() < Duration::from_secs(20));
-            }
+            s.spawn(|| {
+                let bell = Doorbell::new(child.child_bell(), &SysFutex);
+                // Acquire: pairs with the Release store below.
+                while !work.load(Ordering::Acquire) {
+                    bell.sleep(|| work.load(Ordering::Acquire), Some(Duration::from_secs(30)));
+                }
+            });
+            // Release: pairs with the sleeper's Acquire loads.
+            work.store(true, Ordering::Release);
+            Doorbell::new(parent.child_bell(), &SysFutex).ring();
         });
+        assert_eq!(parent.child_bell().sleepers(), 0);
     }
 
     #[test]

@@ -1,22 +1,22 @@
 //! L3: the mailbox in real shared memory between a parent and chip child
-//! **processes**.
+//! **processes**. The protocol, the chip side, the parent's and the child's
+//! loops are core's (`chiplane_core::conc::{l3, parent, child}`); this
+//! module is the OS around them:
 //!
-//! - [`memory`]: core's mailbox region placed in an anonymous memfd mapping;
-//! - [`backend`]: core's child serve loop over a `ChipNode` (the adapter
-//!   between `ChildBackend` and the node's non-blocking handles);
-//! - [`child`]: the chip child process's `main` (`chiplane-child`);
+//! - [`memory`]: core's mailbox region placed in an anonymous memfd mapping,
+//!   and the real futex its doorbells block on;
+//! - [`child`]: the chip child process (the program itself, re-executed);
 //! - [`watch`]: the parent's liveness policy (exit, heartbeat timeout);
-//! - [`worker`]: the L3 worker (`run(orch_fn)`, `register*`, liveness,
-//!   restart);
+//! - [`worker`]: starting chip children ([`ProcessSpawner`]) and the
+//!   [`L3Worker`] over them;
 //! - [`trace`]: lane spans and Chrome trace-event output.
 
-pub mod backend;
 pub mod child;
 pub mod memory;
 pub mod trace;
 pub mod watch;
 pub mod worker;
 
-pub use child::Device;
-pub use worker::{L3Config, L3Error, L3RegisterHandle, L3RunHandle, L3UnregisterHandle, L3Worker, Orchestrator};
-pub use worker::{RunOutcome, TaskHandle};
+pub use child::{init, Device};
+pub use chiplane_core::conc::l3::{RunOutcome, SpawnError, TaskRef};
+pub use worker::{L3Call, L3Config, L3Register, L3Run, L3Unregister, L3Worker, Orchestrator, ProcessSpawner};

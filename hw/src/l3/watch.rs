@@ -1,8 +1,11 @@
 //! [`ProcessWatch`]: the parent's liveness policy for one chip child
 //! process (core's [`ChildWatch`]).
 //!
-//! The port calls [`ChildWatch::check`] only when a step made no progress
-//! while work is outstanding. The child is gone when
+//! Core's parent loops call [`ChildWatch::check`] only after a bounded sleep
+//! on the parent's doorbell ran its course while work was outstanding (a
+//! live, working child rings that bell and is never polled); the watch
+//! itself calls `waitpid` at most once per `min_interval`. The child is
+//! gone when
 //! - it exited (`waitpid(WNOHANG)` through [`ChipChild::try_exit`]):
 //!   `EndpointError::ChildDied`; or
 //! - its heartbeat (the region counter its serve loop bumps on every idle
@@ -12,7 +15,8 @@
 //!
 //! [`ChildWatch::kill_and_reap`] SIGKILLs and reaps the child, so when the
 //! port then fails the outstanding handles the child can no longer touch the
-//! region (rule 6).
+//! region (rule 6). [`ChildWatch::finish`] (after a shutdown) lets the child
+//! exit on its own within `exit_timeout`, then kills what is left.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,6 +32,9 @@ use crate::process::{ChildExit, ChipChild};
 pub struct ProcessWatch {
     child: Arc<Mutex<ChipChild>>,
     timeout: Duration,
+    exit_timeout: Duration,
+    min_interval: Duration,
+    last_waitpid: Option<Instant>,
     last_beat: u64,
     last_change: Instant,
     exit: Option<ChildExit>,
@@ -36,8 +43,24 @@ pub struct ProcessWatch {
 impl ProcessWatch {
     /// Watch `child` (shared with its owner, which may kill it or wait for
     /// its exit after a shutdown).
-    pub fn new(child: Arc<Mutex<ChipChild>>, timeout: Duration) -> Self {
-        ProcessWatch { child, timeout, last_beat: 0, last_change: Instant::now(), exit: None }
+    /// `timeout`: heartbeat stall that counts as gone; `exit_timeout`: how
+    /// long [`ChildWatch::finish`] waits for a clean exit.
+    pub fn new(child: Arc<Mutex<ChipChild>>, timeout: Duration, exit_timeout: Duration) -> Self {
+        ProcessWatch {
+            child,
+            timeout,
+            exit_timeout,
+            min_interval: Duration::from_millis(1),
+            last_waitpid: None,
+            last_beat: 0,
+            last_change: Instant::now(),
+            exit: None,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child().pid()
     }
 
     fn child(&self) -> MutexGuard<'_, ChipChild> {
@@ -52,18 +75,21 @@ impl ProcessWatch {
 
 impl ChildWatch for ProcessWatch {
     fn check(&mut self, region: &Region) -> Option<EndpointError> {
-        let exited = self.child().try_exit();
-        match exited {
-            Ok(Some(e)) => {
-                self.exit = Some(e);
-                return Some(EndpointError::ChildDied);
+        let now = Instant::now();
+        if self.last_waitpid.is_none_or(|t| now.duration_since(t) >= self.min_interval) {
+            self.last_waitpid = Some(now);
+            let exited = self.child().try_exit();
+            match exited {
+                Ok(Some(e)) => {
+                    self.exit = Some(e);
+                    return Some(EndpointError::ChildDied);
+                }
+                Ok(None) => {}
+                // waitpid failed: the child is not ours to watch any more.
+                Err(_) => return Some(EndpointError::ChildDied),
             }
-            Ok(None) => {}
-            // waitpid failed: the child is not ours to watch any more.
-            Err(_) => return Some(EndpointError::ChildDied),
         }
         let beat = region.heartbeat();
-        let now = Instant::now();
         if beat != self.last_beat {
             self.last_beat = beat;
             self.last_change = now;
@@ -77,6 +103,14 @@ impl ChildWatch for ProcessWatch {
         let reaped = self.child().kill_and_reap();
         if let Ok(e) = reaped {
             self.exit = Some(e);
+        }
+    }
+
+    fn finish(&mut self) {
+        let waited = self.child().wait_timeout(self.exit_timeout);
+        match waited {
+            Ok(Some(e)) => self.exit = Some(e),
+            _ => self.kill_and_reap(),
         }
     }
 }

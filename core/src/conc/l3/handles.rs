@@ -1,0 +1,298 @@
+//! The L3 worker's pending results and the orchestrator. Every `wait`
+//! steps the chip's link itself ([`Link::wait_until`]): a waiting caller
+//! completes its own handle.
+
+#![allow(clippy::disallowed_types)]
+
+use crate::chip::{RunConfig, RunOutput, TaskArgs};
+use crate::conc::cell::Completion;
+use crate::conc::port::{ControlHandle, TaskHandle, TaskResult};
+use crate::error::{EndpointError, RegisterError, RunError, UnregisterError};
+use crate::frame::{ControlReply, Settlement};
+use crate::ids::{DispatchId, Handle, WorkerId};
+use crate::sync::{Arc, Mutex};
+
+use super::queue::Job;
+use super::{LinkOf, Shared, Spawner};
+
+/// A register at L3: accepted (CONTROL_DONE) then settled (the prepare
+/// finished, through the completion ring).
+pub struct L3Register<S: Spawner> {
+    link: Arc<LinkOf<S>>,
+    worker: WorkerId,
+    control: ControlHandle,
+    accepted: Option<Result<Handle, RegisterError>>,
+}
+
+impl<S: Spawner> core::fmt::Debug for L3Register<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("L3Register").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
+    }
+}
+
+fn register_error(e: crate::error::ControlError) -> RegisterError {
+    match e {
+        crate::error::ControlError::Register(e) => e,
+        crate::error::ControlError::TooLarge(t) => RegisterError::TooLarge(t),
+        crate::error::ControlError::Endpoint(e) => RegisterError::Endpoint(e),
+        crate::error::ControlError::Unregister(_) => {
+            RegisterError::Endpoint(EndpointError::Poisoned(crate::error::PoisonReason::IdentityMismatch))
+        }
+    }
+}
+
+impl<S: Spawner> L3Register<S> {
+    pub(super) fn new(link: Arc<LinkOf<S>>, worker: WorkerId, control: ControlHandle) -> Self {
+        L3Register { link, worker, control, accepted: None }
+    }
+
+    /// The control's dispatch id.
+    pub fn dispatch(&self) -> DispatchId {
+        self.control.dispatch()
+    }
+
+    /// True once the settlement arrived (or the control was refused).
+    pub fn is_ready(&self) -> bool {
+        self.control.is_settled()
+    }
+
+    /// Block until the child accepted the control; the handle of the slot
+    /// (usable at once: a run on a PREPARING slot waits for the prepare).
+    pub fn wait_accepted(&mut self) -> Result<Handle, RegisterError> {
+        if let Some(r) = &self.accepted {
+            return r.clone();
+        }
+        self.link.wait_until(|| self.control.is_accepted());
+        let r = match self.control.try_take_reply().expect("the reply is taken only here") {
+            Ok(ControlReply::Registered { slot, generation, .. }) => {
+                Ok(Handle { worker: self.worker, index: slot, generation })
+            }
+            Ok(other) => unreachable!("a register control replied {other:?}"),
+            Err(e) => Err(register_error(e)),
+        };
+        self.accepted = Some(r.clone());
+        r
+    }
+
+    /// Block until the prepare settled: `Ok(handle)` when PREPARED.
+    pub fn wait(mut self) -> Result<Handle, RegisterError> {
+        let handle = self.wait_accepted()?;
+        self.link.wait_until(|| self.control.is_settled());
+        match self.control.try_take_settled().expect("the settlement is taken only here") {
+            Ok(None) | Ok(Some(Settlement::Prepared(Ok(())))) => Ok(handle),
+            Ok(Some(Settlement::Prepared(Err(e)))) => Err(e),
+            Ok(Some(Settlement::Freed)) => unreachable!("a register settled as freed"),
+            Err(e) => Err(RegisterError::Endpoint(e)),
+        }
+    }
+}
+
+/// An unregister at L3: accepted, and for the final one, settled when the
+/// artifact was freed.
+pub struct L3Unregister<S: Spawner> {
+    link: Arc<LinkOf<S>>,
+    control: ControlHandle,
+}
+
+impl<S: Spawner> core::fmt::Debug for L3Unregister<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("L3Unregister").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
+    }
+}
+
+impl<S: Spawner> L3Unregister<S> {
+    pub(super) fn new(link: Arc<LinkOf<S>>, control: ControlHandle) -> Self {
+        L3Unregister { link, control }
+    }
+
+    /// True once finished (or refused).
+    pub fn is_ready(&self) -> bool {
+        self.control.is_settled()
+    }
+
+    /// Block until accepted, and for a final unregister until freed.
+    pub fn wait(self) -> Result<(), UnregisterError> {
+        self.link.wait_until(|| self.control.is_settled());
+        match self.control.try_take_reply().expect("the reply is taken only here") {
+            Ok(_) => {}
+            Err(crate::error::ControlError::Unregister(e)) => return Err(e),
+            Err(crate::error::ControlError::Endpoint(e)) => return Err(UnregisterError::Endpoint(e)),
+            Err(other) => unreachable!("an unregister refused with {other:?}"),
+        }
+        match self.control.try_take_settled().expect("the settlement is taken only here") {
+            Ok(_) => Ok(()),
+            Err(e) => Err(UnregisterError::Endpoint(e)),
+        }
+    }
+}
+
+/// A task an orchestration function submitted: its index in the run's
+/// [`RunOutcome::tasks`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TaskRef {
+    /// Index in [`RunOutcome::tasks`].
+    pub index: usize,
+    /// The chip it went to.
+    pub chip: usize,
+    /// Its dispatch on that chip's mailbox.
+    pub dispatch: DispatchId,
+}
+
+type Submitted<S> = Vec<(Arc<LinkOf<S>>, TaskHandle)>;
+
+/// What an orchestration function sees: submits chip tasks.
+pub struct Orchestrator<S: Spawner> {
+    shared: Arc<Shared<S>>,
+    tasks: Submitted<S>,
+}
+
+impl<S: Spawner> core::fmt::Debug for Orchestrator<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Orchestrator").field("tasks", &self.tasks.len()).finish()
+    }
+}
+
+impl<S: Spawner> Orchestrator<S> {
+    pub(super) fn new(shared: Arc<Shared<S>>) -> Self {
+        Orchestrator { shared, tasks: Vec::new() }
+    }
+
+    /// Number of chips of the worker.
+    pub fn chips(&self) -> usize {
+        self.shared.chips.len()
+    }
+
+    /// Submit a run of `handle` with `args`, on the chip whose current
+    /// child issued the handle; published before this returns when the
+    /// mailbox allows. Errors at the call: a handle of another worker, chip
+    /// incarnation (`Handle(Foreign)`), `TooLarge` (named limit), an
+    /// endpoint error.
+    pub fn submit(&mut self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<TaskRef, RunError> {
+        let (chip, link) = self.shared.link_of(handle).map_err(RunError::Handle)?;
+        let t = link.submit_task(handle.index, handle.generation, config, args)?;
+        let dispatch = t.dispatch();
+        self.tasks.push((link, t));
+        Ok(TaskRef { index: self.tasks.len() - 1, chip, dispatch })
+    }
+}
+
+struct JobResult<S: Spawner, R> {
+    value: Result<R, String>,
+    tasks: Submitted<S>,
+}
+
+/// What a run produced: the orchestration function's value and the result
+/// of every task it submitted, in submission order.
+#[derive(Debug)]
+pub struct RunOutcome<R> {
+    /// What the function returned.
+    pub value: R,
+    /// Every task's result, in submission order.
+    pub tasks: Vec<TaskResult>,
+}
+
+impl<R> RunOutcome<R> {
+    /// The result of task `t`.
+    pub fn task(&self, t: &TaskRef) -> &TaskResult {
+        &self.tasks[t.index]
+    }
+}
+
+/// A queued run.
+pub struct L3Run<S: Spawner, R> {
+    // The Mutex makes the cell `Sync` for any `R: Send`.
+    cell: Arc<Completion<Mutex<JobResult<S, R>>>>,
+}
+
+impl<S: Spawner, R> core::fmt::Debug for L3Run<S, R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("L3Run").field("orchestrated", &self.cell.is_ready()).finish()
+    }
+}
+
+impl<S: Spawner, R: Send + 'static> L3Run<S, R> {
+    /// The run's handle and its queue job.
+    pub(super) fn job<F>(orch_fn: F) -> (Self, Job<Orchestrator<S>>)
+    where
+        F: FnOnce(&mut Orchestrator<S>) -> R + Send + 'static,
+    {
+        let cell: Arc<Completion<Mutex<JobResult<S, R>>>> = Arc::new(Completion::new());
+        let done = cell.clone();
+        let job: Job<Orchestrator<S>> = Box::new(move |orch: &mut Orchestrator<S>| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| orch_fn(orch)));
+            let tasks = core::mem::take(&mut orch.tasks);
+            let value = r.map_err(|p| {
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "orchestration function panicked".into())
+            });
+            assert!(done.complete(Mutex::new(JobResult { value, tasks })).is_ok(), "a run resolves once");
+        });
+        (L3Run { cell }, job)
+    }
+}
+
+impl<S: Spawner, R> L3Run<S, R> {
+    /// True once the function returned and every task it submitted resolved.
+    pub fn is_ready(&self) -> bool {
+        if !self.cell.is_ready() {
+            return false;
+        }
+        // Peek without taking: the tasks' cells say whether they resolved.
+        self.cell
+            .peek(|r| r.lock().unwrap_or_else(|e| e.into_inner()).tasks.iter().all(|(_, t)| t.is_ready()))
+            .unwrap_or(true)
+    }
+
+    /// Block until the orchestration function returned and every task it
+    /// submitted resolved. A panic of the function is resumed here.
+    pub fn wait(self) -> RunOutcome<R> {
+        let JobResult { value, tasks } = self
+            .cell
+            .wait()
+            .expect("a run's result is taken only here")
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let tasks: Vec<TaskResult> = tasks
+            .into_iter()
+            .map(|(link, t)| {
+                link.wait_until(|| t.is_ready());
+                t.try_take().expect("a task's result is taken only here")
+            })
+            .collect();
+        match value {
+            Ok(value) => RunOutcome { value, tasks },
+            Err(msg) => panic!("orchestration function panicked: {msg}"),
+        }
+    }
+}
+
+/// One chip task run through the run queue (`L3Worker::call_async`).
+pub struct L3Call<S: Spawner> {
+    run: L3Run<S, Result<TaskRef, RunError>>,
+}
+
+impl<S: Spawner> core::fmt::Debug for L3Call<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.run.fmt(f)
+    }
+}
+
+impl<S: Spawner> L3Call<S> {
+    pub(super) fn new(run: L3Run<S, Result<TaskRef, RunError>>) -> Self {
+        L3Call { run }
+    }
+
+    /// True once the task resolved (or was refused).
+    pub fn is_ready(&self) -> bool {
+        self.run.is_ready()
+    }
+
+    /// Block until the task resolved.
+    pub fn wait(self) -> Result<RunOutput, RunError> {
+        let out = self.run.wait();
+        let t = out.value?;
+        out.tasks.into_iter().nth(t.index).expect("the submitted task has a result")
+    }
+}

@@ -1,0 +1,85 @@
+//! The L3 run queue: orchestration functions run one at a time, in
+//! submission order. When nothing is queued or running, a new function runs
+//! at once on the caller's thread (it only submits, so `run_async` returns
+//! as soon as it returned; no thread hop delays the first task); otherwise
+//! it is queued and the orchestrator thread runs it after every earlier one.
+
+// clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
+// types it bans; this module uses only `crate::sync`.
+#![allow(clippy::disallowed_types)]
+
+use std::collections::VecDeque;
+
+use crate::sync::{Condvar, Mutex, MutexGuard};
+
+/// A queued job (the orchestration function, boxed with its completion).
+pub(super) type Job<O> = Box<dyn FnOnce(&mut O) + Send>;
+
+/// See the module doc.
+pub(super) struct RunQueue<O> {
+    state: Mutex<QueueState<O>>,
+    wake: Condvar,
+}
+
+struct QueueState<O> {
+    queued: VecDeque<Job<O>>,
+    running: bool,
+    closed: bool,
+}
+
+impl<O> RunQueue<O> {
+    pub(super) fn new() -> Self {
+        RunQueue {
+            state: Mutex::new(QueueState { queued: VecDeque::new(), running: false, closed: false }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState<O>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `job`, or hand it back (claimed: `running` set) when nothing
+    /// is queued or running, for the caller to run now.
+    pub(super) fn push_or_claim(&self, job: Job<O>) -> Option<Job<O>> {
+        let mut q = self.lock();
+        if !q.running && q.queued.is_empty() {
+            q.running = true;
+            return Some(job);
+        }
+        q.queued.push_back(job);
+        drop(q);
+        self.wake.notify_all();
+        None
+    }
+
+    /// Orchestrator thread: the next queued job once none runs (claimed);
+    /// `None` once closed and drained.
+    pub(super) fn next_queued(&self) -> Option<Job<O>> {
+        let mut q = self.lock();
+        loop {
+            if !q.running {
+                if let Some(job) = q.queued.pop_front() {
+                    q.running = true;
+                    return Some(job);
+                }
+                if q.closed {
+                    return None;
+                }
+            }
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The claimed job returned.
+    pub(super) fn finished(&self) {
+        self.lock().running = false;
+        self.wake.notify_all();
+    }
+
+    /// No more jobs: the orchestrator returns once the queue is drained.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}

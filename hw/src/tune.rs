@@ -1,0 +1,117 @@
+//! Machine-dependent waiting: how long core's loops spin before they sleep,
+//! measured on this machine (core reads no clock; it takes the budget as an
+//! input, `chiplane_core::conc::wait::set_spin_budget`).
+//!
+//! [`calibrate`] (once per process, idempotent) measures
+//! - what one `spin_loop` iteration costs, and
+//! - what a futex wake-up costs here (a ping-pong between two threads
+//!   through core's doorbell on [`SysFutex`]: the time a sleeper takes to
+//!   run again after a ring),
+//!
+//! and sets the spin budget to about one wake-up: spinning longer than a
+//! wake-up costs wastes more than sleeping would. When the machine has few
+//! cores (at most 2: a busy lane may already hold one) the budget is a
+//! quarter of that, so a spinning thread does not keep a lane off its core.
+//! `CHIPLANE_SPIN_NS` overrides the measured budget (0: never spin).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use chiplane_core::conc::bell::{BellWords, Doorbell};
+use chiplane_core::conc::wait::set_spin_budget;
+
+use crate::l3::memory::SysFutex;
+
+/// What [`calibrate`] measured and set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    /// One `spin_loop` iteration, in nanoseconds.
+    pub spin_iter_ns: f64,
+    /// A futex wake-up (ring to the sleeper running), median, nanoseconds.
+    pub wake_ns: u64,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// The budget set, nanoseconds.
+    pub spin_ns: u64,
+    /// The budget set, iterations.
+    pub spin_iters: u32,
+}
+
+static CALIBRATION: OnceLock<Calibration> = OnceLock::new();
+
+/// Measure and set the spin budget (once per process; later calls return
+/// the first result).
+pub fn calibrate() -> Calibration {
+    *CALIBRATION.get_or_init(|| {
+        let spin_iter_ns = spin_iter_ns();
+        let wake_ns = wake_ns();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let measured = if cores <= 2 { wake_ns / 4 } else { wake_ns };
+        let spin_ns = std::env::var("CHIPLANE_SPIN_NS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| measured.clamp(1_000, 100_000));
+        let spin_iters = ((spin_ns as f64 / spin_iter_ns.max(0.1)) as u64).min(u64::from(u32::MAX)) as u32;
+        set_spin_budget(spin_iters);
+        Calibration { spin_iter_ns, wake_ns, cores, spin_ns, spin_iters }
+    })
+}
+
+fn spin_iter_ns() -> f64 {
+    const N: u32 = 20_000;
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::spin_loop();
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(N)
+}
+
+/// Median time from a ring to the sleeper running again.
+fn wake_ns() -> u64 {
+    const ROUNDS: usize = 15;
+    let words = Arc::new(BellWords::new());
+    let go = Arc::new(AtomicBool::new(false));
+    let woke_at: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        // Release: pairs with the sleeper's Acquire load (a fresh round).
+        go.store(false, Ordering::Release);
+        let sleeper = {
+            let (words, go, woke_at) = (words.clone(), go.clone(), woke_at.clone());
+            std::thread::spawn(move || {
+                let bell = Doorbell::new(&words, &SysFutex);
+                // Acquire: pairs with the Release store of `go` below.
+                while !go.load(Ordering::Acquire) {
+                    bell.sleep(|| go.load(Ordering::Acquire), Some(Duration::from_millis(50)));
+                }
+                woke_at.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+            })
+        };
+        // Let the sleeper announce and block.
+        let t = Instant::now();
+        while words.sleepers() == 0 && t.elapsed() < Duration::from_millis(50) {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+        let rung = Instant::now();
+        // Release: pairs with the sleeper's Acquire loads.
+        go.store(true, Ordering::Release);
+        Doorbell::new(&words, &SysFutex).ring();
+        let _ = sleeper.join();
+        if let Some(w) = woke_at.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            samples.push(w.saturating_duration_since(rung).as_nanos() as u64);
+        }
+    }
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied().unwrap_or(20_000)
+}
+
+/// Ask the kernel for exact timer wake-ups on this thread: the bounded
+/// sleeps of the mailbox loops would otherwise be stretched by the default
+/// timer slack (50 us).
+pub fn tight_timer_slack() {
+    // SAFETY: PR_SET_TIMERSLACK only sets this thread's timer slack (1 ns);
+    // no pointers are passed.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
