@@ -6,14 +6,16 @@
 //! (final: the child frees the artifact). The suite calls prepare and run
 //! from two threads at once, so controls enter during TASK_RUNNING.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use chiplane_core::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
+use chiplane_core::conc::Worker;
 use chiplane_core::conformance;
-use chiplane_core::error::{ControlError, RegisterError, RunError};
+use chiplane_core::error::{RegisterError, RunError};
 use chiplane_core::Handle;
-use chiplane_hw::l3::{L3Config, L3Error, L3Worker};
+use chiplane_hw::l3::L3Worker;
 
 struct L3Chip {
     worker: Arc<L3Worker>,
@@ -37,35 +39,29 @@ impl Chip for L3Chip {
         if cancel.is_cancelled() {
             return Err(ChipError::new(ChipErrorKind::Cancelled, "cancelled before the register control"));
         }
-        match self.worker.register(0, spec.clone()) {
+        match self.worker.register(spec.clone()) {
             Ok(h) => Ok(h),
-            Err(L3Error::Control(ControlError::Register(RegisterError::PrepareFailed(e)))) => Err(e),
+            Err(RegisterError::PrepareFailed(e)) => Err(e),
             Err(e) => Err(device(format!("register: {e}"))),
         }
     }
 
     fn run(&self, h: &Handle, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError> {
-        let (h, args, config) = (*h, args.clone(), *config);
-        let out = self.worker.run(move |o| o.submit(0, h, args, config));
-        match out.value {
-            Ok(t) => match out.task(&t) {
-                Ok(o) => Ok(o.clone()),
-                Err(RunError::Chip(e)) => Err(e.clone()),
-                Err(e) => Err(device(format!("run: {e}"))),
-            },
-            Err(e) => Err(device(format!("submit: {e}"))),
+        match Worker::run(&*self.worker, *h, args.clone(), *config) {
+            Ok(o) => Ok(o),
+            Err(RunError::Chip(e)) => Err(e),
+            Err(e) => Err(device(format!("run: {e}"))),
         }
     }
 
     fn release(&self, h: Handle) {
-        self.worker.unregister(0, h).expect("unregister of a prepared artifact");
+        self.worker.unregister(h).expect("unregister of a prepared artifact");
     }
 }
 
 #[test]
 fn host_device_through_l3_passes_the_conformance_suite() {
-    let cfg = L3Config { child_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_chiplane-child"))), ..L3Config::default() };
-    let chip = L3Chip { worker: Arc::new(L3Worker::new(cfg).unwrap()) };
+    let chip = L3Chip { worker: Arc::new(common::start(1)) };
     let report = conformance::run_all(&chip).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(report.device, "l3-host");
     assert!(report.runs > 2 * report.concurrent_iterations, "{report:?}");

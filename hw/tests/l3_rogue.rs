@@ -5,19 +5,17 @@
 //! reaped, new work fails at once), and the parent never panics or reads
 //! out of bounds.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
 use chiplane_core::conc::word::POISONED;
-use chiplane_core::error::{ControlError, EndpointError, PoisonReason, RunError};
+use chiplane_core::error::{EndpointError, PoisonReason, RegisterError, RunError};
 use chiplane_core::frame::FrameError;
 use chiplane_core::kernels::VECTOR_ADD;
 use chiplane_core::{Generation, Handle, SlotIndex};
-use chiplane_hw::l3::{L3Config, L3Error, L3Worker};
-
-const BOUND: Duration = Duration::from_secs(20);
+use chiplane_hw::l3::{L3Config, L3Worker};
 
 fn rogue(mode: &str) -> L3Worker {
     let cfg = L3Config {
@@ -27,15 +25,11 @@ fn rogue(mode: &str) -> L3Worker {
         quiet_children: true,
         ..L3Config::default()
     };
-    L3Worker::new(cfg).unwrap()
+    cfg.start().unwrap()
 }
 
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(BOUND).expect("resolved within the bound")
+    common::within("the rogue's answer", f)
 }
 
 /// Submit one task with a made-up handle of the rogue's worker id; its
@@ -43,7 +37,7 @@ fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 fn task_error(w: &L3Worker) -> RunError {
     let h = Handle { worker: w.chip_worker(0).unwrap(), index: SlotIndex(0), generation: Generation(1) };
     let run = w.run_async(move |o| {
-        o.submit(0, h, TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] }, RunConfig::default()).unwrap()
+        o.submit(h, TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] }, RunConfig::default()).unwrap()
     });
     let out = within(move || run.wait());
     out.tasks.into_iter().next().unwrap().unwrap_err()
@@ -61,8 +55,8 @@ fn poisoned(e: &RunError) -> PoisonReason {
 fn assert_poisoned(w: &L3Worker, reason: &PoisonReason) {
     assert_eq!(w.word(0), Some(POISONED));
     assert_eq!(w.chip_error(0), Some(EndpointError::Poisoned(reason.clone())));
-    let again = w.register_async(0, CallableSpec::chip(VECTOR_ADD, vec![4]));
-    assert_eq!(again.unwrap_err(), L3Error::Control(ControlError::Endpoint(EndpointError::Poisoned(reason.clone()))));
+    let again = w.register_async(CallableSpec::chip(VECTOR_ADD, vec![4]));
+    assert_eq!(again.unwrap_err(), RegisterError::Endpoint(EndpointError::Poisoned(reason.clone())));
 }
 
 #[test]
@@ -100,12 +94,73 @@ fn undefined_word_value_poisons() {
 #[test]
 fn corrupt_ring_tail_poisons_the_control() {
     let w = rogue("bad-ring");
-    let reg = w.register_async(0, CallableSpec::chip(VECTOR_ADD, vec![4])).unwrap();
+    let reg = w.register_async(CallableSpec::chip(VECTOR_ADD, vec![4])).unwrap();
     let r = within(move || reg.wait());
     let reason = match r {
-        Err(L3Error::Control(ControlError::Endpoint(EndpointError::Poisoned(reason)))) => reason,
+        Err(RegisterError::Endpoint(EndpointError::Poisoned(reason))) => reason,
         other => panic!("{other:?}"),
     };
     assert!(matches!(reason, PoisonReason::MalformedFrame(FrameError::TooLarge { .. })), "{reason:?}");
     assert_poisoned(&w, &reason);
+}
+
+/// Rule 12 through a rogue child (the hang): a completion that
+/// poisons the endpoint is popped while a task submission's `Write` + `Cas`
+/// are queued in the parent machine (the port pops the ring before it
+/// executes queued outputs). The machine withdraws them: no stale CAS runs
+/// against the word, no driver panics, every handle resolves with the
+/// typed poison, and the word ends POISONED.
+#[test]
+fn a_poisoning_completion_while_a_task_is_queued_resolves_everything() {
+    let w = rogue("bad-completion");
+    // A fresh register: accepted (the rogue answers properly), so the
+    // parent owes... expects its settlement through the ring.
+    let mut reg = w.register_async(CallableSpec::chip(VECTOR_ADD, vec![4])).unwrap();
+    let h = reg.wait_accepted().unwrap();
+    let link = common::link(&w, 0);
+    // Hold the parent side until the rogue pushed its bogus completion, then
+    // submit a task by hand and take one step: the step pops the ring first.
+    let mut port = common::hold_when(&link, |r| {
+        // The rogue's push is the only ring entry: tail 1.
+        let _ = r;
+        true
+    });
+    let deadline = std::time::Instant::now() + common::BOUND;
+    while link.region().word().load() != chiplane_core::mailbox::word::WordState::Idle.encode()
+        || !ring_has_entry(&link)
+    {
+        assert!(std::time::Instant::now() < deadline, "the rogue never pushed its completion");
+        std::thread::yield_now();
+    }
+    let task = port
+        .submit_task(
+            h.index,
+            h.generation,
+            RunConfig::default(),
+            TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] },
+        )
+        .unwrap();
+    // Before rule 12 this step ran the withdrawn Write + Cas and panicked
+    // ("CasResult without a Cas"); the worker then hung.
+    port.progress();
+    drop(port);
+    let r = within(move || {
+        link.wait_until(|| task.is_ready());
+        task.try_take().unwrap()
+    });
+    assert_eq!(r, Err(RunError::Endpoint(EndpointError::Poisoned(PoisonReason::IdentityMismatch))));
+    let settled = within(move || reg.wait());
+    assert_eq!(settled, Err(RegisterError::Endpoint(EndpointError::Poisoned(PoisonReason::IdentityMismatch))));
+    assert_poisoned(&w, &PoisonReason::IdentityMismatch);
+}
+
+/// The rogue pushed its completion: the ring's tail moved past the head.
+fn ring_has_entry(link: &common::HwLink) -> bool {
+    // The tail is the first u64 of line 2 (offset 128) of the region.
+    let base = link.region() as *const chiplane_core::conc::region::Region as *const u8;
+    // SAFETY: offset 128 is the ring tail, an 8-aligned AtomicU64 inside the
+    // live region (layout of core::conc::region); read atomically.
+    let tail = unsafe { &*(base.add(128) as *const std::sync::atomic::AtomicU64) };
+    // Acquire: pairs with the rogue's Release store of the tail.
+    tail.load(std::sync::atomic::Ordering::Acquire) > 0
 }

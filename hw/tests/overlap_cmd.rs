@@ -1,12 +1,12 @@
-//! `chiplane overlap` in miniature (one trial, short C1, small C2) at L2 and
-//! L3, plus the L2 worker of core on the host device: the experiment runs
-//! end to end, every result matches the reference, the trace names the
+//! `chiplane overlap` in miniature (two pairs, short C1, small C2) at L2
+//! and L3, plus the L2 worker of core on the host device: the experiment
+//! runs end to end, every result matches the reference, the trace names the
 //! lanes of both levels.
 
-use std::path::PathBuf;
+mod common;
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
-use chiplane_core::conc::{NodeConfig, Worker};
+use chiplane_core::conc::{L2Worker, NodeConfig};
 use chiplane_core::kernels::{self, HEAVY_PREPARE, REPEAT_VECTOR_ADD};
 use chiplane_hw::devices::host::HostChip;
 use chiplane_hw::overlap::{self, Levels, Options};
@@ -16,31 +16,32 @@ fn overlap_experiment_runs_at_both_levels_and_writes_a_trace() {
     let trace = std::env::temp_dir().join(format!("chiplane-overlap-test-{}.json", std::process::id()));
     let opts = Options {
         levels: Levels::Both,
-        trials: 1,
+        pairs: 2,
         c1_repeat: Some(50),
         c2_prepare_bytes: 1 << 20,
         n: 256,
         trace: Some(trace.clone()),
-        child_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_chiplane-child"))),
+        child_exe: Some(common::child_exe()),
         ..Options::default()
     };
     let report = overlap::run(&opts).unwrap();
     assert_eq!(report.rows.len(), 4, "two levels x two delays");
     assert_eq!(report.max_diff, 0.0);
-    // Per level: 2 warm-up runs, 2 component runs, 2 delays x 4 trial runs.
-    assert_eq!(report.runs_checked, 2 * (2 + 2 + 2 * 4));
+    // Per level: 2 delays x (1 warm-up pair + 2 pairs) x 4 runs.
+    assert_eq!(report.runs_checked, 2 * (2 * 3 * 4));
+    assert!(report.rows.iter().all(|r| r.pairs.len() == 2));
     let table = report.render();
     assert!(table.contains("| L2 | 0 ms |") && table.contains("| L3 | 2 ms |"), "{table}");
     let json = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_file(&trace);
-    for needle in ["run lane", "register lane", "L3 chip child 0", "L2 worker", "overlap, delay 2 ms"] {
+    for needle in ["run lane", "register lane", "L3 chip child", "L2 worker", "overlap, delay 2 ms"] {
         assert!(json.contains(needle), "trace lacks {needle}");
     }
 }
 
 #[test]
 fn core_l2_worker_drives_the_host_device() {
-    let w = Worker::new(HostChip::new().unwrap(), NodeConfig::default());
+    let w = L2Worker::new(HostChip::new().unwrap(), NodeConfig::default());
     let c1 = CallableSpec::chip(REPEAT_VECTOR_ADD, vec![512]);
     let c2 = CallableSpec::chip(HEAVY_PREPARE, vec![512, 2 << 20]);
     let h1 = w.register(c1.clone()).unwrap();
