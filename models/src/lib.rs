@@ -4,13 +4,16 @@
 //!   slot table, lanes) driven one action at a time;
 //! - [`exhaustive`]: every interleaving of that system within bounds;
 //! - [`fuzz_harness`]: the bodies of the fuzz targets (replayed by `cargo test`);
-//! - `tests/loom_*.rs`, `tests/shuttle_*.rs`: the concurrent layer under
-//!   loom and shuttle.
+//! - [`l2`], [`l3`]: the scenarios of design.md section 7 on the production
+//!   concurrent layer (the L2 node and worker; the L3 link, serve loop,
+//!   node backend and worker), run by `tests/loom.rs` and `tests/shuttle.rs`
+//!   (one table-driven runner per checker).
 pub mod exhaustive;
 pub mod fuzz_harness;
 pub mod harness;
 pub mod l2;
-pub mod mailbox_backend;
+pub mod l3;
 pub mod mutants;
+pub mod scenarios;
 pub mod system;
 pub mod testchip;

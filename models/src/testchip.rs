@@ -20,9 +20,14 @@
 //! its cancel probe set returns `Cancelled`; without it, it ignores the probe
 //! and returns an artifact anyway (a chip may; the node must then release it,
 //! never publish it).
-use std::collections::BTreeSet;
+//!
+//! Gates (to build the mailbox scenarios' hazards with real lane threads):
+//! a [`Gate`] holds the prepare, the run or the release of one kernel until
+//! the model opens it; the lane thread blocks on a condvar meanwhile (loom
+//! and shuttle see a blocked thread, not a spinning one).
+use std::collections::{BTreeMap, BTreeSet};
 
-use chiplane_core::sync::{thread, Arc, Mutex};
+use chiplane_core::sync::{thread, Arc, Condvar, Mutex};
 use chiplane_core::TaskArgs;
 use chiplane_core::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput};
 
@@ -59,12 +64,55 @@ struct Record {
     cancels_seen: u32,
 }
 
+/// Holds a lane job until opened (module doc).
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    /// Open it (once and for all) and wake whoever waits.
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+
+    /// Block until it is open.
+    pub fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cv.wait(open).unwrap();
+        }
+    }
+}
+
+/// Which lane job of a kernel a gate holds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Hold {
+    /// Its prepare (before it builds the artifact).
+    Prepare,
+    /// Its run (after it started on the chip).
+    Run,
+    /// The release of its artifact.
+    Release,
+}
+
 /// The recording chip. Cheap to clone (shared record).
 #[derive(Clone)]
 pub struct TestChip {
     record: Arc<Mutex<Record>>,
     honour_cancel: bool,
+    gates: Arc<Mutex<BTreeMap<(String, Hold), Arc<Gate>>>>,
+    hooks: Arc<Mutex<BTreeMap<String, PrepareHook>>>,
 }
+
+type PrepareHook = Arc<dyn Fn() + Send + Sync>;
 
 impl core::fmt::Debug for TestChip {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -74,7 +122,29 @@ impl core::fmt::Debug for TestChip {
 
 impl TestChip {
     pub fn new(honour_cancel: bool) -> Self {
-        TestChip { record: Arc::new(Mutex::new(Record::default())), honour_cancel }
+        TestChip {
+            record: Arc::new(Mutex::new(Record::default())),
+            honour_cancel,
+            gates: Arc::default(),
+            hooks: Arc::default(),
+        }
+    }
+
+    /// Call `f` when a prepare of `kernel` starts (on the register lane).
+    pub fn on_prepare(&self, kernel: &str, f: impl Fn() + Send + Sync + 'static) {
+        self.hooks.lock().unwrap().insert(kernel.to_string(), Arc::new(f));
+    }
+
+    /// Hold `what` of `kernel` until `gate` opens.
+    pub fn gate(&self, kernel: &str, what: Hold, gate: Arc<Gate>) {
+        self.gates.lock().unwrap().insert((kernel.to_string(), what), gate);
+    }
+
+    fn wait_gate(&self, kernel: &str, what: Hold) {
+        let gate = self.gates.lock().unwrap().get(&(kernel.to_string(), what)).cloned();
+        if let Some(g) = gate {
+            g.wait();
+        }
     }
 
     fn rec(&self) -> chiplane_core::sync::MutexGuard<'_, Record> {
@@ -140,6 +210,11 @@ impl Chip for TestChip {
             assert!(r.reg_lane == Some(me), "prepare called off the register lane thread");
             r.prepares.push(spec.kernel.clone());
         }
+        let hook = self.hooks.lock().unwrap().get(&spec.kernel).cloned();
+        if let Some(f) = hook {
+            f();
+        }
+        self.wait_gate(&spec.kernel, Hold::Prepare);
         // The safe point: a lock release and re-acquire, so the model can
         // interleave an unregister between the start and the probe.
         let cancelled = cancel.is_cancelled();
@@ -171,6 +246,7 @@ impl Chip for TestChip {
         }
         // A yield point inside the run: a release racing the run can land here.
         thread::yield_now();
+        self.wait_gate(&prepared.kernel, Hold::Run);
         let mut r = self.rec();
         assert_eq!(r.running, Some(prepared.id));
         assert!(r.live.contains(&prepared.id), "artifact {} released during its run", prepared.id);
@@ -180,6 +256,7 @@ impl Chip for TestChip {
     }
 
     fn release(&self, prepared: Artifact) {
+        self.wait_gate(&prepared.kernel, Hold::Release);
         let me = thread::current().id();
         let mut r = self.rec();
         assert!(r.reg_lane == Some(me), "release called off the register lane thread");

@@ -17,11 +17,12 @@
 //!   doorbell and steps the port when rung.
 //!
 //! # Liveness (off the hot path)
-//! A sleep on the parent's bell is bounded (`liveness_poll` while work is
-//! outstanding, `idle_poll` when none is); when one ran its course the
-//! sleeper asks the port's [`ChildWatch`] (waitpid and the heartbeat in hw;
-//! the watch rate-limits itself). A child that is alive and working rings
-//! the bell and is never polled.
+//! Only a thread about to sleep on the parent's bell asks the port's
+//! [`ChildWatch`] (part of its re-check after announcing; waitpid and the
+//! heartbeat in hw, rate-limited by the watch itself), and its sleep is
+//! bounded (`liveness_poll` while work is outstanding, `idle_poll` when
+//! none is), so it asks again when the sleep runs its course. A child that
+//! is alive and working rings the bell and is rarely polled.
 //!
 //! # Never a hang
 //! Every handle resolves: the port resolves what the child answers, the
@@ -205,10 +206,11 @@ where
             if backoff.spin() {
                 continue;
             }
-            let slept = self.parent_bell().sleep(|| ready() || self.step_as(&mut ready), self.options.liveness_poll);
-            if slept {
-                self.check_liveness();
-            }
+            // The re-check after announcing includes the watch: a child whose
+            // death is visible needs no ring (and under the models nothing
+            // times out).
+            self.parent_bell()
+                .sleep(|| ready() || self.step_as(&mut ready) || self.check_liveness(), self.options.liveness_poll);
             backoff.reset();
         }
     }
@@ -237,10 +239,8 @@ where
             }
             let timeout = if outstanding { self.options.liveness_poll } else { self.options.idle_poll };
             // Acquire: as above (a stop rung meanwhile ends the sleep).
-            let slept = self.parent_bell().sleep(|| self.stop.load(Ordering::Acquire) || self.step(), timeout);
-            if slept && outstanding {
-                self.check_liveness();
-            }
+            self.parent_bell()
+                .sleep(|| self.stop.load(Ordering::Acquire) || self.step() || self.check_liveness(), timeout);
         }
     }
 

@@ -151,6 +151,9 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     /// (the word, the lane events, the shutdown flag, ring room the held
     /// settlements wait for)? While false, a step would find nothing to do.
     pub fn changed(&self) -> bool {
+        if self.machine.has_outputs() {
+            return true;
+        }
         if self.region.word().load() != self.last_word || self.backend.events_seq() != self.last_events {
             return true;
         }
@@ -206,7 +209,7 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
             return Step::Exit(ServeExit::Poisoned(r.clone()));
         }
         // Busy when the observation produced work or the word changed.
-        if changed {
+        if changed || self.machine.has_outputs() {
             Step::Busy
         } else {
             Step::Idle

@@ -177,6 +177,8 @@ pub struct ChildEndpoint {
     pending: Option<Pending>,
     poisoned: Option<PoisonReason>,
     outputs: VecDeque<ChildOutput>,
+    /// Runs that finished while a control was in flight (TASK_DONE deferred).
+    deferred_done: u64,
 }
 
 impl Default for ChildEndpoint {
@@ -199,7 +201,14 @@ impl ChildEndpoint {
             pending: None,
             poisoned: None,
             outputs: VecDeque::new(),
+            deferred_done: 0,
         }
+    }
+
+    /// Runs that finished while a control was in flight, so their TASK_DONE
+    /// waited for the parent's restore (rule 2).
+    pub fn deferred_done(&self) -> u64 {
+        self.deferred_done
     }
 
     /// Apply one input.
@@ -285,6 +294,9 @@ impl ChildEndpoint {
             ChildInput::RunFinished { dispatch, result } => match self.task.as_mut() {
                 Some(t) if t.id.dispatch == dispatch && t.phase == TaskPhase::Running => {
                     t.phase = TaskPhase::Finished;
+                    if self.control.is_some() {
+                        self.deferred_done += 1;
+                    }
                     let frame = Frame::TaskResult(TaskResultFrame { id: t.id, result });
                     self.write(frame);
                 }
@@ -314,6 +326,11 @@ impl ChildEndpoint {
     /// The next thing the driver must do.
     pub fn poll(&mut self) -> Option<ChildOutput> {
         self.outputs.pop_front()
+    }
+
+    /// Outputs are waiting for the driver.
+    pub fn has_outputs(&self) -> bool {
+        !self.outputs.is_empty()
     }
 
     /// True when the driver should (re)load the word and feed `Observed`.
