@@ -587,3 +587,41 @@ pub fn l3_worker_pipeline() -> bool {
     chip.assert_all_released();
     true
 }
+
+/// A control round trip at IDLE that needs no lane (a memory control): the
+/// smallest L3 shape, for loom with every thread of production present
+/// (the child's lanes exist and sleep). Returns true.
+pub fn l3_memory_round_trip() -> bool {
+    let rig = Rig::start(1, TestChip::new(true), false);
+    let link = &rig.link;
+    let m = link
+        .submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
+        .expect("submit memory");
+    assert_eq!(reply(link, &m), Ok(ControlReply::Done));
+    assert_eq!(settled(link, &m), Ok(None));
+    rig.finish();
+    true
+}
+
+/// A task the child refuses before it runs (a handle of no registration):
+/// TASK_READY -> TASK_DONE without the run lane. Returns true.
+pub fn l3_refused_task() -> bool {
+    let rig = Rig::start(1, TestChip::new(true), false);
+    let link = &rig.link;
+    let t = run(link, (SlotIndex(0), Generation(1)), 1).expect("submit");
+    assert!(matches!(task(link, &t), Err(RunError::Handle(_))));
+    rig.finish();
+    true
+}
+
+/// Register a callable (a control, its prepare on the register lane, its
+/// settlement through the ring) and run it once (the run lane). Returns
+/// true.
+pub fn l3_register_and_run() -> bool {
+    let rig = Rig::start(1, TestChip::new(true), false);
+    let link = &rig.link;
+    let h = preregister(link, "c");
+    assert_eq!(ran(&task(link, &run(link, h, 1).expect("submit"))), (0.0, 1.0));
+    rig.finish();
+    true
+}

@@ -112,7 +112,10 @@ pub struct TestChip {
     hooks: Arc<Mutex<BTreeMap<String, PrepareHook>>>,
 }
 
-type PrepareHook = Arc<dyn Fn() + Send + Sync>;
+// std's `Arc`: loom's cannot hold a trait object (the hook is plain data
+// to the checkers).
+#[allow(clippy::disallowed_types)]
+type PrepareHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 impl core::fmt::Debug for TestChip {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -132,7 +135,7 @@ impl TestChip {
 
     /// Call `f` when a prepare of `kernel` starts (on the register lane).
     pub fn on_prepare(&self, kernel: &str, f: impl Fn() + Send + Sync + 'static) {
-        self.hooks.lock().unwrap().insert(kernel.to_string(), Arc::new(f));
+        self.hooks.lock().unwrap().insert(kernel.to_string(), std::sync::Arc::new(f));
     }
 
     /// Hold `what` of `kernel` until `gate` opens.

@@ -20,6 +20,9 @@ fn loom(_name: &'static str, hits: &'static std::sync::atomic::AtomicUsize, body
 }
 
 scenario_tests! { loom;
+    l3_memory_round_trip => l3::l3_memory_round_trip(),
+    l3_refused_task => l3::l3_refused_task(),
+    l3_register_and_run => l3::l3_register_and_run(),
     // S1 without the driver thread (the waiting caller steps the link):
     // four threads; the driver's loop is S9's and shuttle's.
     s1_pipeline => l3::s1_pipeline(false),

@@ -103,7 +103,8 @@ where
 /// through an [`EventQueue`]. Every method returns at once (rule 9).
 pub struct NodeBackend<C: Chip, R, F: ?Sized> {
     node: ChipNode<C>,
-    events: Arc<EventQueue<R, F>>,
+    // std's `Arc` (see `node::EventSink`): shared with the node's sink.
+    events: std::sync::Arc<EventQueue<R, F>>,
 }
 
 impl<C: Chip, R, F: ?Sized> core::fmt::Debug for NodeBackend<C, R, F> {
@@ -121,8 +122,8 @@ where
     /// Start a node on `chip` whose results ring `region`'s child bell.
     /// `config.events` is replaced by the backend's queue.
     pub fn new(chip: C, mut config: super::node::NodeConfig, region: R, futex: Arc<F>) -> Self {
-        let events = Arc::new(EventQueue::new(region, futex));
-        config.events = Some(events.clone());
+        let events = std::sync::Arc::new(EventQueue::new(region, futex));
+        config.events = Some(super::node::EventSink::new(events.clone()));
         NodeBackend { node: ChipNode::new(chip, config), events }
     }
 

@@ -79,6 +79,32 @@ pub trait Events: Send + Sync + 'static {
     fn notify(&self);
 }
 
+/// A shared [`Events`] sink. A std `Arc` on purpose: only its reference
+/// count is shared, which the checkers need not see (the sink's own state
+/// uses `crate::sync`), and loom's `Arc` cannot hold a trait object.
+#[derive(Clone)]
+pub struct EventSink(pub std::sync::Arc<dyn Events>);
+
+impl core::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("EventSink")
+    }
+}
+
+impl EventSink {
+    /// Share `sink` with the node.
+    pub fn new<E: Events>(sink: std::sync::Arc<E>) -> Self {
+        EventSink(sink)
+    }
+}
+
+impl core::ops::Deref for EventSink {
+    type Target = dyn Events;
+    fn deref(&self) -> &dyn Events {
+        &*self.0
+    }
+}
+
 /// Construction parameters of a [`ChipNode`].
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -87,7 +113,7 @@ pub struct NodeConfig {
     /// The slot table's limits.
     pub limits: SlotLimits,
     /// L3: where results go (`None`: an L2 node, results through handles).
-    pub events: Option<Arc<dyn Events>>,
+    pub events: Option<EventSink>,
 }
 
 impl core::fmt::Debug for NodeConfig {
@@ -263,13 +289,13 @@ struct Shared<C: Chip> {
     reg_cv: Condvar,
     /// A run was handed to the run lane (its spin watches this).
     run_ready: AtomicBool,
-    events: Option<Arc<dyn Events>>,
+    events: Option<EventSink>,
 }
 
 impl<C: Chip> Inner<C> {
     /// Execute everything the machine owes; collect what must happen after
     /// unlocking.
-    fn drain(&mut self, events: &Option<Arc<dyn Events>>, run_ready: &AtomicBool) -> After {
+    fn drain(&mut self, events: &Option<EventSink>, run_ready: &AtomicBool) -> After {
         let mut after = After::default();
         while let Some(out) = self.side.poll() {
             match out {
