@@ -79,14 +79,15 @@
 pub mod campaign;
 pub mod check;
 pub mod chip;
-pub mod chipside;
 pub mod l3;
-pub mod model;
+pub mod lanes;
+pub mod memory;
 pub mod options;
 pub mod overlap;
 pub mod rng;
 pub mod sched;
 pub mod trace;
+pub mod workload;
 pub mod world;
 
 use options::{Options, Shape};
@@ -115,21 +116,7 @@ pub fn run_options(opts: Options, record_spans: bool) -> Report {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
-            Report {
-                verdict: Verdict::Panic(msg),
-                hash: 0,
-                events: 0,
-                virtual_ns: 0,
-                ops: 0,
-                runs: 0,
-                prepares: 0,
-                stale_completions: 0,
-                deaths: 0,
-                errors: 0,
-                cov: Default::default(),
-                renamed_runs: 0,
-                chrome: Vec::new(),
-            }
+            Report { verdict: Verdict::Panic(msg), ..Report::default() }
         }
     }
 }
