@@ -11,7 +11,6 @@
 //! unpin all) and every artifact (each carries a unique id) must have been
 //! released exactly once, with no slot left in use.
 #![cfg(feature = "reference")]
-
 // `prop_oneof!` expands to `std::sync::Arc`; this test is single-threaded and
 // not part of the model-checked concurrent layer that core/clippy.toml guards.
 #![allow(clippy::disallowed_types)]
