@@ -124,18 +124,13 @@ pub(crate) struct Caller {
 }
 
 /// The verdict of one seed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Verdict {
+    #[default]
     Pass,
     Safety(String),
     Liveness(String),
     Panic(String),
-}
-
-impl Default for Verdict {
-    fn default() -> Self {
-        Verdict::Pass
-    }
 }
 
 impl Verdict {
