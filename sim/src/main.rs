@@ -40,6 +40,7 @@ enum Cmd {
         trace: Option<String>,
     },
     /// Run a range of seeds on several threads; exit 1 if any fails.
+    #[command(after_help = SHARDING)]
     Campaign {
         /// Seeds to run, A..B (B excluded).
         #[arg(long, value_name = "A..B", value_parser = parse_range)]
