@@ -19,7 +19,7 @@
 
 use std::sync::mpsc;
 
-use chiplane_core::conc::{NodeConfig, Worker};
+use chiplane_core::conc::{L2Worker, NodeConfig};
 use chiplane_core::{CallableSpec, CancelProbe, Chip, ChipError, RunConfig, RunOutput, TaskArgs};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -45,7 +45,7 @@ impl Chip for NoopChip {
 }
 
 fn bench(c: &mut Criterion) {
-    let worker = Worker::new(NoopChip, NodeConfig::default());
+    let worker = L2Worker::new(NoopChip, NodeConfig::default());
     let spec = CallableSpec::chip("noop", vec![1]);
     let h = worker.register(spec.clone()).unwrap();
     let config = RunConfig::default();

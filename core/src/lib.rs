@@ -22,6 +22,8 @@ pub mod ids;
 pub mod kernels;
 pub mod lane;
 pub mod mailbox;
+#[cfg(feature = "reference")]
+pub mod reference;
 pub mod slot;
 
 pub use chip::{

@@ -1,26 +1,23 @@
-//! Property test: random sequences of slot-table inputs against a small,
-//! direct reference model of design.md section 3.
+//! Property test: random sequences of slot-table inputs against the
+//! reference model of design.md section 3 (`chiplane_core::reference`, the
+//! one reference model every slot-table checker uses; needs the
+//! `reference` feature: `cargo test -p chiplane-core --features reference`).
 //!
-//! The reference (`Model`) keeps one plain record per slot and applies the
-//! table of transitions literally. After every step the table must agree with
-//! it: the reply, every slot's state / generation / pins / registrations, the
-//! lookup, the stale-completion count, `check` of every handle seen and
-//! `runnable` of every pinned run; `Drain` steps compare the owed outputs,
-//! in order. At the end the owner drains everything (unregister all, finish
-//! all prepares, unpin all) and every artifact (each carries a unique id) must
-//! have been released exactly once, with no slot left in use.
-
+//! After every step the table must agree with the reference: the reply,
+//! every slot's state / generation / pins / registrations, the lookup, the
+//! stale-completion count, `check` of every handle seen and `runnable` of
+//! every pinned run; `Drain` steps compare the owed outputs, in order. At the
+//! end the owner drains everything (unregister all, finish all prepares,
+//! unpin all) and every artifact (each carries a unique id) must have been
+//! released exactly once, with no slot left in use.
+#![cfg(feature = "reference")]
 // `prop_oneof!` expands to `std::sync::Arc`; this test is single-threaded and
 // not part of the model-checked concurrent layer that core/clippy.toml guards.
 #![allow(clippy::disallowed_types)]
 
-use std::collections::{BTreeMap, VecDeque};
-
+use chiplane_core::reference::{Owed, SlotModel};
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
-use chiplane_core::{
-    CallableDigest, ChipError, ChipErrorKind, Generation, Handle, HandleError, RegisterError, RunError, SlotIndex,
-    UnregisterError, WorkerId,
-};
+use chiplane_core::{CallableDigest, ChipError, ChipErrorKind, Generation, Handle, RegisterError, SlotIndex, WorkerId};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
@@ -51,24 +48,8 @@ fn chip_err(id: u64) -> ChipError {
 #[derive(Debug)]
 struct Art(u64);
 
-/// One owed output, comparable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Out {
-    Start(Handle, CallableDigest),
-    Cancel(Handle),
-    Release(Handle, u64),
-    Settled(Handle, Result<(), RegisterError>),
-    Freed(Handle),
-}
-
-fn out_of(o: SlotOutput<Art>) -> Out {
-    match o {
-        SlotOutput::StartPrepare { handle, digest } => Out::Start(handle, digest),
-        SlotOutput::Cancel { handle } => Out::Cancel(handle),
-        SlotOutput::Release { handle, artifact } => Out::Release(handle, artifact.0),
-        SlotOutput::Settled { handle, result } => Out::Settled(handle, result),
-        SlotOutput::Freed { handle } => Out::Freed(handle),
-    }
+fn out_of(o: SlotOutput<Art>) -> Owed {
+    Owed::of(&o, |a| a.0)
 }
 
 #[derive(Clone, Debug)]
@@ -89,24 +70,14 @@ enum Step {
 
 // ---- reference model -------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct RSlot {
-    state: SlotState,
-    generation: u32,
-    digest: u8,
-    registrations: u32,
-    pins: u32,
-    prepare_in_flight: bool,
-    artifact: Option<u64>,
-    error: Option<ChipError>,
+fn limits() -> SlotLimits {
+    SlotLimits { capacity: CAPACITY, generation_max: Generation(GENERATION_MAX) }
 }
 
+/// The reference (`SlotModel`) plus the generator's own bookkeeping.
 #[derive(Clone, Debug)]
 struct Model {
-    slots: Vec<RSlot>,
-    lookup: BTreeMap<u8, usize>,
-    owed: VecDeque<Out>,
-    stale: u64,
+    reference: SlotModel,
     next_id: u64,
     /// Every handle a register returned.
     seen: Vec<Handle>,
@@ -117,26 +88,13 @@ struct Model {
     /// Expected reply of the last step (`None` after a drain).
     reply: Option<Result<SlotReply, SlotError>>,
     /// Expected outputs of the last drain.
-    drained: Vec<Out>,
+    drained: Vec<Owed>,
 }
 
 impl Model {
     fn new() -> Self {
-        let slot = RSlot {
-            state: SlotState::Empty,
-            generation: 0,
-            digest: 0,
-            registrations: 0,
-            pins: 0,
-            prepare_in_flight: false,
-            artifact: None,
-            error: None,
-        };
         Model {
-            slots: vec![slot; CAPACITY],
-            lookup: BTreeMap::new(),
-            owed: VecDeque::new(),
-            stale: 0,
+            reference: SlotModel::new(W, limits()),
             next_id: 1,
             seen: Vec::new(),
             started: Vec::new(),
@@ -146,10 +104,6 @@ impl Model {
         }
     }
 
-    fn cur(&self, i: usize) -> Handle {
-        h(i, self.slots[i].generation)
-    }
-
     /// Handles to pick from: those seen (current and stale), plus a foreign
     /// one, an out-of-range one and, per slot, its next (not yet issued)
     /// generation.
@@ -157,181 +111,50 @@ impl Model {
         let mut v = self.seen.clone();
         v.push(Handle { worker: WorkerId(99), ..h(0, 1) });
         v.push(h(CAPACITY, 1));
-        v.extend((0..CAPACITY).map(|i| h(i, self.slots[i].generation + 1)));
+        v.extend((0..CAPACITY).map(|i| h(i, self.reference.slot(i).generation.0 + 1)));
         v
     }
 
     fn registered(&self) -> Vec<Handle> {
-        self.lookup.values().map(|&i| self.cur(i)).collect()
-    }
-
-    fn check(&self, handle: Handle) -> Result<usize, HandleError> {
-        if handle.worker != W {
-            return Err(HandleError::Foreign { expected: W, got: handle.worker });
-        }
-        let i = handle.index.0 as usize;
-        if i >= CAPACITY {
-            return Err(HandleError::OutOfRange);
-        }
-        let current = Generation(self.slots[i].generation);
-        if handle.generation != current {
-            return Err(HandleError::Stale { current });
-        }
-        Ok(i)
-    }
-
-    fn runnable(&self, handle: Handle) -> Result<Option<u64>, RunError> {
-        let i = self.check(handle).map_err(RunError::Handle)?;
-        let s = &self.slots[i];
-        match (s.state, s.artifact) {
-            (SlotState::Prepared, a) => Ok(a),
-            (SlotState::Preparing, _) => Ok(None),
-            (SlotState::Failed, _) | (SlotState::Unregistering, None) => {
-                Err(RunError::PrepareFailed(s.error.clone().unwrap()))
-            }
-            (SlotState::Unregistering, a) => Ok(a),
-            (SlotState::Cancelling, _) => Err(RunError::Cancelled),
-            (state, _) => Err(RunError::NotRunnable(state)),
-        }
-    }
-
-    fn free(&mut self, i: usize) {
-        let handle = self.cur(i);
-        let s = &mut self.slots[i];
-        let released = s.artifact.take();
-        s.error = None;
-        s.state = if s.generation == GENERATION_MAX { SlotState::Retired } else { SlotState::Empty };
-        if let Some(id) = released {
-            self.owed.push_back(Out::Release(handle, id));
-        }
-        self.owed.push_back(Out::Freed(handle));
+        self.reference.registered()
     }
 
     fn register(&mut self, d: u8) -> Result<SlotReply, SlotError> {
-        if let Some(&i) = self.lookup.get(&d) {
-            self.slots[i].registrations += 1;
-            return Ok(SlotReply::Registered { handle: self.cur(i), fresh: false });
+        let r = self.reference.register(dg(d));
+        if let Ok(SlotReply::Registered { handle, fresh: true }) = r {
+            self.seen.push(handle);
         }
-        let Some(i) = self.slots.iter().position(|s| s.state == SlotState::Empty) else {
-            return Err(SlotError::Register(RegisterError::TableFull));
-        };
-        let s = &mut self.slots[i];
-        s.generation += 1;
-        s.state = SlotState::Preparing;
-        s.digest = d;
-        s.registrations = 1;
-        s.prepare_in_flight = true;
-        self.lookup.insert(d, i);
-        let handle = self.cur(i);
-        self.seen.push(handle);
-        self.owed.push_back(Out::Start(handle, dg(d)));
-        Ok(SlotReply::Registered { handle, fresh: true })
-    }
-
-    fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
-        if self.slots[i].registrations == 0 {
-            return Err(SlotError::Unregister(UnregisterError::NotRegistered));
-        }
-        self.slots[i].registrations -= 1;
-        if self.slots[i].registrations > 0 {
-            return Ok(SlotReply::Unregistered { last: false });
-        }
-        self.lookup.remove(&self.slots[i].digest);
-        match self.slots[i].state {
-            SlotState::Preparing => {
-                self.slots[i].state = SlotState::Cancelling;
-                self.owed.push_back(Out::Cancel(handle));
-                self.owed.push_back(Out::Settled(handle, Err(RegisterError::Cancelled)));
-            }
-            _ if self.slots[i].pins == 0 => self.free(i),
-            _ => self.slots[i].state = SlotState::Unregistering,
-        }
-        Ok(SlotReply::Unregistered { last: true })
+        r
     }
 
     fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         if let Some(k) = self.started.iter().position(|&s| s == handle) {
             self.started.remove(k);
         }
-        let carried = if ok { Some(Out::Release(handle, id)) } else { None };
-        let i = match self.check(handle) {
-            Ok(i) => i,
-            Err(HandleError::Stale { .. }) => {
-                self.stale += 1;
-                self.owed.extend(carried);
-                return Ok(SlotReply::PrepareStale);
-            }
-            Err(e) => {
-                self.owed.extend(carried);
-                return Err(SlotError::Prepare(e));
-            }
-        };
-        if !self.slots[i].prepare_in_flight {
-            self.owed.extend(carried);
-            return Err(SlotError::Prepare(HandleError::Stale { current: handle.generation }));
-        }
-        self.slots[i].prepare_in_flight = false;
-        if self.slots[i].state == SlotState::Preparing {
-            if ok {
-                self.slots[i].state = SlotState::Prepared;
-                self.slots[i].artifact = Some(id);
-                self.owed.push_back(Out::Settled(handle, Ok(())));
-            } else {
-                self.slots[i].state = SlotState::Failed;
-                self.slots[i].error = Some(chip_err(id));
-                self.owed.push_back(Out::Settled(handle, Err(RegisterError::PrepareFailed(chip_err(id)))));
-            }
-        } else {
-            assert_eq!(
-                self.slots[i].state,
-                SlotState::Cancelling,
-                "model: prepare in flight outside PREPARING/CANCELLING"
-            );
-            self.owed.extend(carried);
-            if self.slots[i].pins == 0 {
-                self.free(i);
-            }
-        }
-        Ok(SlotReply::PrepareApplied)
+        self.reference.finish(handle, if ok { Ok(id) } else { Err(chip_err(id)) })
     }
 
     fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
-        let ready = match self.slots[i].state {
-            SlotState::Prepared => true,
-            SlotState::Preparing => false,
-            SlotState::Failed => {
-                return Err(SlotError::Pin(RunError::PrepareFailed(self.slots[i].error.clone().unwrap())))
-            }
-            state => return Err(SlotError::Pin(RunError::NotRunnable(state))),
-        };
-        self.slots[i].pins += 1;
-        self.pinned.push(handle);
-        Ok(SlotReply::Pinned { ready })
+        let r = self.reference.pin(handle);
+        if r.is_ok() {
+            self.pinned.push(handle);
+        }
+        r
     }
 
     fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(SlotError::Unpin)?;
-        if self.slots[i].pins == 0 {
-            return Err(SlotError::Unpin(HandleError::Stale { current: handle.generation }));
+        let r = self.reference.unpin(handle);
+        if r.is_ok() {
+            let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
+            self.pinned.remove(k);
         }
-        self.slots[i].pins -= 1;
-        let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
-        self.pinned.remove(k);
-        let s = &self.slots[i];
-        if s.pins == 0
-            && (s.state == SlotState::Unregistering || (s.state == SlotState::Cancelling && !s.prepare_in_flight))
-        {
-            self.free(i);
-        }
-        Ok(SlotReply::Unpinned)
+        r
     }
 
     fn drain(&mut self) {
-        self.drained = self.owed.drain(..).collect();
+        self.drained = self.reference.drain_owed();
         for o in &self.drained {
-            if let Out::Start(handle, _) = o {
+            if let Owed::Start(handle, _) = o {
                 self.started.push(*handle);
             }
         }
@@ -376,7 +199,7 @@ impl ReferenceStateMachine for RefMachine {
     fn apply(mut m: Model, step: &Step) -> Model {
         m.reply = match *step {
             Step::Register(d) => Some(m.register(d)),
-            Step::Unregister(handle) => Some(m.unregister(handle)),
+            Step::Unregister(handle) => Some(m.reference.unregister(handle)),
             Step::Finish { handle, ok, id } => {
                 m.next_id = m.next_id.max(id + 1);
                 Some(m.finish(handle, ok, id))
@@ -415,13 +238,13 @@ impl Sut {
         r
     }
 
-    fn drain(&mut self) -> Vec<Out> {
+    fn drain(&mut self) -> Vec<Owed> {
         let mut v = Vec::new();
         while let Some(o) = self.table.poll() {
             let o = out_of(o);
             match &o {
-                Out::Start(handle, _) => self.started.push(*handle),
-                Out::Release(_, id) => {
+                Owed::Start(handle, _) => self.started.push(*handle),
+                Owed::Release(_, id) => {
                     assert!(!self.released.contains(id), "artifact {id} released twice");
                     self.released.push(*id);
                 }
@@ -457,9 +280,8 @@ impl StateMachineTest for SlotTableTest {
     type Reference = RefMachine;
 
     fn init_test(_: &Model) -> Sut {
-        let limits = SlotLimits { capacity: CAPACITY, generation_max: Generation(GENERATION_MAX) };
         Sut {
-            table: SlotTable::new(W, limits),
+            table: SlotTable::new(W, limits()),
             created: Vec::new(),
             released: Vec::new(),
             registrations: Vec::new(),
@@ -511,25 +333,23 @@ impl StateMachineTest for SlotTableTest {
 
     fn check_invariants(sut: &Sut, m: &Model) {
         let t = &sut.table;
-        assert_eq!(t.check_invariants(), Ok(()));
-        for (i, s) in m.slots.iter().enumerate() {
-            let index = SlotIndex(i as u32);
-            assert_eq!(t.state(index), Some(s.state), "state of slot {i}");
-            assert_eq!(t.generation(index), Some(Generation(s.generation)), "generation of slot {i}");
-            assert_eq!(t.pins(index), s.pins, "pins of slot {i}");
-            assert_eq!(t.registrations(index), s.registrations, "registrations of slot {i}");
+        let digests: Vec<CallableDigest> = (0..DIGESTS).map(dg).collect();
+        if let Err(e) = m.reference.compare_table(t, &digests) {
+            panic!("table differs from the reference: {e}");
         }
-        for d in 0..DIGESTS {
-            assert_eq!(t.lookup(&dg(d)), m.lookup.get(&d).map(|&i| m.cur(i)), "lookup of digest {d}");
-        }
-        assert_eq!(t.stale_completions(), m.stale);
-        let live = m.slots.iter().filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired)).count();
-        assert_eq!(t.live_slots(), live);
         for handle in m.pool() {
-            assert_eq!(t.check(handle), m.check(handle).map(|i| m.slots[i].state), "check({handle:?})");
+            assert_eq!(
+                t.check(handle),
+                m.reference.check(handle).map(|i| m.reference.slot(i).state),
+                "check({handle:?})"
+            );
         }
         for &handle in &m.pinned {
-            assert_eq!(t.runnable(handle).map(|a| a.map(|a| a.0)), m.runnable(handle), "runnable({handle:?})");
+            assert_eq!(
+                t.runnable(handle).map(|a| a.map(|a| a.0)),
+                m.reference.runnable(handle),
+                "runnable({handle:?})"
+            );
         }
         let mut pinned = sut.pinned.clone();
         let mut want = m.pinned.clone();
@@ -607,10 +427,11 @@ fn generator_reaches_retirement_table_full_stale_and_deferred_free() {
             if m.reply == Some(Ok(SlotReply::PrepareStale)) {
                 seen_stale = true;
             }
-            tombstoned += m.slots.iter().filter(|s| s.state == SlotState::Unregistering).count();
-            cancelled_pinned += m.slots.iter().filter(|s| s.state == SlotState::Cancelling && s.pins > 0).count();
+            let slots: Vec<_> = (0..CAPACITY).map(|i| m.reference.slot(i)).collect();
+            tombstoned += slots.iter().filter(|s| s.state == SlotState::Unregistering).count();
+            cancelled_pinned += slots.iter().filter(|s| s.state == SlotState::Cancelling && s.pins > 0).count();
         }
-        retired += m.slots.iter().filter(|s| s.state == SlotState::Retired).count();
+        retired += (0..CAPACITY).filter(|&i| m.reference.slot(i).state == SlotState::Retired).count();
         stale += usize::from(seen_stale);
     }
     eprintln!(

@@ -1,92 +1,195 @@
-//! The control round trip during TASK_RUNNING across processes, against its
-//! peers, in one criterion run (`cargo bench -p chiplane-hw --bench
-//! control_rtt`):
-//! - `atomic_pingpong`: two threads bounce a value through one `AtomicU64`
-//!   (spin, then yield): the floor of any shared-memory round trip;
-//! - `crossbeam_channel`: a request and a reply through two bounded(1)
-//!   crossbeam channels between two threads;
-//! - `unix_socket`: one byte each way over a `UnixStream` pair between two
-//!   threads (a kernel wake-up each way);
-//! - `l3_control_during_task`: an L3 register control of an
-//!   already-registered callable (accepted at once, no prepare, no
-//!   settlement owed) entering while a long task runs on the chip child
-//!   (the word goes TASK_RUNNING -> CONTROL_READY -> CONTROL_DONE ->
-//!   TASK_RUNNING), through the worker's driver thread: caller -> driver ->
-//!   memfd mailbox -> child serve loop -> node -> back. Each batch is
-//!   followed (untimed) by as many unregisters.
+//! The L3 control round trip and per-run overhead against peers measured in
+//! the same run, under the same conditions (`cargo bench -p chiplane-hw
+//! --bench control_rtt`):
 //!
-//! Every iteration is one complete round trip; the ratios against the floor
-//! are what the report quotes.
+//! - **one process per side**: every peer but crossbeam crosses a process
+//!   boundary (crossbeam-channel cannot; it runs between two threads of one
+//!   process and says so in its name);
+//! - **the same background task**: the `busy` group measures while a
+//!   long task keeps one core of the serving process busy (chiplane: a long
+//!   `repeat_vector_add` on the chip child's run lane; the peers: a thread
+//!   of the peer process spinning); the `idle` group without it;
+//! - **the same wait policy**: the floor waits exactly as chiplane does
+//!   (spin for the process's calibrated budget, then core's doorbell
+//!   handshake on a futex in shared memory).
+//!
+//! Benchmarks (group/name):
+//! - `{idle,busy}/floor_shm`: the bare cross-process shared-memory round
+//!   trip: a counter bumped by the parent, echoed by the peer process, each
+//!   side waiting with the policy above. The floor for this shape;
+//! - `{idle,busy}/unix_socket`: one byte each way over a Unix stream socket
+//!   to the peer process (a kernel wake-up each way);
+//! - `{idle,busy}/crossbeam_in_process`: a request and a reply through two
+//!   bounded(1) crossbeam channels between two threads;
+//! - `idle/l3_control`: an L3 register control of an already-registered
+//!   callable (accepted at once: no prepare, no settlement), at IDLE;
+//! - `busy/l3_control`: the same while a long task runs on the chip (the word
+//!   goes TASK_RUNNING -> CONTROL_READY -> CONTROL_DONE -> TASK_RUNNING);
+//! - `idle/l3_run_noop`: a run on the null device (no-op chip), from
+//!   `run_async` to `wait` returning: the L3 per-run overhead.
+//!
+//! After criterion, it prints the L3 pipelined throughput (batches of
+//! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread)
+//! and the CPU an idle worker's child uses.
+//!
+//! The chip child and the peer processes are the `chiplane` program (it
+//! calls `chiplane_hw::init`) and this bench's own binary (`--peer ...`).
+//!
+//! Measured results (medians and ratios) are in `hw/benches/README.md`.
 
 use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
+use chiplane_core::conc::bell::Doorbell;
+use chiplane_core::conc::wait::spin_until;
+use chiplane_core::conc::Worker;
 use chiplane_core::kernels::{REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
-use chiplane_hw::l3::{L3Config, L3RunHandle, L3Worker, TaskHandle};
-use criterion::{criterion_group, criterion_main, Criterion};
+use chiplane_hw::l3::memory::SysFutex;
+use chiplane_hw::l3::{Device, L3Config, L3Worker};
+use chiplane_hw::process::ChildCommand;
+use chiplane_hw::shm::SharedMemory;
+use criterion::Criterion;
 
-/// Spin briefly, then yield (the machine may have fewer free cores than
-/// spinning threads).
-fn wait_for(flag: &AtomicU64, want: u64) {
-    let mut spins = 0u32;
-    // Acquire: pairs with the peer's Release store of `want`.
-    while flag.load(Ordering::Acquire) != want {
-        spins += 1;
-        if spins < 256 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+/// Offsets in the floor's mapping: request, reply, and a bell per side.
+const REQ: usize = 0;
+const REP: usize = 64;
+const PEER_BELL: usize = 128;
+const PARENT_BELL: usize = 192;
+const FLOOR_BYTES: usize = 4096;
+
+fn chiplane_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chiplane"))
+}
+
+/// Wait until `word` differs from `old` with chiplane's policy: spin for
+/// the budget, then sleep on the bell (`seq`, `sleepers`).
+fn wait_change(shm: &SharedMemory, word: usize, old: u32, bell: usize) -> u32 {
+    let w = shm.atomic_u32(word).expect("in the mapping");
+    // Acquire: pairs with the other side's Release store.
+    let changed = || w.load(Ordering::Acquire) != old;
+    if !spin_until(changed) {
+        let (seq, sleepers) = (shm.atomic_u32(bell).unwrap(), shm.atomic_u32(bell + 4).unwrap());
+        let bell = Doorbell::from_words(seq, sleepers, &SysFutex);
+        while !changed() {
+            bell.sleep(changed, Some(Duration::from_millis(100)));
         }
+    }
+    // Acquire: as above.
+    w.load(Ordering::Acquire)
+}
+
+fn publish(shm: &SharedMemory, word: usize, value: u32, bell: usize) {
+    // Release: pairs with the waiter's Acquire loads.
+    shm.atomic_u32(word).unwrap().store(value, Ordering::Release);
+    let (seq, sleepers) = (shm.atomic_u32(bell).unwrap(), shm.atomic_u32(bell + 4).unwrap());
+    Doorbell::from_words(seq, sleepers, &SysFutex).ring();
+}
+
+/// A thread that keeps one core busy until `stop`.
+fn busy_thread(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut x = 0u64;
+        // Relaxed: the flag only ends the loop.
+        while !stop.load(Ordering::Relaxed) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    })
+}
+
+/// The peer processes (this binary, `--peer KIND [busy] ...`).
+fn peer_main(args: &[String]) {
+    chiplane_hw::tune::calibrate();
+    let busy = args.iter().any(|a| a == "busy");
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = busy.then(|| busy_thread(stop.clone()));
+    match args[2].as_str() {
+        "floor" => {
+            // SAFETY: called once with the arguments the parent passed.
+            let shm = unsafe { chiplane_hw::process::inherited_shm(args.iter().cloned()) }.expect("mapping");
+            let mut seen = 0u32;
+            loop {
+                seen = wait_change(&shm, REQ, seen, PEER_BELL);
+                if seen == u32::MAX {
+                    break;
+                }
+                publish(&shm, REP, seen, PARENT_BELL);
+            }
+        }
+        "socket" => {
+            let mut s = UnixStream::connect(&args[3]).expect("connect");
+            let mut b = [0u8; 1];
+            while s.read_exact(&mut b).is_ok() {
+                if s.write_all(&b).is_err() {
+                    break;
+                }
+            }
+        }
+        other => panic!("unknown peer {other}"),
+    }
+    // Relaxed: see `busy_thread`.
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = background {
+        let _ = t.join();
     }
 }
 
-fn atomic_pingpong(c: &mut Criterion) {
-    let word = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let peer = {
-        let (word, stop) = (word.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut seen = 0u64;
-            let mut spins = 0u32;
-            // Relaxed: the stop flag only ends the loop; no data with it.
-            while !stop.load(Ordering::Relaxed) {
-                // Acquire: pairs with the bench thread's Release store (ping).
-                let v = word.load(Ordering::Acquire);
-                if v != seen && v % 2 == 1 {
-                    seen = v + 1;
-                    spins = 0;
-                    // Release: pairs with `wait_for`'s Acquire load (pong).
-                    word.store(seen, Ordering::Release);
-                } else if spins < 256 {
-                    spins += 1;
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        })
-    };
-    let mut next = 1u64;
-    c.bench_function("atomic_pingpong", |b| {
-        b.iter(|| {
-            // Release: pairs with the peer's Acquire load (ping).
-            word.store(next, Ordering::Release);
-            wait_for(&word, next + 1);
-            next += 2;
-        })
-    });
-    // Relaxed: see the peer's loop.
-    stop.store(true, Ordering::Relaxed);
-    peer.join().unwrap();
+fn this_exe() -> PathBuf {
+    std::env::current_exe().expect("bench path")
 }
 
-fn crossbeam(c: &mut Criterion) {
+fn floor(c: &mut Criterion, group: &str, busy: bool) {
+    let shm = SharedMemory::create(FLOOR_BYTES).unwrap();
+    let mut cmd = ChildCommand::new(this_exe()).arg("--peer").arg("floor").quiet();
+    if busy {
+        cmd = cmd.arg("busy");
+    }
+    let mut child = cmd.spawn(&shm).unwrap();
+    let mut next = 1u32;
+    c.benchmark_group(group).bench_function("floor_shm", |b| {
+        b.iter(|| {
+            publish(&shm, REQ, next, PEER_BELL);
+            let got = wait_change(&shm, REP, next - 1, PARENT_BELL);
+            assert_eq!(got, next);
+            next += 1;
+        })
+    });
+    publish(&shm, REQ, u32::MAX, PEER_BELL);
+    let _ = child.wait_timeout(Duration::from_secs(10));
+}
+
+fn unix_socket(c: &mut Criterion, group: &str, busy: bool) {
+    let path = std::env::temp_dir().join(format!("chiplane-bench-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut cmd = Command::new(this_exe());
+    cmd.arg("--peer").arg("socket").arg(&path).stdout(Stdio::null()).stderr(Stdio::null());
+    if busy {
+        cmd.arg("busy");
+    }
+    let mut child: Child = cmd.spawn().unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    c.benchmark_group(group).bench_function("unix_socket", |b| {
+        let mut buf = [7u8; 1];
+        b.iter(|| {
+            s.write_all(&buf).unwrap();
+            s.read_exact(&mut buf).unwrap();
+        })
+    });
+    drop(s);
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+}
+
+fn crossbeam(c: &mut Criterion, group: &str, busy: bool) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = busy.then(|| busy_thread(stop.clone()));
     let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
     let (rep_tx, rep_rx) = crossbeam_channel::bounded::<u64>(1);
     let peer = std::thread::spawn(move || {
@@ -96,7 +199,7 @@ fn crossbeam(c: &mut Criterion) {
             }
         }
     });
-    c.bench_function("crossbeam_channel", |b| {
+    c.benchmark_group(group).bench_function("crossbeam_in_process", |b| {
         b.iter(|| {
             req_tx.send(1).unwrap();
             rep_rx.recv().unwrap()
@@ -104,73 +207,53 @@ fn crossbeam(c: &mut Criterion) {
     });
     drop(req_tx);
     peer.join().unwrap();
+    // Relaxed: see `busy_thread`.
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = background {
+        t.join().unwrap();
+    }
 }
 
-fn unix_socket(c: &mut Criterion) {
-    let (mut a, mut b_end) = UnixStream::pair().unwrap();
-    let peer = std::thread::spawn(move || {
-        let mut buf = [0u8; 1];
-        while b_end.read_exact(&mut buf).is_ok() {
-            if b_end.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
-    c.bench_function("unix_socket", |b| {
-        let mut buf = [7u8; 1];
-        b.iter(|| {
-            a.write_all(&buf).unwrap();
-            a.read_exact(&mut buf).unwrap();
-        })
-    });
-    drop(a);
-    peer.join().unwrap();
+fn l3(device: Device) -> L3Worker {
+    L3Config { device, child_exe: Some(chiplane_exe()), quiet_children: true, ..L3Config::default() }.start().unwrap()
 }
 
-fn child_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_chiplane-child"))
+fn long_args() -> TaskArgs {
+    TaskArgs { tensors: vec![vec![1.0; 4096], vec![0.5; 4096]], scalars: vec![3_000_000] }
 }
 
-fn long_task(w: &L3Worker, h: chiplane_core::Handle) -> L3RunHandle<TaskHandle> {
-    let args = TaskArgs { tensors: vec![vec![1.0; 4096], vec![0.5; 4096]], scalars: vec![1_500_000] };
-    w.run_async(move |o| o.submit(0, h, args, RunConfig::default()).unwrap())
-}
-
-fn l3_control_during_task(c: &mut Criterion) {
-    let cfg = L3Config { child_exe: Some(child_exe()), ..L3Config::default() };
-    let w = L3Worker::new(cfg).expect("chip child");
-    let c1 = w.register(0, CallableSpec::chip(REPEAT_VECTOR_ADD, vec![4096])).unwrap();
+fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
+    let w = l3(Device::Host);
+    let c1 = w.register(CallableSpec::chip(REPEAT_VECTOR_ADD, vec![4096])).unwrap();
     let spec = CallableSpec::chip(VECTOR_ADD, vec![64]);
-    let h = w.register(0, spec.clone()).unwrap();
-    let mut running: Option<L3RunHandle<TaskHandle>> = None;
-    let mut outside_task = 0u64;
-    c.bench_function("l3_control_during_task", |b| {
+    let h = w.register(spec.clone()).unwrap();
+    let mut running: Option<chiplane_hw::l3::L3Call> = None;
+    let mut outside = 0u64;
+    let word = |w: &L3Worker| w.word(0);
+    c.benchmark_group(group).bench_function("l3_control", |b| {
         b.iter_custom(|iters| {
-            // Keep a long task running (a few seconds each on this machine).
-            let running_now = w.word(0) == Some(WordState::TaskRunning.encode());
-            if !running_now {
+            if busy && word(&w) != Some(WordState::TaskRunning.encode()) {
                 if let Some(r) = running.take() {
-                    let out = r.wait();
-                    assert!(out.tasks[0].is_ok(), "{:?}", out.tasks);
+                    r.wait().expect("the long task");
                 }
-                running = Some(long_task(&w, c1));
+                running = Some(Worker::run_async(&w, c1, long_args(), RunConfig::default()).unwrap());
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while w.word(0) != Some(WordState::TaskRunning.encode()) {
+                while word(&w) != Some(WordState::TaskRunning.encode()) {
                     assert!(Instant::now() < deadline, "the long task never started");
                     std::thread::yield_now();
                 }
             }
             let t = Instant::now();
             for _ in 0..iters {
-                let got = w.register_async(0, spec.clone()).unwrap().wait().unwrap();
+                let got = w.register_async(spec.clone()).unwrap().wait().unwrap();
                 assert_eq!(got, h);
             }
             let elapsed = t.elapsed();
-            if w.word(0) != Some(WordState::TaskRunning.encode()) {
-                outside_task += 1;
+            if busy && word(&w) != Some(WordState::TaskRunning.encode()) {
+                outside += 1;
             }
             for _ in 0..iters {
-                w.unregister(0, h).unwrap();
+                w.unregister(h).unwrap();
             }
             elapsed
         })
@@ -178,20 +261,102 @@ fn l3_control_during_task(c: &mut Criterion) {
     if let Some(r) = running.take() {
         let _ = r.wait();
     }
-    eprintln!("l3_control_during_task: {outside_task} batch(es) ended after the long task finished");
+    if busy {
+        eprintln!("{group}/l3_control: {outside} batch(es) ended after the long task finished");
+    }
 }
 
-fn benches(c: &mut Criterion) {
-    atomic_pingpong(c);
-    crossbeam(c);
-    unix_socket(c);
-    l3_control_during_task(c);
+fn l3_run_noop(c: &mut Criterion, group: &str) {
+    let w = l3(Device::Null);
+    let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
+    c.benchmark_group(group).bench_function("l3_run_noop", |b| {
+        b.iter(|| Worker::run_async(&w, h, TaskArgs::default(), RunConfig::default()).unwrap().wait().unwrap())
+    });
 }
 
-criterion_group! {
-    name = control_rtt;
-    config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
-    targets = benches
+/// Back-to-back `run_async` of no-op tasks, waited in order: runs/s per
+/// batch.
+fn throughput() {
+    const BATCH: usize = 5_000;
+    const BATCHES: usize = 8;
+    let w = l3(Device::Null);
+    let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
+    let mut rates = Vec::new();
+    for _ in 0..BATCHES + 1 {
+        let t = Instant::now();
+        let handles: Vec<_> =
+            (0..BATCH).map(|_| Worker::run_async(&w, h, TaskArgs::default(), RunConfig::default()).unwrap()).collect();
+        for r in handles {
+            r.wait().unwrap();
+        }
+        rates.push(BATCH as f64 / t.elapsed().as_secs_f64());
+    }
+    rates.remove(0); // warm-up
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    let spread = (rates[rates.len() - 1] - rates[0]) / median;
+    println!(
+        "l3_pipelined_throughput: median {:.0} runs/s over {BATCHES} batches of {BATCH} (min {:.0}, max {:.0}, spread {:.1}%)",
+        median,
+        rates[0],
+        rates[rates.len() - 1],
+        spread * 100.0
+    );
 }
-criterion_main!(control_rtt);
+
+/// CPU time (user + system, clock ticks) of process `pid`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after ")".
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// An idle worker (nothing outstanding) should sleep: its child's CPU over
+/// two seconds, in percent of one core.
+fn idle_cpu() {
+    let w = l3(Device::Host);
+    let h = w.register(CallableSpec::chip(VECTOR_ADD, vec![16])).unwrap();
+    let _ = Worker::run(&w, h, TaskArgs { tensors: vec![vec![1.0; 16]; 2], scalars: vec![] }, RunConfig::default());
+    let pid = w.link(0).unwrap().port().watch_mut().pid();
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let (t0, c0) = (Instant::now(), cpu_ticks(pid));
+    std::thread::sleep(Duration::from_secs(2));
+    let (dt, dc) = (t0.elapsed().as_secs_f64(), cpu_ticks(pid) - c0);
+    println!("idle_worker_child_cpu: {:.2}% of one core over {dt:.1} s", dc as f64 / hz / dt * 100.0);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--peer") {
+        peer_main(&args);
+        return;
+    }
+    let cal = chiplane_hw::tune::calibrate();
+    println!(
+        "machine: {} cores, futex wake-up {:.1} us, spin budget {:.1} us ({} iterations)",
+        cal.cores,
+        cal.wake_ns as f64 / 1e3,
+        cal.spin_ns as f64 / 1e3,
+        cal.spin_iters
+    );
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for (group, busy) in [("idle", false), ("busy", true)] {
+        floor(&mut c, group, busy);
+        unix_socket(&mut c, group, busy);
+        crossbeam(&mut c, group, busy);
+        l3_control(&mut c, group, busy);
+    }
+    l3_run_noop(&mut c, "idle");
+    c.final_summary();
+    throughput();
+    idle_cpu();
+}

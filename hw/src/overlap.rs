@@ -484,6 +484,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => return Err("built without the `cuda` feature (cargo run --features cuda ...)".into()),
+        Device::Null => return Err("the null device computes nothing: the experiment needs host or cuda".into()),
     };
     table.extend(rows);
     if want_l2 && tracing {

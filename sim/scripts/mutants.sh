@@ -8,7 +8,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 seeds="${1:-10000}"
 visible=(done_during_control running_before_copy free_while_pinned no_generation_check
-         prepared_after_cancel memory_control_while_running shared_result_field blocking_control_wait)
+         prepared_after_cancel memory_control_while_running shared_result_field blocking_control_wait
+         restore_by_store stale_incarnation)
 echo "| mutant | killed | seeds to first failure | first failing seed | checker that fired |"
 echo "|---|---|---|---|---|"
 survivors=0
@@ -18,7 +19,7 @@ for m in "${visible[@]}"; do
     survivors=$((survivors + 1))
     continue
   fi
-  out=$(./target/release/chiplane-sim campaign --seeds "0..$seeds" --stop-on-failure --jobs 2)
+  out=$(./target/release/chiplane-sim campaign --seeds "0..$seeds" --stop-on-failure --jobs 2 --no-progress)
   if ! grep -q "^built with mutant $m\$" <<<"$out"; then
     echo "| $m | NOT BUILT IN | - | - | the binary does not report mutant $m |"
     survivors=$((survivors + 1))

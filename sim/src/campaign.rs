@@ -1,7 +1,8 @@
-//! Campaigns: many seeds on `jobs` threads, one seed per thread at a time.
+//! Campaigns: many seeds on `jobs` threads, one seed per thread at a time,
+//! with an `indicatif` progress bar on stderr (drawn only when stderr is a
+//! terminal and `progress` is asked for).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,6 +20,8 @@ pub struct Campaign {
     pub events: u64,
     pub elapsed: Duration,
     pub cov: crate::sched::Coverage,
+    /// Events already counted in the progress message (per thread).
+    events_reported: u64,
 }
 
 impl Campaign {
@@ -36,17 +39,31 @@ impl Campaign {
 /// still finished, so the smallest failing seed reported is exact.
 pub fn run(seeds: Range<u64>, jobs: usize, stop_on_failure: bool, progress: bool) -> Campaign {
     let next = AtomicU64::new(seeds.start);
-    let done = AtomicU64::new(0);
+    let events_done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let out = Mutex::new(Campaign::default());
     let total = seeds.end.saturating_sub(seeds.start);
     let start = Instant::now();
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} seeds ({per_sec}, eta {eta}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>-"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     std::thread::scope(|s| {
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 let mut local = Campaign::default();
+                let mut since_update = 0u64;
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -69,8 +86,20 @@ pub fn run(seeds: Range<u64>, jobs: usize, stop_on_failure: bool, progress: bool
                             stop.store(true, Ordering::Relaxed);
                         }
                     }
-                    done.fetch_add(1, Ordering::Relaxed);
+                    since_update += 1;
+                    if since_update == 64 {
+                        // Relaxed: a statistic for the progress message.
+                        let ev = events_done.fetch_add(local.events, Ordering::Relaxed) + local.events;
+                        local.events_reported += local.events;
+                        local.events = 0;
+                        bar.inc(since_update);
+                        since_update = 0;
+                        let rate = ev as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                        bar.set_message(format!("{:.2}M events/s", rate / 1e6));
+                    }
                 }
+                bar.inc(since_update);
+                local.events += local.events_reported;
                 let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
                 o.seeds_run += local.seeds_run;
                 o.events += local.events;
@@ -81,30 +110,8 @@ pub fn run(seeds: Range<u64>, jobs: usize, stop_on_failure: bool, progress: bool
                 o.failures.extend(local.failures);
             });
         }
-        if progress {
-            s.spawn(|| {
-                let mut err = std::io::stderr();
-                loop {
-                    let d = done.load(Ordering::Relaxed);
-                    let width = 40u64;
-                    let filled = (d * width).checked_div(total).unwrap_or(width) as usize;
-                    let _ = write!(
-                        err,
-                        "\r[{}{}] {d}/{total} seeds, {:.1}s",
-                        "#".repeat(filled),
-                        "-".repeat(width as usize - filled),
-                        start.elapsed().as_secs_f64()
-                    );
-                    let _ = err.flush();
-                    if d >= total || stop.load(Ordering::Relaxed) {
-                        let _ = writeln!(err);
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            });
-        }
     });
+    bar.finish_and_clear();
     std::panic::set_hook(quiet);
     let mut c = out.into_inner().unwrap_or_else(|e| e.into_inner());
     c.elapsed = start.elapsed();

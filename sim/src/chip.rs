@@ -214,6 +214,20 @@ mod tests {
         assert_eq!(chip.prepare(&spec, &Cancelled(true)).unwrap_err().kind, ChipErrorKind::Cancelled);
     }
 
+    /// The artifact contract's double-release check has teeth (an artifact
+    /// is not `Clone`, so the test forges a second one with the same id).
+    #[test]
+    fn a_double_release_is_reported() {
+        let chip = SimChip::new();
+        let spec = CallableSpec::chip(kernels::VECTOR_ADD, vec![2]);
+        let a = chip.prepare(&spec, &NeverCancel).unwrap();
+        let forged = SimArtifact { id: a.id, spec: a.spec.clone(), kernel: a.kernel };
+        chip.release(a);
+        assert!(chip.violations().is_empty());
+        chip.release(forged);
+        assert!(chip.first_violation().unwrap().contains("released twice"));
+    }
+
     #[test]
     fn is_send_and_sync() {
         fn check<T: Send + Sync>() {}

@@ -1,72 +1,75 @@
-//! The L3 shape: callers -> parent endpoint -> simulated shared memory ->
-//! child endpoint -> chip side (slot table, lanes, sim chip).
+//! The L3 shape, one [`Link`] per chip child incarnation: callers -> parent
+//! endpoint -> simulated shared memory ([`crate::memory`]) -> child endpoint
+//! -> core's chip side ([`crate::lanes`]).
 //!
 //! Both endpoint machines are core's (`chiplane_core::mailbox::{parent,
-//! child}`), driven only through `handle`/`poll`. This module plays the
-//! shared memory and the two processes' loops:
-//! - the **state word**: one `u32`; a CAS acts on the true value; a plain
-//!   load returns the loading side's *view*, which lags the other side's
-//!   stores by a random delay (fault: delayed visibility), never goes
-//!   backwards, and catches up at once when that side's own CAS fails;
-//! - the **fields**: byte buffers of core's capacities; frames are encoded
-//!   into them and decoded out of them with `chiplane_core::frame`, and the
-//!   field for each frame kind comes from `chiplane_core::mailbox::field_for`
-//!   (so a torn write leaves real torn bytes);
-//! - the **completion ring**: a bounded FIFO of encoded completion frames;
-//! - the **loops**: each side executes one output (one shared-memory
-//!   action) per step; with nothing to do it parks until the word it can
-//!   see changes, the ring changes, or an input arrives (futex-like), and
-//!   wakes after a random delay.
+//! child}`) and so is the chip side; this module plays the two processes'
+//! loops and the reaper:
+//! - each side executes one output (one shared-memory action) per step;
+//!   with nothing to do it parks until the word it can see changes, the
+//!   ring changes, or an input arrives (futex-like), and wakes after a
+//!   random delay;
+//! - the child's `AcceptTask` / `ApplyControl` become `ChipInput::Task` /
+//!   `ChipInput::Control` of the chip side, and the chip side's
+//!   `ChildEvent`s become `ChildInput::RunFinished` / `ChildInput::Settled`;
+//! - the reaper: when the child died, the parent notices after a delay,
+//!   swaps POISONED into the word (as `conc::port` does), then feeds
+//!   `ChildGone`. A chip whose child was reaped may get a new incarnation
+//!   (the world's `Restart`): a new `Link`, a fresh mailbox, a new
+//!   `WorkerId`.
 //!
-//! Checks made here (reported to the checker): every CAS that succeeds is a
-//! transition design.md section 4 allows for that side (its own table, not
-//! `word.rs`); rule 1 (TASK_RUNNING only after the task frame was copied out
-//! and the slot pinned); rule 3 (no memory or domain control enters during
-//! TASK_RUNNING); rule 9 (a control's result is written as soon as it is
-//! applied, without waiting for a lane); no poison unless the child died;
-//! the child never pushes into a full ring; every driver input is accepted.
+//! The parent checks every handle with `Handle::check_worker` against its
+//! child's worker before it crosses the mailbox (frames carry no worker).
+//!
+//! Checks made here (reported to the checker): every word transition that
+//! takes effect is in core's `LEGAL` table for that side *from the value
+//! the word really had* (so a store that overwrites POISONED is caught);
+//! rule 1 (TASK_RUNNING only after the task frame was copied out and the
+//! slot pinned); rule 3 (no memory or domain control enters during
+//! TASK_RUNNING, none is applied while the child holds a task); rule 9 (a
+//! control's result is written as soon as it is applied); no poison unless
+//! the child died; the child never pushes into a full ring; every driver
+//! input is accepted.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use chiplane_core::chipside::{ChipInput, ChipRefusal, ChipReply};
 use chiplane_core::error::{ControlError, EndpointError, PoisonReason, RegisterError, RunError};
-use chiplane_core::frame::{
-    ControlOp, ControlReply, Frame, FrameError, FrameId, FrameKind, Settlement, CONTROL_FRAME_BYTES,
-    CONTROL_RESULT_BYTES, TASK_FRAME_BYTES, TASK_RESULT_BYTES,
-};
+use chiplane_core::frame::{ControlOp, ControlReply, Frame, FrameKind};
 use chiplane_core::mailbox::child::{ChildEndpoint, ChildInput, ChildOutput};
-use chiplane_core::mailbox::parent::{register_outcome, unregister_error, ParentEndpoint, ParentInput, ParentOutput};
-use chiplane_core::mailbox::word::{Side, WordState};
-use chiplane_core::mailbox::{kind_in, Field};
-use chiplane_core::slot::{SlotError, SlotInput, SlotReply};
+use chiplane_core::mailbox::parent::{
+    register_outcome, unregister_error, ParentEndpoint, ParentError, ParentInput, ParentOutput,
+};
+use chiplane_core::mailbox::word::{legal, Side, WordState};
+use chiplane_core::mailbox::Field;
 use chiplane_core::{
-    CallableSpec, DispatchId, Generation, Handle, HandleError, RunConfig, SlotIndex, TargetKind, TaskArgs,
-    UnregisterError,
+    CallableSpec, DispatchId, Generation, Handle, RunConfig, SlotIndex, TaskArgs, UnregisterError, WorkerId,
 };
 
-use crate::chipside::{ChipSide, Note};
-use crate::sched::{Ctx, Ev};
-use crate::world::{OpResult, WORKER};
+use crate::lanes::{Lanes, Note};
+use crate::memory::{Memory, C, P};
+use crate::sched::{Coverage, Ctx, Ev};
+use crate::world::OpResult;
 
+/// Track ids in the Chrome trace (per unit: `+ 16 * unit`).
+pub const TRACK_WORD: u32 = 3;
 pub const TRACK_PARENT: u32 = 4;
 pub const TRACK_CHILD: u32 = 5;
-pub const TRACK_WORD: u32 = 3;
 
-const P: usize = 0;
-const C: usize = 1;
-
-/// What the L3 shape tells the world.
+/// What a link tells the world.
 #[derive(Debug)]
 pub enum L3Out {
     Resolve(u32, OpResult),
-    /// The caller now holds a registration (from a register's reply).
+    /// Register op `op` was accepted: its caller now holds a registration
+    /// of `callable` on `chip`.
     Hold {
+        op: u32,
         caller: u32,
         handle: Handle,
         callable: usize,
+        chip: u32,
     },
-    /// Wake a caller waiting for a register's acceptance.
-    WakeCaller(u32),
-    /// The run op was pinned in the child; its handle names `callable`.
+    /// Run op `op` was pinned in the child; its handle names `callable`.
     Pinned(u32, Option<usize>),
 }
 
@@ -78,20 +81,15 @@ enum Dispatch {
     Run { op: u32 },
 }
 
-/// The L3 shape. See the module doc.
+/// One chip child incarnation and its parent endpoint. See the module doc.
 #[derive(Debug)]
-pub struct L3 {
+pub struct Link {
+    pub unit: u32,
+    pub chip: u32,
+    pub worker: WorkerId,
     parent: ParentEndpoint,
     child: ChildEndpoint,
-    word: u32,
-    store_seq: u64,
-    /// Per side: (value, store seq) it sees.
-    view: [(u32, u64); 2],
-    /// Per side: stores of the other side not yet visible (at, value, seq).
-    incoming: [VecDeque<(u64, u32, u64)>; 2],
-    fields: [Vec<u8>; 4],
-    ring: VecDeque<Vec<u8>>,
-    ring_cap: usize,
+    mem: Memory,
     parent_out: VecDeque<ParentOutput>,
     child_out: VecDeque<ChildOutput>,
     /// A step event is scheduled for the side.
@@ -102,72 +100,27 @@ pub struct L3 {
     reaped: bool,
     fault_death: bool,
     dispatches: BTreeMap<DispatchId, Dispatch>,
-    settle_dispatch: BTreeMap<Handle, DispatchId>,
-    free_dispatch: BTreeMap<Handle, DispatchId>,
-    accepted: BTreeMap<u32, Handle>,
-    acceptance_waiters: BTreeMap<u32, u32>,
-    out: Vec<L3Out>,
     /// Rule 1 bookkeeping: the child copied out the published task / pinned it.
     task_copied: bool,
     task_pinned: bool,
     pub deaths: u64,
 }
 
-fn fi(f: Field) -> usize {
-    match f {
-        Field::Task => 0,
-        Field::Control => 1,
-        Field::TaskResult => 2,
-        Field::ControlResult => 3,
-    }
-}
-
-/// Design.md section 4's table: may `side` move the word `from -> to` by CAS?
-pub fn legal(side: Side, from: WordState, to: WordState) -> bool {
-    use WordState::*;
-    match side {
-        Side::Parent => matches!(
-            (from, to),
-            (Idle, TaskReady)
-                | (Idle, ControlReady { under_task: false })
-                | (TaskRunning, ControlReady { under_task: true })
-                | (ControlDone { under_task: true }, TaskRunning)
-                | (ControlDone { under_task: false }, Idle)
-                | (TaskDone, Idle)
-        ),
-        Side::Child => matches!(
-            (from, to),
-            (TaskReady, TaskRunning)
-                | (TaskReady, TaskDone)
-                | (ControlReady { under_task: false }, ControlDone { under_task: false })
-                | (ControlReady { under_task: true }, ControlDone { under_task: true })
-                | (TaskRunning, TaskDone)
-        ),
-    }
-}
-
-impl L3 {
-    pub fn new(cx: &mut Ctx) -> L3 {
+impl Link {
+    pub fn new(cx: &mut Ctx, unit: u32, chip: u32, worker: WorkerId) -> Link {
         // Small rings, often 1 entry, so "ring full" (S11) is common.
         let ring_cap = if cx.rng.coin() { 1 } else { cx.rng.range(2, 4) as usize };
-        cx.trace.name_track(TRACK_WORD, "mailbox word");
-        cx.trace.name_track(TRACK_PARENT, "parent endpoint");
-        cx.trace.name_track(TRACK_CHILD, "child endpoint");
-        L3 {
+        let t = 16 * unit;
+        cx.trace.name_track(TRACK_WORD + t, format!("chip {chip} mailbox word (unit {unit})"));
+        cx.trace.name_track(TRACK_PARENT + t, format!("chip {chip} parent endpoint (unit {unit})"));
+        cx.trace.name_track(TRACK_CHILD + t, format!("chip {chip} child endpoint (unit {unit})"));
+        Link {
+            unit,
+            chip,
+            worker,
             parent: ParentEndpoint::new(),
             child: ChildEndpoint::new(),
-            word: WordState::Idle.encode(),
-            store_seq: 0,
-            view: [(WordState::Idle.encode(), 0); 2],
-            incoming: [VecDeque::new(), VecDeque::new()],
-            fields: [
-                vec![0; TASK_FRAME_BYTES],
-                vec![0; CONTROL_FRAME_BYTES],
-                vec![0; TASK_RESULT_BYTES],
-                vec![0; CONTROL_RESULT_BYTES],
-            ],
-            ring: VecDeque::new(),
-            ring_cap,
+            mem: Memory::new(ring_cap),
             parent_out: VecDeque::new(),
             child_out: VecDeque::new(),
             scheduled: [false; 2],
@@ -176,11 +129,6 @@ impl L3 {
             reaped: false,
             fault_death: false,
             dispatches: BTreeMap::new(),
-            settle_dispatch: BTreeMap::new(),
-            free_dispatch: BTreeMap::new(),
-            accepted: BTreeMap::new(),
-            acceptance_waiters: BTreeMap::new(),
-            out: Vec::new(),
             task_copied: false,
             task_pinned: false,
             deaths: 0,
@@ -191,20 +139,14 @@ impl L3 {
         self.child_dead
     }
 
-    pub fn take_resolved(&mut self) -> Vec<L3Out> {
-        std::mem::take(&mut self.out)
+    /// The child is dead and the parent has reaped it: nothing of this
+    /// incarnation acts again.
+    pub fn reaped(&self) -> bool {
+        self.reaped
     }
 
-    pub fn accepted(&self, op: u32) -> Option<Handle> {
-        self.accepted.get(&op).copied()
-    }
-
-    pub fn notify_acceptance(&mut self, op: u32, caller: u32) {
-        if self.accepted.contains_key(&op) {
-            self.out.push(L3Out::WakeCaller(caller));
-        } else {
-            self.acceptance_waiters.insert(op, caller);
-        }
+    fn track(&self, t: u32) -> u32 {
+        t + 16 * self.unit
     }
 
     // ---- shared memory -----------------------------------------------------
@@ -218,58 +160,40 @@ impl L3 {
             let base = cx.opts.poll.sample(&mut cx.rng);
             // A slow side (descheduled process): the slow-lane fault applies.
             let d = cx.lane_latency(base);
-            cx.at(d, if side == P { Ev::ParentStep } else { Ev::ChildStep });
+            cx.at(d, if side == P { Ev::ParentStep(self.unit) } else { Ev::ChildStep(self.unit) });
         }
     }
 
-    /// A store by `side` (a CAS that succeeded, or the poison swap).
+    /// A store by `side` (a transition that took effect, or the poison swap).
     fn store(&mut self, cx: &mut Ctx, side: usize, v: u32) {
-        self.word = v;
-        self.store_seq += 1;
-        let seq = self.store_seq;
-        self.view[side] = (v, seq);
-        let other = 1 - side;
         let max = cx.opts.faults.word_delay_max_ns;
         let delay = if max > 0 && cx.faults_on { cx.rng.below(max + 1) } else { 0 };
-        let at = self.incoming[other].back().map_or(0, |e| e.0).max(cx.now + delay);
-        self.incoming[other].push_back((at, v, seq));
+        let at = self.mem.store(side, v, cx.now + delay);
+        let other = 1 - side;
         if at == cx.now {
-            self.catch_up(cx.now, other);
+            self.mem.catch_up(cx.now, other);
             self.wake(cx, other);
         } else {
-            cx.at(at - cx.now, Ev::WordVisible(other as u32));
+            cx.at(at - cx.now, Ev::WordVisible(self.unit, other as u32));
         }
         if cx.trace.recording() {
             let name = format!("{:?}", WordState::decode(v));
-            cx.trace.instant(TRACK_WORD, name, cx.now);
-        }
-    }
-
-    fn catch_up(&mut self, now: u64, side: usize) {
-        while let Some(&(at, v, seq)) = self.incoming[side].front() {
-            if at > now {
-                break;
-            }
-            self.incoming[side].pop_front();
-            if seq > self.view[side].1 {
-                self.view[side] = (v, seq);
-            }
+            cx.trace.instant(self.track(TRACK_WORD), name, cx.now);
         }
     }
 
     fn cas(&mut self, cx: &mut Ctx, side: usize, from: WordState, to: WordState) -> Result<(), u32> {
-        if self.word != from.encode() {
-            // A failed CAS reads the true value.
-            self.view[side] = (self.word, self.store_seq);
-            return Err(self.word);
-        }
+        let before = self.mem.transition(side, from, to)?;
         let s = if side == P { Side::Parent } else { Side::Child };
-        if !legal(s, from, to) {
-            cx.check.fail(|| format!("{s:?} moved the word {from:?} -> {to:?}: not a legal transition"));
+        let actual = WordState::decode(before);
+        if actual != Some(from) || !legal(s, from, to) {
+            cx.check.fail(|| {
+                format!("{s:?} moved the word {actual:?} -> {to:?} (meant {from:?} -> {to:?}): not a legal transition")
+            });
         }
         if s == Side::Parent && from == WordState::TaskRunning {
             // Rule 3: only chip-callable controls may enter during a task.
-            if let Ok(Frame::Control(c)) = Frame::decode_field(&self.fields[fi(Field::Control)], FrameKind::Control) {
+            if let Some(Frame::Control(c)) = self.mem.peek(Field::Control, FrameKind::Control) {
                 if !c.op.allowed_during_task() {
                     cx.check.fail(|| format!("rule 3: {:?} control entered during TASK_RUNNING", c.op));
                 }
@@ -291,26 +215,13 @@ impl L3 {
         Ok(())
     }
 
-    fn write(&mut self, cx: &mut Ctx, field: Field, frame: &Frame, torn: bool) {
-        let buf = &mut self.fields[fi(field)];
-        if torn {
-            // The writer dies half-way: a prefix of the bytes lands.
-            if let Ok(bytes) = frame.encode() {
-                let n = cx.rng.below(bytes.len() as u64) as usize;
-                buf[..n].copy_from_slice(&bytes[..n]);
-            }
-            return;
-        }
-        if let Err(e) = frame.encode_into(buf) {
-            cx.check.fail(|| format!("frame did not encode into {field:?}: {e:?}"));
+    fn write(&mut self, cx: &mut Ctx, field: Field, frame: &Frame) {
+        if !self.mem.write(field, frame) {
+            cx.check.fail(|| format!("frame did not encode into {field:?}"));
         }
     }
 
-    fn read(&self, field: Field) -> Result<Frame, FrameError> {
-        Frame::decode_field(&self.fields[fi(field)], kind_in(field))
-    }
-
-    // ---- submissions -------------------------------------------------------
+    // ---- submissions (after the world's routing) ----------------------------
 
     fn submit_control(
         &mut self,
@@ -318,15 +229,16 @@ impl L3 {
         slot: SlotIndex,
         generation: Generation,
         op: ControlOp,
+        out: &mut Vec<L3Out>,
     ) -> Result<DispatchId, ControlError> {
         let r = self.parent.handle(ParentInput::SubmitControl { slot, generation, op });
-        self.drain_parent(cx);
+        self.drain_parent(cx, out);
         self.parked_at[P] = None;
         self.wake(cx, P);
         match r {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err(ControlError::Endpoint(EndpointError::ShutDown)),
-            Err(chiplane_core::mailbox::parent::ParentError::Submit(e)) => Err(e.into()),
+            Err(ParentError::Submit(e)) => Err(e.into()),
             Err(e) => {
                 cx.check.fail(|| format!("parent refused a submission: {e:?}"));
                 Err(ControlError::Endpoint(EndpointError::ShutDown))
@@ -334,52 +246,59 @@ impl L3 {
         }
     }
 
-    pub fn submit_register(&mut self, cx: &mut Ctx, op: u32, caller: u32, k: usize, spec: &CallableSpec) {
-        let r = self.submit_control(cx, SlotIndex(0), Generation(0), ControlOp::Register { spec: spec.clone() });
-        match r {
+    pub fn submit_register(
+        &mut self,
+        cx: &mut Ctx,
+        op: u32,
+        caller: u32,
+        k: usize,
+        spec: &CallableSpec,
+        out: &mut Vec<L3Out>,
+    ) {
+        let register = ControlOp::Register { spec: spec.clone() };
+        match self.submit_control(cx, SlotIndex(0), Generation::NONE, register, out) {
             Ok(d) => {
                 self.dispatches.insert(d, Dispatch::Register { op, caller, callable: k, reply: None });
             }
-            Err(e) => self.out.push(L3Out::Resolve(op, OpResult::Register(Err(register_error(e))))),
+            Err(e) => out.push(L3Out::Resolve(op, OpResult::Register(Err(register_error(e))))),
         }
     }
 
-    pub fn submit_unregister(&mut self, cx: &mut Ctx, op: u32, h: Handle) {
-        if h.worker != WORKER {
-            let e = UnregisterError::Handle(HandleError::Foreign { expected: WORKER, got: h.worker });
-            self.out.push(L3Out::Resolve(op, OpResult::Unregister(Err(e))));
+    pub fn submit_unregister(&mut self, cx: &mut Ctx, op: u32, h: Handle, out: &mut Vec<L3Out>) {
+        // The handle must be this incarnation's (frames carry no worker).
+        if let Err(e) = h.check_worker(self.worker) {
+            out.push(L3Out::Resolve(op, OpResult::Unregister(Err(UnregisterError::Handle(e)))));
             return;
         }
-        match self.submit_control(cx, h.index, h.generation, ControlOp::Unregister) {
+        match self.submit_control(cx, h.index, h.generation, ControlOp::Unregister, out) {
             Ok(d) => {
                 self.dispatches.insert(d, Dispatch::Unregister { op });
             }
-            Err(e) => self.out.push(L3Out::Resolve(op, OpResult::Unregister(Err(unregister_error(e))))),
+            Err(e) => out.push(L3Out::Resolve(op, OpResult::Unregister(Err(unregister_error(e))))),
         }
     }
 
-    pub fn submit_memory(&mut self, cx: &mut Ctx, op: u32, bytes: u64, free: bool) {
-        if WordState::decode(self.word).is_some_and(|w| w.task_outstanding()) {
+    pub fn submit_memory(&mut self, cx: &mut Ctx, op: u32, bytes: u64, free: bool, out: &mut Vec<L3Out>) {
+        if self.mem.state().is_some_and(|w| w.task_outstanding()) {
             cx.cov.hit(8);
         }
-        match self.submit_control(cx, SlotIndex(0), Generation(0), ControlOp::Memory { bytes, free }) {
+        match self.submit_control(cx, SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes, free }, out) {
             Ok(d) => {
                 self.dispatches.insert(d, Dispatch::Memory { op });
             }
-            Err(e) => self.out.push(L3Out::Resolve(op, OpResult::Memory(Err(e)))),
+            Err(e) => out.push(L3Out::Resolve(op, OpResult::Memory(Err(e)))),
         }
     }
 
-    pub fn submit_run(&mut self, cx: &mut Ctx, op: u32, h: Handle, args: TaskArgs) {
-        if h.worker != WORKER {
-            let e = RunError::Handle(HandleError::Foreign { expected: WORKER, got: h.worker });
-            self.out.push(L3Out::Resolve(op, OpResult::Run(Err(e))));
+    pub fn submit_run(&mut self, cx: &mut Ctx, op: u32, h: Handle, args: TaskArgs, out: &mut Vec<L3Out>) {
+        if let Err(e) = h.check_worker(self.worker) {
+            out.push(L3Out::Resolve(op, OpResult::Run(Err(RunError::Handle(e)))));
             return;
         }
         let input =
             ParentInput::SubmitTask { slot: h.index, generation: h.generation, config: RunConfig::default(), args };
         let r = self.parent.handle(input);
-        self.drain_parent(cx);
+        self.drain_parent(cx, out);
         self.parked_at[P] = None;
         self.wake(cx, P);
         match r {
@@ -387,9 +306,7 @@ impl L3 {
                 self.dispatches.insert(d, Dispatch::Run { op });
             }
             Ok(None) => cx.check.fail(|| "task submission returned no dispatch".into()),
-            Err(chiplane_core::mailbox::parent::ParentError::Submit(e)) => {
-                self.out.push(L3Out::Resolve(op, OpResult::Run(Err(e.into()))))
-            }
+            Err(ParentError::Submit(e)) => out.push(L3Out::Resolve(op, OpResult::Run(Err(e.into())))),
             Err(e) => cx.check.fail(|| format!("parent refused a task: {e:?}")),
         }
     }
@@ -397,22 +314,23 @@ impl L3 {
     // ---- the parent --------------------------------------------------------
 
     /// Move the parent's outputs to its queue; resolutions take effect at once.
-    fn drain_parent(&mut self, cx: &mut Ctx) {
+    fn drain_parent(&mut self, cx: &mut Ctx, out: &mut Vec<L3Out>) {
         while let Some(o) = self.parent.poll() {
             match o {
                 ParentOutput::TaskDone { dispatch, result } => match self.dispatches.remove(&dispatch) {
-                    Some(Dispatch::Run { op }) => self.out.push(L3Out::Resolve(op, OpResult::Run(result))),
+                    Some(Dispatch::Run { op }) => out.push(L3Out::Resolve(op, OpResult::Run(result))),
                     other => cx.check.fail(|| format!("TaskDone for {dispatch:?}: {other:?}")),
                 },
-                ParentOutput::ControlDone { dispatch, result } => self.control_done(cx, dispatch, result),
+                ParentOutput::ControlDone { dispatch, result } => self.control_done(cx, dispatch, result, out),
                 ParentOutput::Settled { dispatch, result } => match self.dispatches.remove(&dispatch) {
                     Some(Dispatch::Register { op, reply: Some(reply), .. }) => {
+                        let worker = self.worker;
                         let r = register_outcome(reply, result).map(|(index, generation)| Handle {
-                            worker: WORKER,
+                            worker,
                             index,
                             generation,
                         });
-                        self.out.push(L3Out::Resolve(op, OpResult::Register(r)));
+                        out.push(L3Out::Resolve(op, OpResult::Register(r)));
                     }
                     // The free of a final unregister (its op resolved at ControlDone).
                     Some(Dispatch::Unregister { .. }) | None => {}
@@ -423,7 +341,13 @@ impl L3 {
         }
     }
 
-    fn control_done(&mut self, cx: &mut Ctx, dispatch: DispatchId, result: Result<ControlReply, ControlError>) {
+    fn control_done(
+        &mut self,
+        cx: &mut Ctx,
+        dispatch: DispatchId,
+        result: Result<ControlReply, ControlError>,
+        out: &mut Vec<L3Out>,
+    ) {
         let Some(d) = self.dispatches.remove(&dispatch) else {
             cx.check.fail(|| format!("ControlDone for unknown {dispatch:?}"));
             return;
@@ -431,22 +355,18 @@ impl L3 {
         match d {
             Dispatch::Register { op, caller, callable, .. } => match result {
                 Ok(reply @ ControlReply::Registered { slot, generation, fresh }) => {
-                    let handle = Handle { worker: WORKER, index: slot, generation };
-                    self.out.push(L3Out::Hold { caller, handle, callable });
-                    self.accepted.insert(op, handle);
-                    if let Some(c) = self.acceptance_waiters.remove(&op) {
-                        self.out.push(L3Out::WakeCaller(c));
-                    }
+                    let handle = Handle { worker: self.worker, index: slot, generation };
+                    out.push(L3Out::Hold { op, caller, handle, callable, chip: self.chip });
                     if fresh {
                         // Resolves on the settlement (or the endpoint's death).
                         self.dispatches
                             .insert(dispatch, Dispatch::Register { op, caller, callable, reply: Some(reply) });
                     } else {
-                        self.out.push(L3Out::Resolve(op, OpResult::Register(Ok(handle))));
+                        out.push(L3Out::Resolve(op, OpResult::Register(Ok(handle))));
                     }
                 }
                 Ok(other) => cx.check.fail(|| format!("register answered {other:?}")),
-                Err(e) => self.out.push(L3Out::Resolve(op, OpResult::Register(Err(register_error(e))))),
+                Err(e) => out.push(L3Out::Resolve(op, OpResult::Register(Err(register_error(e))))),
             },
             Dispatch::Unregister { op } => {
                 let r = match result {
@@ -463,41 +383,42 @@ impl L3 {
                     }
                     Err(e) => Err(unregister_error(e)),
                 };
-                self.out.push(L3Out::Resolve(op, OpResult::Unregister(r)));
+                out.push(L3Out::Resolve(op, OpResult::Unregister(r)));
             }
-            Dispatch::Memory { op } => {
-                let r = result.map(|_| ());
-                self.out.push(L3Out::Resolve(op, OpResult::Memory(r)));
-            }
+            Dispatch::Memory { op } => out.push(L3Out::Resolve(op, OpResult::Memory(result.map(|_| ())))),
             Dispatch::Run { .. } => cx.check.fail(|| "ControlDone for a task".into()),
         }
     }
 
-    fn feed_parent(&mut self, cx: &mut Ctx, input: ParentInput) {
+    fn feed_parent(&mut self, cx: &mut Ctx, input: ParentInput, out: &mut Vec<L3Out>) {
         if let Err(e) = self.parent.handle(input) {
             cx.check.fail(|| format!("parent refused driver input: {e:?}"));
         }
-        self.drain_parent(cx);
+        self.drain_parent(cx, out);
     }
 
-    fn parent_step(&mut self, cx: &mut Ctx, chip: &mut ChipSide) {
-        self.catch_up(cx.now, P);
+    /// The parent is poisoned or its child gone (rule 12 applies).
+    fn parent_finished(&self) -> bool {
+        self.parent.poisoned().is_some() || self.parent.gone().is_some()
+    }
+
+    fn parent_step(&mut self, cx: &mut Ctx, lanes: &mut Lanes, out: &mut Vec<L3Out>) {
+        self.mem.catch_up(cx.now, P);
         // Completions first: the parent drains the ring whenever it runs.
-        if let Some(bytes) = self.ring.pop_front() {
-            let r = Frame::decode_field(&bytes, FrameKind::Completion);
-            self.feed_parent(cx, ParentInput::Completion(r));
+        if let Some(r) = self.mem.pop() {
+            self.feed_parent(cx, ParentInput::Completion(r), out);
             self.wake(cx, C);
             self.wake(cx, P);
             return;
         }
         let Some(o) = self.parent_out.pop_front() else {
             if self.parent.wants_word() {
-                let key = (self.view[P].1, self.ring.len());
+                let key = (self.mem.view(P).1, self.mem.ring_len());
                 if self.parked_at[P] == Some(key) {
                     return; // park: nothing changed since the last look
                 }
-                let raw = self.view[P].0;
-                self.feed_parent(cx, ParentInput::Observed(raw));
+                let raw = self.mem.view(P).0;
+                self.feed_parent(cx, ParentInput::Observed(raw), out);
                 if self.parent_out.is_empty() {
                     self.parked_at[P] = Some(key);
                     return;
@@ -508,17 +429,22 @@ impl L3 {
             return;
         };
         if cx.trace.recording() {
-            cx.trace.instant(TRACK_PARENT, parent_label(&o), cx.now);
+            cx.trace.instant(self.track(TRACK_PARENT), parent_label(&o), cx.now);
+        }
+        if o.is_memory() && self.parent_finished() {
+            // Issued before the child was gone, executed after: the parent
+            // must accept and ignore the answer (rule 12).
+            cx.cov.hit(Coverage::STALE_ANSWER);
         }
         match o {
-            ParentOutput::Write { field, frame } => self.write(cx, field, &frame, false),
+            ParentOutput::Write { field, frame } => self.write(cx, field, &frame),
             ParentOutput::Cas { from, to } => {
                 let r = self.cas(cx, P, from, to);
-                self.feed_parent(cx, ParentInput::CasResult(r));
+                self.feed_parent(cx, ParentInput::CasResult(r), out);
             }
             ParentOutput::Read { field } => {
-                let r = self.read(field);
-                self.feed_parent(cx, ParentInput::ReadResult(r));
+                let r = self.mem.read(field);
+                self.feed_parent(cx, ParentInput::ReadResult(r), out);
             }
             ParentOutput::Poison { reason } => {
                 if !(self.fault_death && reason == PoisonReason::ChildDied) {
@@ -527,9 +453,9 @@ impl L3 {
                 self.store(cx, P, WordState::Poisoned.encode());
                 if !self.reaped {
                     // Kill and reap the child, then report it gone.
-                    self.kill(cx, chip);
+                    self.kill(cx, lanes);
                     self.reaped = true;
-                    self.feed_parent(cx, ParentInput::ChildGone(EndpointError::Poisoned(reason)));
+                    self.feed_parent(cx, ParentInput::ChildGone(EndpointError::Poisoned(reason)), out);
                 }
             }
             other => cx.check.fail(|| format!("parent output not drained: {other:?}")),
@@ -554,35 +480,34 @@ impl L3 {
         self.wake(cx, C);
     }
 
-    fn kill(&mut self, cx: &mut Ctx, chip: &mut ChipSide) {
+    fn kill(&mut self, cx: &mut Ctx, lanes: &mut Lanes) {
         if self.child_dead {
             return;
         }
         self.child_dead = true;
         self.child_out.clear();
-        chip.dead = true;
-        chip.chip.reclaim_all();
+        lanes.kill();
         self.deaths += 1;
         cx.cov.hit(9);
-        cx.trace.instant(TRACK_CHILD, "child died", cx.now);
+        cx.trace.instant(self.track(TRACK_CHILD), "child died", cx.now);
     }
 
-    fn child_step(&mut self, cx: &mut Ctx, chip: &mut ChipSide) {
+    fn child_step(&mut self, cx: &mut Ctx, lanes: &mut Lanes, out: &mut Vec<L3Out>) {
         if self.child_dead {
             return;
         }
-        self.catch_up(cx.now, C);
+        self.mem.catch_up(cx.now, C);
         let Some(o) = self.child_out.pop_front() else {
             if self.child.wants_word() {
-                let free = self.ring_cap - self.ring.len();
+                let free = self.mem.ring_free();
                 if free == 0 && self.child.completions_held() > 0 {
                     cx.cov.hit(11);
                 }
-                let key = (self.view[C].1, free);
+                let key = (self.mem.view(C).1, free);
                 if self.parked_at[C] == Some(key) {
                     return;
                 }
-                let word = self.view[C].0;
+                let word = self.mem.view(C).0;
                 self.feed_child(cx, ChildInput::Observed { word, ring_free: free });
                 if self.child_out.is_empty() {
                     self.parked_at[C] = Some(key);
@@ -593,38 +518,59 @@ impl L3 {
         // Fault: the child dies at this protocol step (mid-write: torn frame).
         if cx.faults_on && cx.rng.below(10_000) < u64::from(cx.opts.faults.child_death) {
             if let ChildOutput::Write { field, frame } = &o {
-                self.write(cx, *field, frame, true);
+                let rng = &mut cx.rng;
+                self.mem.write_torn(*field, frame, |len| rng.below(len as u64) as usize);
             }
             self.fault_death = true;
-            self.kill(cx, chip);
+            self.kill(cx, lanes);
             let d = cx.rng.range(1_000, 500_000);
-            cx.at(d, Ev::ChildReaped);
+            cx.at(d, Ev::ChildReaped(self.unit));
             return;
         }
         if cx.trace.recording() {
-            cx.trace.instant(TRACK_CHILD, child_label(&o), cx.now);
+            cx.trace.instant(self.track(TRACK_CHILD), child_label(&o), cx.now);
         }
         match o {
             ChildOutput::Read { field } => {
-                let r = self.read(field);
-                if field == Field::Task && self.view[C].0 == WordState::TaskReady.encode() {
+                let r = self.mem.read(field);
+                if field == Field::Task && self.mem.view(C).0 == WordState::TaskReady.encode() {
                     self.task_copied = true;
                 }
                 self.feed_child(cx, ChildInput::ReadResult(r));
             }
             ChildOutput::AcceptTask(frame) => {
-                let handle = Handle { worker: WORKER, index: frame.id.slot, generation: frame.id.generation };
-                let answer = match chip.submit_run(cx, handle, frame.id.dispatch.0, frame.args) {
-                    Ok(()) => {
+                let dispatch = frame.id.dispatch;
+                let handle = Handle { worker: self.worker, index: frame.id.slot, generation: frame.id.generation };
+                let answer = match lanes.feed(cx, ChipInput::Task(frame)) {
+                    Ok(ChipReply::Queued) => {
                         self.task_pinned = true;
+                        if let Some(Dispatch::Run { op }) = self.dispatches.get(&dispatch) {
+                            let digest = cx.check.model(self.unit).digest_of(handle);
+                            let callable = digest.and_then(|d| cx.opts.callables.iter().position(|c| c.digest == d));
+                            out.push(L3Out::Pinned(*op, callable));
+                        }
                         ChildInput::TaskAccepted
                     }
-                    Err(e) => ChildInput::TaskRejected(e),
+                    Err(ChipRefusal::Run(e)) => ChildInput::TaskRejected(e),
+                    other => {
+                        cx.check.fail(|| format!("the chip side answered a task with {other:?}"));
+                        return;
+                    }
                 };
                 self.feed_child(cx, answer);
             }
             ChildOutput::ApplyControl(frame) => {
-                let answer = self.apply_control(cx, chip, frame.id, &frame.op);
+                if !frame.op.allowed_during_task() && self.child.task().is_some() {
+                    cx.check.fail(|| "memory control applied while the child holds a task".into());
+                }
+                let answer = match lanes.feed(cx, ChipInput::Control(frame)) {
+                    Ok(ChipReply::Control(reply)) => Ok(reply),
+                    Err(ChipRefusal::Control(e)) => Err(e),
+                    other => {
+                        cx.check.fail(|| format!("the chip side answered a control with {other:?}"));
+                        return;
+                    }
+                };
                 let before = self.child_out.len();
                 self.feed_child(cx, ChildInput::ControlApplied(answer));
                 // Rule 9: the result is written now, never after a lane wait.
@@ -636,27 +582,28 @@ impl L3 {
                 }
             }
             ChildOutput::Write { field, frame } => {
-                let under_control = matches!(
-                    WordState::decode(self.word),
-                    Some(WordState::ControlReady { .. } | WordState::ControlDone { .. })
-                );
+                let under_control =
+                    matches!(self.mem.state(), Some(WordState::ControlReady { .. } | WordState::ControlDone { .. }));
                 if under_control && matches!(frame, Frame::TaskResult(_)) {
                     cx.cov.hit(2);
                 }
-                self.write(cx, field, &frame, false)
+                self.write(cx, field, &frame)
             }
             ChildOutput::Cas { from, to } => {
                 let r = self.cas(cx, C, from, to);
                 self.feed_child(cx, ChildInput::CasResult(r));
             }
             ChildOutput::Push(frame) => {
-                if self.ring.len() >= self.ring_cap {
+                let pushed = match Frame::Completion(frame).encode() {
+                    Ok(b) => self.mem.push(b),
+                    Err(e) => {
+                        cx.check.fail(|| format!("completion did not encode: {e:?}"));
+                        return;
+                    }
+                };
+                if !pushed {
                     cx.check.fail(|| "child pushed into a full ring".into());
                     return;
-                }
-                match Frame::Completion(frame).encode() {
-                    Ok(b) => self.ring.push_back(b),
-                    Err(e) => cx.check.fail(|| format!("completion did not encode: {e:?}")),
                 }
                 self.wake(cx, P);
                 self.parked_at[P] = None;
@@ -669,80 +616,18 @@ impl L3 {
         self.wake(cx, C);
     }
 
-    fn apply_control(
-        &mut self,
-        cx: &mut Ctx,
-        chip: &mut ChipSide,
-        id: FrameId,
-        op: &ControlOp,
-    ) -> Result<ControlReply, ControlError> {
-        match op {
-            ControlOp::Register { spec } => {
-                if spec.kind != TargetKind::ChipCallable {
-                    return Err(ControlError::Register(RegisterError::WrongTarget));
-                }
-                match chip.feed(cx, SlotInput::Register { digest: spec.digest() }) {
-                    Ok(SlotReply::Registered { handle, fresh }) => {
-                        if fresh {
-                            self.settle_dispatch.insert(handle, id.dispatch);
-                        }
-                        Ok(ControlReply::Registered { slot: handle.index, generation: handle.generation, fresh })
-                    }
-                    Err(SlotError::Register(e)) => Err(ControlError::Register(e)),
-                    other => {
-                        cx.check.fail(|| format!("register replied {other:?}"));
-                        Err(ControlError::Register(RegisterError::TableFull))
-                    }
-                }
-            }
-            ControlOp::Unregister => {
-                let handle = Handle { worker: WORKER, index: id.slot, generation: id.generation };
-                match chip.feed(cx, SlotInput::Unregister { handle }) {
-                    Ok(SlotReply::Unregistered { last }) => {
-                        if last {
-                            self.free_dispatch.insert(handle, id.dispatch);
-                        }
-                        Ok(ControlReply::Unregistered { last })
-                    }
-                    Err(SlotError::Unregister(e)) => Err(ControlError::Unregister(e)),
-                    other => {
-                        cx.check.fail(|| format!("unregister replied {other:?}"));
-                        Err(ControlError::Unregister(UnregisterError::NotRegistered))
-                    }
-                }
-            }
-            ControlOp::Memory { .. } | ControlOp::Domain { .. } => {
-                if self.child.task().is_some() {
-                    cx.check.fail(|| "memory control applied while the child holds a task".into());
-                }
-                Ok(ControlReply::Done)
-            }
-        }
-    }
-
-    /// Route what the chip side owes to the child.
-    fn route_notes(&mut self, cx: &mut Ctx, chip: &mut ChipSide) {
-        while let Some(n) = chip.notes.pop_front() {
+    /// Route what the chip side owes to the child endpoint.
+    fn route_notes(&mut self, cx: &mut Ctx, lanes: &mut Lanes) {
+        while let Some(n) = lanes.notes.pop_front() {
             match n {
-                Note::Settled { handle, result } => {
-                    if let Some(d) = self.settle_dispatch.remove(&handle) {
-                        let id = FrameId { dispatch: d, slot: handle.index, generation: handle.generation };
-                        self.feed_child(cx, ChildInput::Settled { id, settlement: Settlement::Prepared(result) });
-                    }
+                Note::Event(chiplane_core::chipside::ChildEvent::RunFinished { dispatch, result }) => {
+                    self.feed_child(cx, ChildInput::RunFinished { dispatch, result });
                 }
-                Note::Freed { handle } => {
-                    if let Some(d) = self.free_dispatch.remove(&handle) {
-                        let id = FrameId { dispatch: d, slot: handle.index, generation: handle.generation };
-                        self.feed_child(cx, ChildInput::Settled { id, settlement: Settlement::Freed });
-                    }
+                Note::Event(chiplane_core::chipside::ChildEvent::Settled { id, settlement }) => {
+                    self.feed_child(cx, ChildInput::Settled { id, settlement });
                 }
-                Note::Pinned { token, callable } => {
-                    if let Some(Dispatch::Run { op }) = self.dispatches.get(&DispatchId(token)) {
-                        self.out.push(L3Out::Pinned(*op, callable));
-                    }
-                }
-                Note::RunFinished { token, result } => {
-                    self.feed_child(cx, ChildInput::RunFinished { dispatch: DispatchId(token), result });
+                Note::Resolve { op, .. } => {
+                    cx.check.fail(|| format!("an L3 chip side resolved caller op {op} directly"));
                 }
             }
         }
@@ -750,54 +635,66 @@ impl L3 {
 
     // ---- the world's hooks ---------------------------------------------------
 
-    pub fn step(&mut self, ev: Ev, cx: &mut Ctx, chip: &mut ChipSide) {
+    pub fn step(&mut self, ev: Ev, cx: &mut Ctx, lanes: &mut Lanes, out: &mut Vec<L3Out>) {
         match ev {
-            Ev::ParentStep => {
+            Ev::ParentStep(_) => {
                 self.scheduled[P] = false;
-                self.parent_step(cx, chip);
+                self.parent_step(cx, lanes, out);
             }
-            Ev::ChildStep => {
+            Ev::ChildStep(_) => {
                 self.scheduled[C] = false;
-                self.child_step(cx, chip);
+                self.child_step(cx, lanes, out);
             }
-            Ev::WordVisible(side) => {
+            Ev::WordVisible(_, side) => {
                 let side = side as usize;
-                self.catch_up(cx.now, side);
+                self.mem.catch_up(cx.now, side);
                 self.wake(cx, side);
             }
-            Ev::ChildReaped if !self.reaped => {
+            Ev::ChildReaped(_) if !self.reaped => {
+                // The reaper makes sure the child cannot serve again (the
+                // word goes POISONED, one way), then the parent learns.
+                self.store(cx, P, WordState::Poisoned.encode());
                 self.reaped = true;
-                self.feed_parent(cx, ParentInput::ChildGone(EndpointError::ChildDied));
+                self.feed_parent(cx, ParentInput::ChildGone(EndpointError::ChildDied), out);
                 self.parked_at[P] = None;
                 self.wake(cx, P);
+                if cx.rng.per_mille(cx.opts.faults.restart) {
+                    let d = cx.rng.range(1_000, 2_000_000);
+                    cx.at(d, Ev::Restart(self.chip));
+                }
             }
             _ => {}
         }
     }
 
-    pub fn pump(&mut self, cx: &mut Ctx, chip: &mut ChipSide) {
+    /// Route the chip side's events; wake the parent if it has work.
+    pub fn pump(&mut self, cx: &mut Ctx, lanes: &mut Lanes) -> bool {
+        let routed = !lanes.notes.is_empty();
         if self.child_dead {
-            chip.notes.clear();
+            lanes.notes.clear();
         } else {
-            self.route_notes(cx, chip);
+            self.route_notes(cx, lanes);
         }
         if !self.parent_out.is_empty() {
             self.wake(cx, P);
         }
+        routed
     }
 
     pub fn liveness(&self) -> Result<(), String> {
         if self.parent.outstanding() && !self.reaped {
             return Err(format!(
-                "parent still has work outstanding (word {:?}, {} settlements owed, child task {:?} control {:?})",
-                WordState::decode(self.word),
+                "unit {}: parent still has work outstanding (word {:?}, {} settlements owed, child task {:?} \
+                 control {:?})",
+                self.unit,
+                self.mem.state(),
                 self.parent.settlements_owed(),
                 self.child.task(),
                 self.child.control()
             ));
         }
         if let Some((d, x)) = self.dispatches.iter().next() {
-            return Err(format!("dispatch {d:?} ({x:?}) never resolved"));
+            return Err(format!("unit {}: dispatch {d:?} ({x:?}) never resolved", self.unit));
         }
         Ok(())
     }

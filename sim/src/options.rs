@@ -76,6 +76,9 @@ pub struct Faults {
     /// L3: largest delay before a state-word store becomes visible to the
     /// other side.
     pub word_delay_max_ns: u64,
+    /// L3: per mille, a dead chip child is restarted (a new incarnation with
+    /// a new `WorkerId` on a fresh mailbox) once it was reaped.
+    pub restart: u32,
 }
 
 /// Everything a seed decides before the run starts.
@@ -94,6 +97,8 @@ pub struct Options {
     pub bad_input: u32,
     /// Per mille of operations issued async (the rest are sync).
     pub async_ops: u32,
+    /// L3: chips (one child, mailbox and chip side each): 1 or 2. L2: 1.
+    pub chips: u32,
     pub think: Dist,
     pub wake: Dist,
     pub release: Dist,
@@ -139,8 +144,9 @@ impl Options {
             slow_factor: r.range(2, 20),
             child_death: if shape == Shape::L3 && r.range(0, 3) == 0 { r.range(1, 30) as u32 } else { 0 },
             word_delay_max_ns: if shape == Shape::L3 && r.coin() { r.range(1, 200) * 1000 } else { 0 },
+            restart: 0,
         };
-        Options {
+        let mut opts = Options {
             seed,
             shape,
             callables,
@@ -154,9 +160,16 @@ impl Options {
             wake: Dist { base_ns: 1000, jitter_ns: r.range(0, 50) * 1000 },
             release: Dist { base_ns: 1000, jitter_ns: r.range(0, 100) * 1000 },
             poll: Dist { base_ns: 1000, jitter_ns: r.range(0, 50) * 1000 },
+            chips: 1,
             faults,
             planted_lost_completion: false,
+        };
+        // Drawn last, so the draws above keep their meaning.
+        if shape == Shape::L3 {
+            opts.chips = r.range(1, 2) as u32;
+            opts.faults.restart = if r.range(0, 3) == 0 { 0 } else { r.range(300, 1000) as u32 };
         }
+        opts
     }
 
     /// Total operations the workload will issue (before cleanup).
@@ -170,8 +183,14 @@ impl fmt::Display for Options {
         writeln!(f, "seed {} shape {:?}", self.seed, self.shape)?;
         writeln!(
             f,
-            "  callers {} x {} ops, table capacity {} generation_max {}, bad_input {}/1000, async {}/1000",
-            self.callers, self.ops_per_caller, self.capacity, self.generation_max, self.bad_input, self.async_ops
+            "  chips {}, callers {} x {} ops, table capacity {} generation_max {}, bad_input {}/1000, async {}/1000",
+            self.chips,
+            self.callers,
+            self.ops_per_caller,
+            self.capacity,
+            self.generation_max,
+            self.bad_input,
+            self.async_ops
         )?;
         for (i, c) in self.callables.iter().enumerate() {
             writeln!(f, "  callable {i}: {}{:?} prepare {} run {}", c.spec.kernel, c.spec.params, c.prepare, c.run)?;
@@ -180,7 +199,7 @@ impl fmt::Display for Options {
         write!(
             f,
             "  faults/1000: prepare_fail {} run_fail {} cancel_missed {} replay_completion {} slow_lane {} (x{}) \
-             child_death {}/10000 word_delay_max {}us",
+             child_death {}/10000 restart {} word_delay_max {}us",
             x.prepare_fail,
             x.run_fail,
             x.cancel_missed,
@@ -188,6 +207,7 @@ impl fmt::Display for Options {
             x.slow_lane,
             x.slow_factor,
             x.child_death,
+            x.restart,
             x.word_delay_max_ns / 1000
         )
     }

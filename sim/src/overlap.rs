@@ -188,7 +188,7 @@ pub(crate) fn script_step(w: &mut World) {
             }
             _ => {
                 // Cleanup: unregister both, then done.
-                if let Some((h, _)) = w.callers[0].held.pop() {
+                if let Some((h, _, _)) = w.callers[0].held.pop() {
                     let op = w.unregister(0, h);
                     s.waits.push(op);
                     continue;
@@ -219,6 +219,7 @@ pub fn trial_options(shape: Shape, lat: (u64, u64, u64)) -> Options {
         generation_max: 1000,
         bad_input: 0,
         async_ops: 0,
+        chips: 1,
         think: zero,
         wake: zero,
         release: Dist::fixed(1000),

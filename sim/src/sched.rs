@@ -10,29 +10,33 @@ use crate::options::Options;
 use crate::rng::Rng;
 use crate::trace::Trace;
 
-/// Everything that can happen at an instant.
+/// Everything that can happen at an instant. `u` names a chip-side unit
+/// (one chip child incarnation at L3, the L2 worker's chip side at L2):
+/// events of a unit that died are dropped.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Ev {
     /// A caller issues its next operation.
     CallerStep(u32),
     /// A blocked caller wakes after its handle resolved.
     Wake(u32),
-    /// The register lane's prepare job ends.
-    PrepareDone(u64),
-    /// The register lane's release job ends.
-    ReleaseDone(u64),
-    /// The run lane's run ends.
-    RunDone(u64),
-    /// Fault: an earlier prepare completion is replayed (duplicate or late).
-    Replay,
-    /// L3: the parent endpoint takes a step.
-    ParentStep,
-    /// L3: the child endpoint takes a step.
-    ChildStep,
-    /// L3: a state-word store becomes visible to the other side.
-    WordVisible(u32),
-    /// L3: the parent notices the child died (process exit, reaped).
-    ChildReaped,
+    /// Unit `u`'s register lane finished its prepare.
+    PrepareDone(u32),
+    /// Unit `u`'s register lane finished its release.
+    ReleaseDone(u32),
+    /// Unit `u`'s run lane finished its run.
+    RunDone(u32),
+    /// Fault: an earlier prepare completion of unit `u` is replayed.
+    Replay(u32),
+    /// L3: unit `u`'s parent endpoint takes a step.
+    ParentStep(u32),
+    /// L3: unit `u`'s child endpoint takes a step.
+    ChildStep(u32),
+    /// L3: a state-word store of unit `u` becomes visible to side `.1`.
+    WordVisible(u32, u32),
+    /// L3: the parent notices unit `u`'s child died (process exit, reaped).
+    ChildReaped(u32),
+    /// L3: chip `c` gets a new child incarnation.
+    Restart(u32),
 }
 
 impl Ev {
@@ -40,14 +44,15 @@ impl Ev {
         match *self {
             Ev::CallerStep(c) => 1 << 32 | u64::from(c),
             Ev::Wake(c) => 2 << 32 | u64::from(c),
-            Ev::PrepareDone(j) => 3 << 56 | j,
-            Ev::ReleaseDone(j) => 4 << 56 | j,
-            Ev::RunDone(j) => 5 << 56 | j,
-            Ev::Replay => 6 << 56,
-            Ev::ParentStep => 7 << 56,
-            Ev::ChildStep => 8 << 56,
-            Ev::WordVisible(v) => 9 << 56 | u64::from(v),
-            Ev::ChildReaped => 10 << 56,
+            Ev::PrepareDone(u) => 3 << 56 | u64::from(u),
+            Ev::ReleaseDone(u) => 4 << 56 | u64::from(u),
+            Ev::RunDone(u) => 5 << 56 | u64::from(u),
+            Ev::Replay(u) => 6 << 56 | u64::from(u),
+            Ev::ParentStep(u) => 7 << 56 | u64::from(u),
+            Ev::ChildStep(u) => 8 << 56 | u64::from(u),
+            Ev::WordVisible(u, side) => 9 << 56 | u64::from(u) << 8 | u64::from(side),
+            Ev::ChildReaped(u) => 10 << 56 | u64::from(u),
+            Ev::Restart(c) => 11 << 56 | u64::from(c),
         }
     }
 }
@@ -69,13 +74,22 @@ pub struct Ctx {
     pub cov: Coverage,
 }
 
-/// Reach counts of the named scenarios S1..S11 (design.md section 7), index
-/// 0 = S1. A campaign sums them; a test asserts every one is reached.
+/// Reach counts of the named scenarios S1..S11 and S13 (design.md section
+/// 7), index 0 = S1, and of rule 12's stale answers. A campaign sums them; a
+/// test asserts every one is reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Coverage(pub [u64; 11]);
+pub struct Coverage(pub [u64; Coverage::N]);
 
 impl Coverage {
-    pub const NAMES: [&'static str; 11] = [
+    /// Counters.
+    pub const N: usize = 14;
+    /// Counter of a restart (a new chip child incarnation).
+    pub const RESTART: usize = 12;
+    /// Counter of a handle of another chip or incarnation rejected.
+    pub const FOREIGN_REJECTED: usize = 13;
+    /// Counter of a parent output answered after the child was gone.
+    pub const STALE_ANSWER: usize = 14;
+    pub const NAMES: [&'static str; Coverage::N] = [
         "S1 register during TASK_RUNNING",
         "S2 run done during a control (TASK_DONE deferred)",
         "S3 final unregister with a run pinned (tombstone)",
@@ -87,6 +101,9 @@ impl Coverage {
         "S9 child death",
         "S10 blocked caller woken",
         "S11 completion ring full, settlements held",
+        "S13 restart: a new chip child incarnation",
+        "S13 handle of another chip or incarnation rejected (Foreign)",
+        "rule 12: a parent output answered after the child was gone",
     ];
 
     /// Scenario `n` (1-based) was reached.

@@ -1,20 +1,36 @@
 //! The whole-system simulation of one seed: callers issuing a random
-//! workload against the real core machines, in virtual time, on one thread.
+//! workload ([`crate::workload`]) against the real core machines, in
+//! virtual time, on one thread.
+//!
+//! The chip side is made of *units*: a unit is one `ChipSide` with its
+//! lanes and sim chip ([`Lanes`]) and, at L3, the chip child incarnation
+//! that serves it ([`Link`]). L2 has one unit. L3 has one current unit per
+//! chip (1 or 2 chips); a chip whose child died and was reaped may get a
+//! new unit (a restart: new `WorkerId`, fresh mailbox, fresh chip side).
+//! Unit `u`'s worker is `sim_worker(u + 1)`: every worker of a seed shares
+//! one nonce and gets the next serial, as `WorkerId::fresh` does in one
+//! process.
 
-use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotReply, SlotState};
-use chiplane_core::{
-    CallableSpec, Generation, Handle, RegisterError, RunError, RunOutput, SlotIndex, TargetKind, TaskArgs,
-    UnregisterError, WorkerId,
-};
+use chiplane_core::chipside::Resolution;
+use chiplane_core::slot::SlotLimits;
+use chiplane_core::{Generation, Handle, RegisterError, RunError, RunOutput, TaskArgs, UnregisterError, WorkerId};
 
 use crate::check::Checker;
-use crate::chipside::{ChipSide, Note, TRACK_REGISTER, TRACK_RUN};
-use crate::l3::L3Out;
+use crate::l3::{L3Out, Link};
+use crate::lanes::{Lanes, Note, TRACK_REGISTER, TRACK_RUN};
 use crate::options::{Options, Shape};
-use crate::sched::{Ctx, Ev};
+use crate::sched::{Coverage, Ctx, Ev};
 
-/// The worker id of the simulated chip (L2 worker, or the L3 chip child).
-pub const WORKER: WorkerId = WorkerId(1);
+/// The nonce of every simulated worker id.
+pub const SIM_NONCE: u64 = 0x5133;
+
+/// The worker id with `serial` (unit `serial - 1`).
+pub const fn sim_worker(serial: u64) -> WorkerId {
+    WorkerId((SIM_NONCE as u128) << 64 | serial as u128)
+}
+
+/// The worker id of the first unit (the L2 worker, or chip 0's first child).
+pub const WORKER: WorkerId = sim_worker(1);
 /// Caller tracks start here in the Chrome trace.
 pub const TRACK_CALLER0: u32 = 10;
 /// Hard cap on events per seed (a runaway schedule is a liveness failure).
@@ -45,6 +61,14 @@ impl OpResult {
             OpResult::Memory(Err(e)) => 0x800 | (discriminant(e) << 16),
         }
     }
+
+    /// The handle error it carries, if any.
+    fn handle_error(&self) -> Option<&chiplane_core::HandleError> {
+        match self {
+            OpResult::Run(Err(RunError::Handle(e))) | OpResult::Unregister(Err(UnregisterError::Handle(e))) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 fn discriminant<T: core::fmt::Debug>(e: &T) -> u64 {
@@ -71,8 +95,13 @@ pub struct Op {
     pub kind: OpKind,
     pub issued_ns: u64,
     pub result: Option<OpResult>,
-    /// Runs: the callable the handle named at submission, and the args.
+    /// Runs: the callable the handle named when pinned, and the args.
     pub run: Option<(Option<usize>, TaskArgs)>,
+    /// Runs and unregisters: (the worker of the unit it was sent to, the
+    /// handle's worker), for the crossing check.
+    pub crossing: Option<(WorkerId, WorkerId)>,
+    /// L2 unregister: the chip side said it was the final one.
+    pub last: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,18 +114,19 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) struct Caller {
     pub(crate) phase: Phase,
-    ops_left: u32,
-    /// One entry per registration this caller holds: (handle, callable).
-    pub(crate) held: Vec<(Handle, usize)>,
-    /// Handles it unregistered (material for stale use).
-    retired: Vec<Handle>,
-    pending: Vec<u32>,
+    pub(crate) ops_left: u32,
+    /// One entry per registration this caller holds: (handle, callable, chip).
+    pub(crate) held: Vec<(Handle, usize, u32)>,
+    /// Handles it unregistered (material for stale use), with their chip.
+    pub(crate) retired: Vec<(Handle, u32)>,
+    pub(crate) pending: Vec<u32>,
     pub(crate) blocked_on: Option<u32>,
 }
 
 /// The verdict of one seed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Verdict {
+    #[default]
     Pass,
     Safety(String),
     Liveness(String),
@@ -115,7 +145,7 @@ impl Verdict {
 }
 
 /// The result of one seed.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Report {
     pub verdict: Verdict,
     pub hash: u64,
@@ -125,12 +155,14 @@ pub struct Report {
     pub runs: u64,
     pub prepares: u64,
     pub stale_completions: u64,
-    /// L3: chip child deaths (0 or 1).
+    /// L3: chip child deaths.
     pub deaths: u64,
+    /// L3: chip child restarts (new incarnations).
+    pub restarts: u64,
     /// Handles that resolved with an error.
     pub errors: u64,
     /// Named scenarios reached.
-    pub cov: crate::sched::Coverage,
+    pub cov: Coverage,
     /// Runs whose handle named another callable (or none) when submitted
     /// than when the chip side pinned it (L3: a handle fabricated before its
     /// generation was issued, pinned after).
@@ -138,34 +170,46 @@ pub struct Report {
     pub chrome: Vec<String>,
 }
 
+/// One chip-side unit. See the module doc.
+#[derive(Debug)]
+pub struct Unit {
+    pub chip: u32,
+    pub lanes: Lanes,
+    /// L3: the child incarnation serving it.
+    pub link: Option<Link>,
+}
+
 /// One simulation.
 #[derive(Debug)]
 pub struct World {
     pub cx: Ctx,
-    pub chip: ChipSide,
+    pub units: Vec<Unit>,
+    /// The current unit of each chip.
+    pub current: Vec<u32>,
     pub(crate) callers: Vec<Caller>,
     pub ops: Vec<Op>,
-    /// Register ops waiting for their handle's settlement.
-    reg_waiters: Vec<(Handle, u32)>,
-    working: u32,
-    pub l3: Option<crate::l3::L3>,
+    pub(crate) working: u32,
+    /// L3: the handle each register op was accepted with.
+    accepted: std::collections::BTreeMap<u32, Handle>,
+    /// L3: callers waiting for a register op's acceptance (op -> caller).
+    acceptance_waiters: std::collections::BTreeMap<u32, u32>,
+    limits: SlotLimits,
     /// The overlap experiment's scripted caller (replaces the random workload).
     pub(crate) script: Option<crate::overlap::Script>,
     renamed_runs: u64,
     /// Per run op: the callable its handle named at submission.
-    named_at_submit: Vec<(u32, Option<usize>)>,
+    pub(crate) named_at_submit: Vec<(u32, Option<usize>)>,
+    pub(crate) out: Vec<L3Out>,
 }
 
 impl World {
     pub fn new(opts: Options, record_spans: bool) -> World {
         let limits = SlotLimits { capacity: opts.capacity, generation_max: Generation(opts.generation_max) };
-        let check = Checker::new(WORKER, limits);
+        let check = Checker::new(opts.callables.iter().map(|c| c.digest).collect());
         let ncallers = opts.callers;
         let ops_per_caller = opts.ops_per_caller;
-        let shape = opts.shape;
+        let chips = if opts.shape == Shape::L3 { opts.chips.max(1) } else { 1 };
         let mut cx = Ctx::new(opts, check, record_spans);
-        cx.trace.name_track(TRACK_RUN, "run lane");
-        cx.trace.name_track(TRACK_REGISTER, "register lane");
         let callers = (0..ncallers)
             .map(|c| {
                 cx.trace.name_track(TRACK_CALLER0 + c, format!("caller {c}"));
@@ -183,20 +227,52 @@ impl World {
             .collect();
         let mut w = World {
             cx,
-            chip: ChipSide::new(WORKER, limits),
+            units: Vec::new(),
+            current: Vec::new(),
             callers,
             ops: Vec::new(),
-            reg_waiters: Vec::new(),
             working: ncallers,
-            l3: None,
+            accepted: Default::default(),
+            acceptance_waiters: Default::default(),
+            limits,
             script: None,
             renamed_runs: 0,
             named_at_submit: Vec::new(),
+            out: Vec::new(),
         };
-        if shape == Shape::L3 {
-            w.l3 = Some(crate::l3::L3::new(&mut w.cx));
+        for chip in 0..chips {
+            let u = w.new_unit(chip);
+            w.current.push(u);
         }
         w
+    }
+
+    fn l3(&self) -> bool {
+        self.cx.opts.shape == Shape::L3
+    }
+
+    /// A fresh unit for `chip` (its worker: the next serial).
+    fn new_unit(&mut self, chip: u32) -> u32 {
+        let u = self.units.len() as u32;
+        let worker = sim_worker(u64::from(u) + 1);
+        let checked = self.cx.check.add_unit(worker, self.limits);
+        debug_assert_eq!(checked, u);
+        let t = 16 * u;
+        self.cx.trace.name_track(TRACK_RUN + t, format!("chip {chip} run lane (unit {u})"));
+        self.cx.trace.name_track(TRACK_REGISTER + t, format!("chip {chip} register lane (unit {u})"));
+        let link = self.l3().then(|| Link::new(&mut self.cx, u, chip, worker));
+        self.units.push(Unit { chip, lanes: Lanes::new(u, worker, self.limits), link });
+        u
+    }
+
+    /// Chip `chip`'s current unit.
+    pub fn unit_of_chip(&self, chip: u32) -> u32 {
+        self.current[chip as usize]
+    }
+
+    /// The chip whose unit issued `h` (chip 0 for a handle no unit issued).
+    pub fn chip_of(&self, h: Handle) -> u32 {
+        self.units.iter().find(|u| u.lanes.worker() == h.worker).map_or(0, |u| u.chip)
     }
 
     /// Run to the end; the verdict and the trace hash.
@@ -212,17 +288,18 @@ impl World {
 
     /// The handle a register op got at its call or its acceptance (L3), if known yet.
     pub(crate) fn accepted_handle(&self, c: u32, op: u32) -> Option<Handle> {
-        if let Some(l3) = &self.l3 {
-            return l3.accepted(op);
+        if self.l3() {
+            return self.accepted.get(&op).copied();
         }
-        let _ = op;
         self.callers[c as usize].held.last().map(|x| x.0)
     }
 
     /// L3: block caller `c` until the register op is accepted.
     pub(crate) fn await_acceptance(&mut self, c: u32, op: u32) {
-        if let Some(l3) = self.l3.as_mut() {
-            l3.notify_acceptance(op, c);
+        if self.accepted.contains_key(&op) {
+            self.cx.at(0, Ev::CallerStep(c));
+        } else {
+            self.acceptance_waiters.insert(op, c);
         }
     }
 
@@ -252,16 +329,18 @@ impl World {
                 &mut chrome,
             );
         }
+        let sum = |f: &dyn Fn(&Unit) -> u64| self.units.iter().map(f).sum::<u64>();
         Report {
             verdict,
             hash: self.cx.trace.hash(),
             events: self.cx.trace.events,
             virtual_ns: self.cx.now,
             ops: self.ops.len(),
-            runs: self.chip.runs_done,
-            prepares: self.chip.prepares_done,
-            stale_completions: self.chip.table.stale_completions(),
-            deaths: self.l3.as_ref().map_or(0, |l| l.deaths),
+            runs: sum(&|u| u.lanes.runs_done),
+            prepares: sum(&|u| u.lanes.prepares_done),
+            stale_completions: sum(&|u| u.lanes.side.table().stale_completions()),
+            deaths: sum(&|u| u.link.as_ref().map_or(0, |l| l.deaths)),
+            restarts: self.units.len() as u64 - self.current.len() as u64,
             errors: self.ops.iter().filter(|o| o.result.as_ref().is_some_and(is_err)).count() as u64,
             cov: self.cx.cov,
             renamed_runs: self.renamed_runs,
@@ -277,63 +356,95 @@ impl World {
                 self.callers[c as usize].blocked_on = None;
                 self.caller_step(c);
             }
-            Ev::PrepareDone(j) => self.chip.prepare_done(&mut self.cx, j),
-            Ev::ReleaseDone(j) => self.chip.release_done(&mut self.cx, j),
-            Ev::RunDone(j) => self.chip.run_done(&mut self.cx, j),
-            Ev::Replay => self.chip.replay(&mut self.cx),
-            Ev::ParentStep | Ev::ChildStep | Ev::WordVisible(_) | Ev::ChildReaped => {
-                if let Some(l3) = self.l3.as_mut() {
-                    l3.step(ev, &mut self.cx, &mut self.chip);
+            Ev::PrepareDone(u) => self.units[u as usize].lanes.prepare_done(&mut self.cx),
+            Ev::ReleaseDone(u) => self.units[u as usize].lanes.release_done(&mut self.cx),
+            Ev::RunDone(u) => self.units[u as usize].lanes.run_done(&mut self.cx),
+            Ev::Replay(u) => self.units[u as usize].lanes.replay(&mut self.cx),
+            Ev::ParentStep(u) | Ev::ChildStep(u) | Ev::WordVisible(u, _) | Ev::ChildReaped(u) => {
+                let unit = &mut self.units[u as usize];
+                if let Some(link) = unit.link.as_mut() {
+                    link.step(ev, &mut self.cx, &mut unit.lanes, &mut self.out);
                 }
             }
+            Ev::Restart(chip) => self.restart(chip),
         }
         self.settle();
-        self.cx.check.table(&self.chip.table);
+        // Whole-table check of every unit the step fed (a table changes
+        // only through its chip side's `handle`).
+        for unit in &mut self.units {
+            if unit.lanes.touched && !unit.lanes.dead {
+                unit.lanes.touched = false;
+                self.cx.check.table(unit.lanes.unit, unit.lanes.side.table());
+            }
+        }
+    }
+
+    /// L3: chip `chip`'s child was reaped; start a new incarnation.
+    fn restart(&mut self, chip: u32) {
+        let old = self.current[chip as usize];
+        let reaped = self.units[old as usize].link.as_ref().is_some_and(|l| l.reaped());
+        if !reaped {
+            self.cx.check.fail(|| format!("restart of chip {chip} while unit {old} was not reaped"));
+            return;
+        }
+        let u = self.new_unit(chip);
+        self.current[chip as usize] = u;
+        self.cx.cov.hit(Coverage::RESTART);
+        self.cx.trace.mix(0x2E57_A127 ^ u64::from(u));
     }
 
     /// Run the machines until nothing changes; route what they owe.
     fn settle(&mut self) {
         loop {
-            self.chip.pump(&mut self.cx);
-            if let Some(l3) = self.l3.as_mut() {
-                l3.pump(&mut self.cx, &mut self.chip);
-                let outs = l3.take_resolved();
-                if outs.is_empty() && self.chip.notes.is_empty() {
-                    break;
+            let mut progress = false;
+            for unit in &mut self.units {
+                if let Some(link) = unit.link.as_mut() {
+                    progress |= link.pump(&mut self.cx, &mut unit.lanes);
                 }
-                for o in outs {
-                    match o {
-                        L3Out::Resolve(op, r) => self.resolve(op, r),
-                        L3Out::Hold { caller, handle, callable } => {
-                            self.callers[caller as usize].held.push((handle, callable))
-                        }
-                        L3Out::WakeCaller(c) => self.cx.at(0, Ev::CallerStep(c)),
-                        L3Out::Pinned(op, callable) => self.pinned(op, callable),
-                    }
-                }
-                continue;
             }
-            let Some(note) = self.chip.notes.pop_front() else { break };
-            match note {
-                Note::Settled { handle, result } => {
-                    let mut k = 0;
-                    while k < self.reg_waiters.len() {
-                        if self.reg_waiters[k].0 == handle {
-                            let (_, op) = self.reg_waiters.swap_remove(k);
-                            self.resolve(op, OpResult::Register(result.clone().map(|()| handle)));
-                        } else {
-                            k += 1;
+            for u in 0..self.units.len() {
+                while let Some(note) = self.units[u].lanes.notes.pop_front() {
+                    progress = true;
+                    self.l2_note(note);
+                }
+            }
+            let outs = std::mem::take(&mut self.out);
+            progress |= !outs.is_empty();
+            for o in outs {
+                match o {
+                    L3Out::Resolve(op, r) => self.resolve(op, r),
+                    L3Out::Hold { op, caller, handle, callable, chip } => {
+                        self.callers[caller as usize].held.push((handle, callable, chip));
+                        self.accepted.insert(op, handle);
+                        if let Some(c) = self.acceptance_waiters.remove(&op) {
+                            self.cx.at(0, Ev::CallerStep(c));
                         }
                     }
+                    L3Out::Pinned(op, callable) => self.pinned(op, callable),
                 }
-                Note::Freed { .. } => {}
-                Note::Pinned { token, callable } => self.pinned(token as u32, callable),
-                Note::RunFinished { token, result } => self.resolve(token as u32, OpResult::Run(result)),
+            }
+            if !progress {
+                break;
             }
         }
     }
 
-    fn pinned(&mut self, op: u32, callable: Option<usize>) {
+    /// What an L2 chip side owes a caller.
+    fn l2_note(&mut self, note: Note) {
+        match note {
+            Note::Resolve { op, resolution } => {
+                let r = match resolution {
+                    Resolution::Registered(r) => OpResult::Register(r),
+                    Resolution::Unregistered(r) => OpResult::Unregister(r.map(|()| self.ops[op as usize].last)),
+                    Resolution::Ran(r) => OpResult::Run(r),
+                };
+                self.resolve(op, r);
+            }
+            Note::Event(ev) => self.cx.check.fail(|| format!("an L2 chip side emitted an L3 event {ev:?}")),
+        }
+    }
+
+    pub(crate) fn pinned(&mut self, op: u32, callable: Option<usize>) {
         if let Some(&(_, at_submit)) = self.named_at_submit.iter().find(|(o, _)| *o == op) {
             if at_submit != callable {
                 self.renamed_runs += 1;
@@ -359,6 +470,14 @@ impl World {
             let spec = callable.and_then(|c| self.cx.opts.callables.get(c)).map(|c| &c.spec);
             self.cx.check.run_result(spec, args, result);
         }
+        if let Some((expected, got)) = o.crossing {
+            let rejected = self.cx.check.crossing(expected, got, r.handle_error());
+            // Counted when the worker was a real one of this world: another
+            // chip's, or a dead incarnation's.
+            if rejected && self.units.iter().any(|u| u.lanes.worker() == got) {
+                self.cx.cov.hit(Coverage::FOREIGN_REJECTED);
+            }
+        }
         if self.cx.trace.recording() {
             let name = format!("{:?} #{op} -> {}", o.kind, short(&r));
             self.cx.trace.span(TRACK_CALLER0 + o.caller, name, o.issued_ns, now);
@@ -371,254 +490,21 @@ impl World {
         }
     }
 
-    fn new_op(&mut self, caller: u32, kind: OpKind) -> u32 {
-        self.ops.push(Op { caller, kind, issued_ns: self.cx.now, result: None, run: None });
+    pub(crate) fn new_op(&mut self, caller: u32, kind: OpKind) -> u32 {
+        self.ops.push(Op {
+            caller,
+            kind,
+            issued_ns: self.cx.now,
+            result: None,
+            run: None,
+            crossing: None,
+            last: false,
+        });
         (self.ops.len() - 1) as u32
     }
 
     pub(crate) fn resolved(&self, op: u32) -> bool {
         self.ops[op as usize].result.is_some()
-    }
-
-    fn caller_step(&mut self, c: u32) {
-        let ci = c as usize;
-        if self.script.is_some() {
-            if self.callers[ci].blocked_on.is_none() {
-                crate::overlap::script_step(self);
-            }
-            return;
-        }
-        if self.callers[ci].blocked_on.is_some() || self.callers[ci].phase == Phase::Done {
-            return;
-        }
-        if self.callers[ci].phase == Phase::Work && self.callers[ci].ops_left == 0 {
-            self.callers[ci].phase = Phase::Drain;
-            self.working -= 1;
-            if self.working == 0 {
-                self.cx.faults_on = false;
-            }
-        }
-        if self.callers[ci].phase == Phase::Drain {
-            self.drain_step(c);
-            return;
-        }
-        self.callers[ci].ops_left -= 1;
-        let bad = self.cx.rng.per_mille(self.cx.opts.bad_input);
-        let sync = !self.cx.rng.per_mille(self.cx.opts.async_ops);
-        let roll = self.cx.rng.below(if self.l3.is_some() { 12 } else { 11 });
-        let op = match roll {
-            11 => Some(self.op_memory(c)),
-            0..=2 => Some(self.op_register(c, bad)),
-            3..=4 => Some(self.op_unregister(c, bad)),
-            5..=9 => Some(self.op_run(c, bad)),
-            _ => {
-                // Wait on one outstanding async handle.
-                self.callers[ci].pending.retain(|&p| self.ops[p as usize].result.is_none());
-                let pending = &self.callers[ci].pending;
-                if pending.is_empty() {
-                    None
-                } else {
-                    let p = pending[self.cx.rng.below(pending.len() as u64) as usize];
-                    self.callers[ci].blocked_on = Some(p);
-                    return;
-                }
-            }
-        };
-        if let Some(op) = op {
-            if self.resolved(op) {
-                // Resolved at the call: nothing to wait for.
-            } else if sync {
-                self.callers[ci].blocked_on = Some(op);
-                return;
-            } else {
-                self.callers[ci].pending.push(op);
-            }
-        }
-        let d = self.cx.opts.think.sample(&mut self.cx.rng);
-        self.cx.at(d, Ev::CallerStep(c));
-    }
-
-    /// Cleanup: wait for every pending handle, then unregister everything held.
-    fn drain_step(&mut self, c: u32) {
-        let ci = c as usize;
-        while let Some(&p) = self.callers[ci].pending.last() {
-            if self.resolved(p) {
-                self.callers[ci].pending.pop();
-            } else {
-                self.callers[ci].blocked_on = Some(p);
-                return;
-            }
-        }
-        if let Some((h, _)) = self.callers[ci].held.pop() {
-            let op = self.unregister(c, h);
-            if !self.resolved(op) {
-                self.callers[ci].blocked_on = Some(op);
-                return;
-            }
-            let d = self.cx.opts.think.sample(&mut self.cx.rng);
-            self.cx.at(d, Ev::CallerStep(c));
-            return;
-        }
-        self.callers[ci].phase = Phase::Done;
-    }
-
-    fn op_register(&mut self, c: u32, bad: bool) -> u32 {
-        let k = self.cx.rng.below(self.cx.opts.callables.len() as u64) as usize;
-        let mut spec = self.cx.opts.callables[k].spec.clone();
-        if bad && self.cx.rng.coin() {
-            spec.kind = TargetKind::Orchestration;
-        }
-        self.register(c, k, &spec)
-    }
-
-    /// L3: a memory control (must wait for IDLE: rule 3).
-    fn op_memory(&mut self, c: u32) -> u32 {
-        let op = self.new_op(c, OpKind::Memory);
-        let bytes = self.cx.rng.range(1, 1 << 20);
-        let free = self.cx.rng.coin();
-        if let Some(l3) = self.l3.as_mut() {
-            l3.submit_memory(&mut self.cx, op, bytes, free);
-        }
-        op
-    }
-
-    fn op_unregister(&mut self, c: u32, bad: bool) -> u32 {
-        let ci = c as usize;
-        if !bad && !self.callers[ci].held.is_empty() {
-            let k = self.cx.rng.below(self.callers[ci].held.len() as u64) as usize;
-            let (h, _) = self.callers[ci].held.swap_remove(k);
-            self.callers[ci].retired.push(h);
-            return self.unregister(c, h);
-        }
-        let h = self.bad_handle(c);
-        self.unregister(c, h)
-    }
-
-    fn op_run(&mut self, c: u32, bad: bool) -> u32 {
-        let ci = c as usize;
-        let ncall = self.cx.opts.callables.len() as u64;
-        let (h, k) = if !bad && !self.callers[ci].held.is_empty() {
-            let held = &self.callers[ci].held;
-            held[self.cx.rng.below(held.len() as u64) as usize]
-        } else {
-            (self.bad_handle(c), self.cx.rng.below(ncall) as usize)
-        };
-        let mut args = self.args_for(k);
-        if bad && self.cx.rng.coin() {
-            if self.l3.is_some() && self.cx.rng.below(4) == 0 {
-                // Too large for the task frame: PayloadTooLarge at the call.
-                args.tensors[0] = vec![0.0; 20_000];
-            } else {
-                args.tensors[1].pop();
-            }
-        }
-        self.submit_run(c, h, args)
-    }
-
-    pub(crate) fn args_for(&mut self, k: usize) -> TaskArgs {
-        let spec = &self.cx.opts.callables[k].spec;
-        let n = spec.params[0] as usize;
-        let base = self.cx.rng.below(64) as f32;
-        let a: Vec<f32> = (0..n).map(|i| base + i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..n).map(|i| 1.0 + i as f32 * 0.25).collect();
-        let scalars = if spec.kernel == chiplane_core::kernels::REPEAT_VECTOR_ADD {
-            vec![self.cx.rng.range(0, 4)]
-        } else {
-            vec![]
-        };
-        TaskArgs { tensors: vec![a, b], scalars }
-    }
-
-    /// A handle a correct caller would not use: foreign, out of range, stale
-    /// (unregistered earlier, or of a generation never issued).
-    fn bad_handle(&mut self, c: u32) -> Handle {
-        let cap = self.cx.opts.capacity as u32;
-        let index = SlotIndex(self.cx.rng.below(u64::from(cap)) as u32);
-        let generation = Generation(self.cx.rng.range(0, 3) as u32);
-        match self.cx.rng.below(4) {
-            0 => Handle { worker: WorkerId(WORKER.0 + 1), index, generation: Generation(1) },
-            1 => Handle { worker: WORKER, index: SlotIndex(cap + self.cx.rng.below(3) as u32), generation },
-            2 if !self.callers[c as usize].retired.is_empty() => {
-                let r = &self.callers[c as usize].retired;
-                r[self.cx.rng.below(r.len() as u64) as usize]
-            }
-            _ => Handle { worker: WORKER, index, generation },
-        }
-    }
-
-    // ---- operations, by shape ---------------------------------------------
-
-    pub(crate) fn register(&mut self, c: u32, k: usize, spec: &CallableSpec) -> u32 {
-        let op = self.new_op(c, OpKind::Register);
-        if spec.kind != TargetKind::ChipCallable {
-            self.resolve(op, OpResult::Register(Err(RegisterError::WrongTarget)));
-            return op;
-        }
-        if let Some(l3) = self.l3.as_mut() {
-            l3.submit_register(&mut self.cx, op, c, k, spec);
-            // The caller learns its handle from the control reply.
-            return op;
-        }
-        let digest = self.cx.opts.callables[k].digest;
-        match self.chip.feed(&mut self.cx, SlotInput::Register { digest }) {
-            Ok(SlotReply::Registered { handle, fresh }) => {
-                self.callers[c as usize].held.push((handle, k));
-                let state = self.chip.table.check(handle);
-                match (fresh, state) {
-                    (false, Ok(SlotState::Prepared)) => self.resolve(op, OpResult::Register(Ok(handle))),
-                    (false, Ok(SlotState::Failed)) => {
-                        let e = match self.chip.table.runnable(handle) {
-                            Err(RunError::PrepareFailed(e)) => RegisterError::PrepareFailed(e),
-                            other => {
-                                self.cx.check.fail(|| format!("FAILED slot, runnable {other:?}"));
-                                RegisterError::TableFull
-                            }
-                        };
-                        self.resolve(op, OpResult::Register(Err(e)));
-                    }
-                    _ => self.reg_waiters.push((handle, op)),
-                }
-            }
-            Err(SlotError::Register(e)) => self.resolve(op, OpResult::Register(Err(e))),
-            other => self.cx.check.fail(|| format!("register replied {other:?}")),
-        }
-        op
-    }
-
-    pub(crate) fn unregister(&mut self, c: u32, h: Handle) -> u32 {
-        let op = self.new_op(c, OpKind::Unregister);
-        if let Some(l3) = self.l3.as_mut() {
-            l3.submit_unregister(&mut self.cx, op, h);
-            return op;
-        }
-        match self.chip.feed(&mut self.cx, SlotInput::Unregister { handle: h }) {
-            Ok(SlotReply::Unregistered { last }) => self.resolve(op, OpResult::Unregister(Ok(last))),
-            Err(SlotError::Unregister(e)) => self.resolve(op, OpResult::Unregister(Err(e))),
-            other => self.cx.check.fail(|| format!("unregister replied {other:?}")),
-        }
-        op
-    }
-
-    pub(crate) fn submit_run(&mut self, c: u32, h: Handle, args: TaskArgs) -> u32 {
-        let op = self.new_op(c, OpKind::Run);
-        // The callable is filled in when the run is pinned (`Note::Pinned`).
-        self.ops[op as usize].run = Some((None, args.clone()));
-        let named =
-            self.cx.check.model.digest_of(h).and_then(|d| self.cx.opts.callables.iter().position(|c| c.digest == d));
-        self.named_at_submit.push((op, named));
-        if let Some(l3) = self.l3.as_mut() {
-            l3.submit_run(&mut self.cx, op, h, args);
-            return op;
-        }
-        if let Err(e) = self.chip.submit_run(&mut self.cx, h, u64::from(op), args) {
-            self.resolve(op, OpResult::Run(Err(e)));
-        }
-        op
-    }
-
-    /// Registrations the L3 parent reported for `op`: the caller holds it.
-    pub fn hold(&mut self, c: u32, h: Handle, k: usize) {
-        self.callers[c as usize].held.push((h, k));
     }
 
     fn liveness(&mut self) -> Result<(), String> {
@@ -627,33 +513,36 @@ impl World {
                 let what = c.blocked_on.map(|op| (op, self.ops[op as usize].kind));
                 return Err(format!("caller {i} never finished ({:?}, blocked on {what:?})", c.phase));
             }
+            if !c.held.is_empty() {
+                return Err(format!("caller {i} still holds {} registrations", c.held.len()));
+            }
         }
         if let Some((i, o)) = self.ops.iter().enumerate().find(|(_, o)| o.result.is_none()) {
             return Err(format!("op {i} ({:?} by caller {}) never resolved", o.kind, o.caller));
         }
-        if !self.chip.idle() {
-            return Err(format!("lanes not idle at the end: {}", self.chip.busy_reason()));
-        }
-        if let Some(l3) = &self.l3 {
-            l3.liveness()?;
-            for (i, c) in self.callers.iter().enumerate() {
-                if !c.held.is_empty() {
-                    return Err(format!("caller {i} still holds {} registrations", c.held.len()));
+        for unit in &self.units {
+            let lanes = &unit.lanes;
+            if !lanes.idle() {
+                return Err(format!("lanes not idle at the end: {}", lanes.busy_reason()));
+            }
+            if let Some(link) = &unit.link {
+                link.liveness()?;
+            }
+            if !lanes.dead {
+                let live = lanes.side.table().live_slots();
+                if live != 0 {
+                    return Err(format!(
+                        "unit {}: {live} slots still in use after every caller unregistered everything",
+                        lanes.unit
+                    ));
                 }
             }
-        }
-        let dead = self.l3.as_ref().is_some_and(|l| l.child_dead());
-        if !dead {
-            let live = self.chip.table.live_slots();
-            if live != 0 {
-                return Err(format!("{live} slots still in use after every caller unregistered everything"));
+            if lanes.chip.live() != 0 {
+                return Err(format!("unit {}: {} artifacts never released", lanes.unit, lanes.chip.live()));
             }
-        }
-        if self.chip.chip.live() != 0 {
-            return Err(format!("{} artifacts never released", self.chip.chip.live()));
-        }
-        if let Some(v) = self.chip.chip.first_violation() {
-            return Err(format!("sim chip: {v}"));
+            if let Some(v) = lanes.chip.first_violation() {
+                return Err(format!("unit {}: sim chip: {v}", lanes.unit));
+            }
         }
         Ok(())
     }
@@ -677,5 +566,31 @@ fn short(r: &OpResult) -> String {
         OpResult::Unregister(Err(e)) => format!("{e:?}"),
         OpResult::Run(Err(e)) => format!("{e:?}"),
         OpResult::Memory(r) => format!("{r:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exactly-once check has teeth: a second resolution of one op is
+    /// a violation.
+    #[test]
+    fn resolving_an_op_twice_is_a_violation() {
+        let mut w = World::new(Options::from_seed(1, crate::SHAPES), false);
+        let op = w.new_op(0, OpKind::Memory);
+        w.resolve(op, OpResult::Memory(Ok(())));
+        assert!(!w.cx.check.failed(), "{:?}", w.cx.check.violation());
+        w.resolve(op, OpResult::Memory(Ok(())));
+        assert!(w.cx.check.failed());
+    }
+
+    /// Worker ids: one nonce, serial = unit + 1 (what `stale_incarnation`
+    /// keys on: the previous serial of the same nonce).
+    #[test]
+    fn sim_workers_share_a_nonce_and_count_serials() {
+        assert_eq!(WORKER.nonce(), SIM_NONCE);
+        assert_eq!(WORKER.serial(), 1);
+        assert_eq!(sim_worker(2).serial(), WORKER.serial() + 1);
     }
 }

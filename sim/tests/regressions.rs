@@ -50,22 +50,29 @@ fn a_lost_completion_is_a_liveness_failure() {
 /// `Read`, or a `Write` + `Cas`), the simulator queued it, then `ChildGone`
 /// arrived; the stale output ran against the word and its answer was
 /// refused ("CasResult without a Cas", "ReadResult without a Read"). Found
-/// by `campaign --seeds 0..1000000` (57 of 1,000,000 seeds; these are the
-/// first twenty) and `7000000..7020000`. Fixed by rule 12 in the parent
-/// endpoint: once poisoned or gone it withdraws queued memory outputs and
-/// ignores answers to outputs it issued before.
+/// by `campaign --seeds 0..1000000` (57 of 1,000,000 seeds). Fixed by rule
+/// 12 in the parent endpoint: once poisoned or gone it withdraws queued
+/// memory outputs and ignores answers to outputs it issued before. The
+/// seeds that reach the case move whenever the simulator changes, so the
+/// test finds them (the rule-12 coverage counter): there must be some, and
+/// they must pass.
 #[test]
-fn parent_withdraws_stale_outputs_after_child_death() {
-    const SEEDS: [u64; 21] = [
-        17236, 24187, 41973, 58197, 70311, 74876, 78022, 82376, 100718, 103867, 118636, 154139, 252705, 258410, 273603,
-        347837, 372698, 385765, 401418, 411464, 7008521,
-    ];
-    for seed in SEEDS {
-        let (opts, r) = chiplane_sim::run_seed(seed, false);
-        assert_eq!(r.verdict, Verdict::Pass, "seed {seed}\n{opts}");
-        assert!(
-            r.deaths > 0,
-            "seed {seed} no longer reaches a child death: the options generator moved; find new seeds"
-        );
+fn parent_ignores_answers_to_stale_outputs_after_child_death() {
+    let mut found = Vec::new();
+    for seed in 0..40_000u64 {
+        let opts = Options::from_seed(seed, chiplane_sim::SHAPES);
+        if opts.faults.child_death == 0 {
+            continue;
+        }
+        let r = chiplane_sim::run_options(opts.clone(), false);
+        if r.cov.0[chiplane_sim::sched::Coverage::STALE_ANSWER - 1] > 0 {
+            assert_eq!(r.verdict, Verdict::Pass, "seed {seed}\n{opts}");
+            assert!(r.deaths > 0, "seed {seed}: a stale answer without a child death");
+            found.push(seed);
+        }
+        if found.len() >= 3 {
+            break;
+        }
     }
+    assert!(!found.is_empty(), "no seed reaches an answer to a parent output issued before the child was gone");
 }

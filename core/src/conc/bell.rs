@@ -92,20 +92,28 @@ impl Default for BellWords {
 
 /// A doorbell: its words and the futex to block on them. See the module doc.
 pub struct Doorbell<'a, F: Futex + ?Sized> {
-    words: &'a BellWords,
+    seq: &'a AtomicU32,
+    sleepers: &'a AtomicU32,
     futex: &'a F,
 }
 
 impl<F: Futex + ?Sized> core::fmt::Debug for Doorbell<'_, F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Doorbell").field("words", self.words).finish()
+        // Relaxed: a diagnostic snapshot.
+        f.debug_struct("Doorbell").field("sleepers", &self.sleepers.load(Ordering::Relaxed)).finish()
     }
 }
 
 impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
     /// The bell `words`, blocking through `futex`.
     pub fn new(words: &'a BellWords, futex: &'a F) -> Self {
-        Doorbell { words, futex }
+        Doorbell { seq: &words.seq, sleepers: &words.sleepers, futex }
+    }
+
+    /// A bell on any two words (a benchmark's own shared memory, say): the
+    /// same handshake as a region's bells.
+    pub fn from_words(seq: &'a AtomicU32, sleepers: &'a AtomicU32, futex: &'a F) -> Self {
+        Doorbell { seq, sleepers, futex }
     }
 
     /// After publishing a change a sleeper may wait for: wake the sleepers,
@@ -119,13 +127,13 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         // MUTANT missed_doorbell: without F2 the load below may read a
         // `sleepers` older than the sleeper's announcement.
         // Relaxed: ordered by F2 (and F1 on the sleeper's side).
-        if self.words.sleepers.load(Ordering::Relaxed) == 0 {
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
             return false;
         }
         // Release: pairs with the sleeper's Acquire load of `seen`; the
         // value change is what the futex compares.
-        self.words.seq.fetch_add(1, Ordering::Release);
-        self.futex.wake(&self.words.seq);
+        self.seq.fetch_add(1, Ordering::Release);
+        self.futex.wake(&self.seq);
         true
     }
 
@@ -134,20 +142,20 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
     /// out or spurious), false when `busy` found work at once.
     pub fn sleep(&self, busy: impl FnOnce() -> bool, timeout: Option<Duration>) -> bool {
         // Acquire: pairs with `ring`'s Release increment.
-        let seen = self.words.seq.load(Ordering::Acquire);
+        let seen = self.seq.load(Ordering::Acquire);
         // Relaxed: ordered by F1 below.
-        self.words.sleepers.fetch_add(1, Ordering::Relaxed);
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
         // F1: pairs with F2 in `ring` (module doc).
         fence(Ordering::SeqCst);
         let slept = if busy() {
             false
         } else {
-            self.futex.wait(&self.words.seq, seen, timeout);
+            self.futex.wait(&self.seq, seen, timeout);
             true
         };
         // Relaxed: a waker that still sees us counted rings once more,
         // which is harmless (a spurious wake-up).
-        self.words.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
         slept
     }
 }

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::Mutex as StdMutex;
 
 use super::node::NodeConfig;
-use super::worker::Worker;
+use super::worker::L2Worker as Worker;
 use crate::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
 use crate::error::{EndpointError, HandleError, RegisterError, RunError, UnregisterError};
 use crate::ids::{Handle, SlotIndex, WorkerId};

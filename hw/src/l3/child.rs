@@ -91,6 +91,8 @@ pub enum Device {
     Host,
     /// CUDA (the `cuda` feature; the driver is loaded at run time).
     Cuda,
+    /// The null device (benchmarks: computes nothing).
+    Null,
 }
 
 impl Device {
@@ -99,6 +101,7 @@ impl Device {
         match self {
             Device::Host => "host",
             Device::Cuda => "cuda",
+            Device::Null => "null",
         }
     }
 
@@ -107,6 +110,7 @@ impl Device {
         match s {
             "host" => Some(Device::Host),
             "cuda" => Some(Device::Cuda),
+            "null" => Some(Device::Null),
             _ => None,
         }
     }
@@ -232,6 +236,7 @@ pub fn child_main(args: Vec<String>) -> i32 {
             eprintln!("chiplane chip child: built without the `cuda` feature");
             ChildStatus::NoDevice as i32
         }
+        Device::Null => serve_traced(mailbox, crate::devices::null::NullChip, &parsed),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Target `slot_table`: an `arbitrary`-derived sequence of owner operations
 //! (register, unregister, prepare finished ok/err, pin, unpin, drain) driving
-//! `chiplane_core::slot::SlotTable` against a small reference model of
-//! design.md section 3 written here.
+//! `chiplane_core::slot::SlotTable` against the reference model of design.md
+//! section 3 (`chiplane_core::reference`, the one reference model every
+//! slot-table checker uses).
 //!
 //! Handles are picked from what the owner has seen (current and stale
 //! generations), what is registered, started or pinned, plus a foreign
@@ -22,14 +23,10 @@
 //! Small on purpose: 3 slots, 3 generations per slot and 4 digests make a
 //! short input reach `TableFull`, retirement and tombstones.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use arbitrary::{Arbitrary, Unstructured};
+use chiplane_core::reference::{Owed, SlotModel};
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
-use chiplane_core::{
-    CallableDigest, ChipError, ChipErrorKind, Generation, Handle, HandleError, RegisterError, RunError, SlotIndex,
-    UnregisterError, WorkerId,
-};
+use chiplane_core::{CallableDigest, ChipError, ChipErrorKind, Generation, Handle, RegisterError, SlotIndex, WorkerId};
 
 const W: WorkerId = WorkerId(3);
 pub const CAPACITY: usize = 3;
@@ -182,13 +179,13 @@ pub fn run(ops: &[Op]) -> Reached {
             }
         }
         compare(&sut, &m);
-        for s in &m.slots {
+        for s in (0..CAPACITY).map(|i| m.reference.slot(i)) {
             reached.tombstoned |= s.state == SlotState::Unregistering;
             reached.cancelled |= s.state == SlotState::Cancelling;
             reached.retired |= s.state == SlotState::Retired;
         }
-        reached.stale_completion |= m.stale > 0;
-        reached.deferred_free |= m.deferred_frees > 0;
+        reached.stale_completion |= m.reference.stale_completions() > 0;
+        reached.deferred_free |= m.reference.deferred_frees() > 0;
     }
     sut.teardown();
     reached
@@ -210,47 +207,23 @@ fn chip_err(id: u64) -> ChipError {
 #[derive(Debug)]
 struct Art(u64);
 
-/// One owed output, comparable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Out {
-    Start(Handle, CallableDigest),
-    Cancel(Handle),
-    Release(Handle, u64),
-    Settled(Handle, Result<(), RegisterError>),
-    Freed(Handle),
-}
+type Out = Owed;
 
 fn out_of(o: SlotOutput<Art>) -> Out {
-    match o {
-        SlotOutput::StartPrepare { handle, digest } => Out::Start(handle, digest),
-        SlotOutput::Cancel { handle } => Out::Cancel(handle),
-        SlotOutput::Release { handle, artifact } => Out::Release(handle, artifact.0),
-        SlotOutput::Settled { handle, result } => Out::Settled(handle, result),
-        SlotOutput::Freed { handle } => Out::Freed(handle),
-    }
+    Owed::of(&o, |a| a.0)
+}
+
+fn limits() -> SlotLimits {
+    SlotLimits { capacity: CAPACITY, generation_max: Generation(GENERATION_MAX) }
 }
 
 // ---- reference model -------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct RSlot {
-    state: SlotState,
-    generation: u32,
-    digest: u8,
-    registrations: u32,
-    pins: u32,
-    prepare_in_flight: bool,
-    artifact: Option<u64>,
-    error: Option<ChipError>,
-}
-
+/// The reference (`SlotModel`) plus the owner's picks: what it has seen,
+/// started and pinned.
 #[derive(Debug)]
 struct Model {
-    slots: Vec<RSlot>,
-    lookup: BTreeMap<u8, usize>,
-    owed: VecDeque<Out>,
-    stale: u64,
-    deferred_frees: u64,
+    reference: SlotModel,
     next_id: u64,
     /// Every handle a register returned.
     seen: Vec<Handle>,
@@ -262,22 +235,8 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        let slot = RSlot {
-            state: SlotState::Empty,
-            generation: 0,
-            digest: 0,
-            registrations: 0,
-            pins: 0,
-            prepare_in_flight: false,
-            artifact: None,
-            error: None,
-        };
         Model {
-            slots: vec![slot; CAPACITY],
-            lookup: BTreeMap::new(),
-            owed: VecDeque::new(),
-            stale: 0,
-            deferred_frees: 0,
+            reference: SlotModel::new(W, limits()),
             next_id: 1,
             seen: Vec::new(),
             started: Vec::new(),
@@ -285,8 +244,8 @@ impl Model {
         }
     }
 
-    fn cur(&self, i: usize) -> Handle {
-        h(i, self.slots[i].generation)
+    fn generation(&self, i: usize) -> u32 {
+        self.reference.slot(i).generation.0
     }
 
     /// Handles to pick from: those seen (current and stale), plus a foreign
@@ -295,7 +254,7 @@ impl Model {
         let mut v = self.seen.clone();
         v.push(Handle { worker: WorkerId(99), ..h(0, 1) });
         v.push(h(CAPACITY, 1));
-        v.extend((0..CAPACITY).map(|i| h(i, self.slots[i].generation + 1)));
+        v.extend((0..CAPACITY).map(|i| h(i, self.generation(i) + 1)));
         v
     }
 
@@ -309,10 +268,7 @@ impl Model {
             }
         };
         match p {
-            Pick::Registered(n) => {
-                let reg: Vec<Handle> = self.lookup.values().map(|&i| self.cur(i)).collect();
-                from(&reg, n)
-            }
+            Pick::Registered(n) => from(&self.reference.registered(), n),
             Pick::Started(n) => from(&self.started, n),
             Pick::Pinned(n) => from(&self.pinned, n),
             Pick::Seen(n) => from(&self.seen, n),
@@ -320,181 +276,51 @@ impl Model {
             Pick::OutOfRange => h(CAPACITY, 1),
             Pick::NextGeneration(n) => {
                 let i = n as usize % CAPACITY;
-                h(i, self.slots[i].generation + 1)
+                h(i, self.generation(i) + 1)
             }
         }
-    }
-
-    fn check(&self, handle: Handle) -> Result<usize, HandleError> {
-        if handle.worker != W {
-            return Err(HandleError::Foreign { expected: W, got: handle.worker });
-        }
-        let i = handle.index.0 as usize;
-        if i >= CAPACITY {
-            return Err(HandleError::OutOfRange);
-        }
-        let current = Generation(self.slots[i].generation);
-        if handle.generation != current {
-            return Err(HandleError::Stale { current });
-        }
-        Ok(i)
-    }
-
-    fn runnable(&self, handle: Handle) -> Result<Option<u64>, RunError> {
-        let i = self.check(handle).map_err(RunError::Handle)?;
-        let s = &self.slots[i];
-        match (s.state, s.artifact) {
-            (SlotState::Prepared, a) => Ok(a),
-            (SlotState::Preparing, _) => Ok(None),
-            (SlotState::Failed, _) | (SlotState::Unregistering, None) => {
-                Err(RunError::PrepareFailed(s.error.clone().expect("model: FAILED holds its error")))
-            }
-            (SlotState::Unregistering, a) => Ok(a),
-            (SlotState::Cancelling, _) => Err(RunError::Cancelled),
-            (state, _) => Err(RunError::NotRunnable(state)),
-        }
-    }
-
-    fn free(&mut self, i: usize) {
-        let handle = self.cur(i);
-        let s = &mut self.slots[i];
-        let released = s.artifact.take();
-        s.error = None;
-        s.state = if s.generation == GENERATION_MAX { SlotState::Retired } else { SlotState::Empty };
-        if let Some(id) = released {
-            self.owed.push_back(Out::Release(handle, id));
-        }
-        self.owed.push_back(Out::Freed(handle));
     }
 
     fn register(&mut self, d: u8) -> Result<SlotReply, SlotError> {
-        if let Some(&i) = self.lookup.get(&d) {
-            self.slots[i].registrations += 1;
-            return Ok(SlotReply::Registered { handle: self.cur(i), fresh: false });
+        let r = self.reference.register(dg(d));
+        if let Ok(SlotReply::Registered { handle, fresh: true }) = r {
+            self.seen.push(handle);
         }
-        let Some(i) = self.slots.iter().position(|s| s.state == SlotState::Empty) else {
-            return Err(SlotError::Register(RegisterError::TableFull));
-        };
-        let s = &mut self.slots[i];
-        s.generation += 1;
-        s.state = SlotState::Preparing;
-        s.digest = d;
-        s.registrations = 1;
-        s.prepare_in_flight = true;
-        self.lookup.insert(d, i);
-        let handle = self.cur(i);
-        self.seen.push(handle);
-        self.owed.push_back(Out::Start(handle, dg(d)));
-        Ok(SlotReply::Registered { handle, fresh: true })
+        r
     }
 
     fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
-        if self.slots[i].registrations == 0 {
-            return Err(SlotError::Unregister(UnregisterError::NotRegistered));
-        }
-        self.slots[i].registrations -= 1;
-        if self.slots[i].registrations > 0 {
-            return Ok(SlotReply::Unregistered { last: false });
-        }
-        self.lookup.remove(&self.slots[i].digest);
-        match self.slots[i].state {
-            SlotState::Preparing => {
-                self.slots[i].state = SlotState::Cancelling;
-                self.owed.push_back(Out::Cancel(handle));
-                self.owed.push_back(Out::Settled(handle, Err(RegisterError::Cancelled)));
-            }
-            _ if self.slots[i].pins == 0 => self.free(i),
-            _ => self.slots[i].state = SlotState::Unregistering,
-        }
-        Ok(SlotReply::Unregistered { last: true })
+        self.reference.unregister(handle)
     }
 
     fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         if let Some(k) = self.started.iter().position(|&s| s == handle) {
             self.started.remove(k);
         }
-        let carried = if ok { Some(Out::Release(handle, id)) } else { None };
-        let i = match self.check(handle) {
-            Ok(i) => i,
-            Err(HandleError::Stale { .. }) => {
-                self.stale += 1;
-                self.owed.extend(carried);
-                return Ok(SlotReply::PrepareStale);
-            }
-            Err(e) => {
-                self.owed.extend(carried);
-                return Err(SlotError::Prepare(e));
-            }
-        };
-        if !self.slots[i].prepare_in_flight {
-            self.owed.extend(carried);
-            return Err(SlotError::Prepare(HandleError::Stale { current: handle.generation }));
-        }
-        self.slots[i].prepare_in_flight = false;
-        if self.slots[i].state == SlotState::Preparing {
-            if ok {
-                self.slots[i].state = SlotState::Prepared;
-                self.slots[i].artifact = Some(id);
-                self.owed.push_back(Out::Settled(handle, Ok(())));
-            } else {
-                self.slots[i].state = SlotState::Failed;
-                self.slots[i].error = Some(chip_err(id));
-                self.owed.push_back(Out::Settled(handle, Err(RegisterError::PrepareFailed(chip_err(id)))));
-            }
-        } else {
-            assert_eq!(
-                self.slots[i].state,
-                SlotState::Cancelling,
-                "model: prepare in flight outside PREPARING/CANCELLING"
-            );
-            // A cancelled prepare is never published; what it built is released.
-            self.owed.extend(carried);
-            if self.slots[i].pins == 0 {
-                self.free(i);
-            }
-        }
-        Ok(SlotReply::PrepareApplied)
+        self.reference.finish(handle, if ok { Ok(id) } else { Err(chip_err(id)) })
     }
 
     fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
-        let ready = match self.slots[i].state {
-            SlotState::Prepared => true,
-            SlotState::Preparing => false,
-            SlotState::Failed => {
-                let e = self.slots[i].error.clone().expect("model: FAILED holds its error");
-                return Err(SlotError::Pin(RunError::PrepareFailed(e)));
-            }
-            state => return Err(SlotError::Pin(RunError::NotRunnable(state))),
-        };
-        self.slots[i].pins += 1;
-        self.pinned.push(handle);
-        Ok(SlotReply::Pinned { ready })
+        let r = self.reference.pin(handle);
+        if r.is_ok() {
+            self.pinned.push(handle);
+        }
+        r
     }
 
     fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
-        let i = self.check(handle).map_err(SlotError::Unpin)?;
-        if self.slots[i].pins == 0 {
-            return Err(SlotError::Unpin(HandleError::Stale { current: handle.generation }));
+        let r = self.reference.unpin(handle);
+        if r.is_ok() {
+            let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
+            self.pinned.remove(k);
         }
-        self.slots[i].pins -= 1;
-        let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
-        self.pinned.remove(k);
-        let s = &self.slots[i];
-        if s.pins == 0
-            && (s.state == SlotState::Unregistering || (s.state == SlotState::Cancelling && !s.prepare_in_flight))
-        {
-            self.deferred_frees += 1;
-            self.free(i);
-        }
-        Ok(SlotReply::Unpinned)
+        r
     }
 
     fn drain(&mut self) -> Vec<Out> {
-        let drained: Vec<Out> = self.owed.drain(..).collect();
+        let drained = self.reference.drain_owed();
         for o in &drained {
-            if let Out::Start(handle, _) = o {
+            if let Owed::Start(handle, _) = o {
                 self.started.push(*handle);
             }
         }
@@ -520,9 +346,8 @@ struct Sut {
 
 impl Sut {
     fn new() -> Self {
-        let limits = SlotLimits { capacity: CAPACITY, generation_max: Generation(GENERATION_MAX) };
         Sut {
-            table: SlotTable::new(W, limits),
+            table: SlotTable::new(W, limits()),
             created: Vec::new(),
             released: Vec::new(),
             registrations: Vec::new(),
@@ -648,26 +473,17 @@ impl Sut {
 /// After every step the table agrees with the reference in every observable.
 fn compare(sut: &Sut, m: &Model) {
     let t = &sut.table;
-    if let Err(e) = t.check_invariants() {
-        panic!("slot table invariant broken: {e}");
+    let r = &m.reference;
+    let digests: Vec<CallableDigest> = (0..DIGESTS).map(dg).collect();
+    // Invariants, every slot's state / generation / pins / registrations,
+    // live slots, stale completions and the lookup of every digest.
+    if let Err(e) = r.compare_table(t, &digests) {
+        panic!("table differs from the reference: {e}");
     }
-    for (i, s) in m.slots.iter().enumerate() {
-        let index = SlotIndex(i as u32);
-        assert_eq!(t.state(index), Some(s.state), "state of slot {i}");
-        assert_eq!(t.generation(index), Some(Generation(s.generation)), "generation of slot {i}");
-        assert_eq!(t.pins(index), s.pins, "pins of slot {i}");
-        assert_eq!(t.registrations(index), s.registrations, "registrations of slot {i}");
-    }
-    for d in 0..DIGESTS {
-        assert_eq!(t.lookup(&dg(d)), m.lookup.get(&d).map(|&i| m.cur(i)), "lookup of digest {d}");
-    }
-    assert_eq!(t.stale_completions(), m.stale, "stale completion count");
-    let live = m.slots.iter().filter(|s| !matches!(s.state, SlotState::Empty | SlotState::Retired)).count();
-    assert_eq!(t.live_slots(), live, "live slots");
     for handle in m.pool() {
-        assert_eq!(t.check(handle), m.check(handle).map(|i| m.slots[i].state), "check({handle:?})");
+        assert_eq!(t.check(handle), r.check(handle).map(|i| r.slot(i).state), "check({handle:?})");
     }
     for &handle in &m.pinned {
-        assert_eq!(t.runnable(handle).map(|a| a.map(|a| a.0)), m.runnable(handle), "runnable({handle:?})");
+        assert_eq!(t.runnable(handle).map(|a| a.map(|a| a.0)), r.runnable(handle), "runnable({handle:?})");
     }
 }

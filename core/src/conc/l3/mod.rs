@@ -50,9 +50,9 @@ mod queue;
 use core::ops::Deref;
 
 use crate::chip::{CallableSpec, RunConfig, RunOutput, TargetKind, TaskArgs};
-use crate::error::{ControlError, EndpointError, HandleError, RegisterError, RunError, UnregisterError};
 #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
 use crate::error::PoisonReason;
+use crate::error::{ControlError, EndpointError, HandleError, RegisterError, RunError, UnregisterError};
 use crate::frame::ControlOp;
 use crate::ids::{Generation, Handle, SlotIndex, WorkerId};
 use crate::sync::{thread, Arc, Mutex, MutexGuard};
