@@ -459,6 +459,27 @@ pub fn s6_late_completion() -> bool {
     chip.gate("c", Hold::Release, held.clone());
     let rig = Rig::start(1, chip, false);
     let link = &rig.link;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+    let _watchdog = std::env::var_os("CHIPLANE_DEBUG_HANG").map(|_| {
+        let link = link.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            if done.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let r = link.region();
+            eprintln!(
+                "word {:?} ring {:?} parent sleepers {} child sleepers {}",
+                WordState::decode(r.word().load()),
+                r.ring_indices(),
+                r.parent_bell().sleepers(),
+                r.child_bell().sleepers()
+            );
+            eprintln!("{:#?}", link.port().endpoint());
+        })
+    });
     let old = preregister(link, "c");
     let u = link.submit_control(old.0, old.1, ControlOp::Unregister).expect("submit unregister");
     assert_eq!(reply(link, &u), Ok(ControlReply::Unregistered { last: true }));
@@ -475,6 +496,7 @@ pub fn s6_late_completion() -> bool {
     let stale = run(link, old, 9).expect("submitted: the child judges the handle");
     assert!(matches!(task(link, &stale), Err(RunError::Handle(_)) | Err(RunError::NotRunnable(_))));
     assert_eq!(ran(&task(link, &run(link, new, 3).expect("submit"))), (1.0, 3.0), "the new artifact");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     rig.finish();
     late
 }

@@ -221,8 +221,14 @@ where
     }
 
     /// Ask the watch whether the child is gone (while work is outstanding).
+    /// When it is, everything outstanding resolved: wake every other
+    /// sleeper of the parent side (a waiter whose handle this resolved).
     pub fn check_liveness(&self) -> bool {
-        self.port().check_liveness()
+        let gone = self.port().check_liveness();
+        if gone {
+            self.parent_bell().ring();
+        }
+        gone
     }
 
     /// The driver thread's loop (module doc). Returns after [`Link::stop`]

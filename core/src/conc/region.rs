@@ -384,6 +384,12 @@ impl Region {
         &self.child_bell
     }
 
+    /// The ring's `(head, tail)` as they are now (diagnostics).
+    pub fn ring_indices(&self) -> (u64, u64) {
+        // Acquire: pairs with each side's Release store of its index.
+        (self.parent.ring_head.load(Ordering::Acquire), self.child.ring_tail.load(Ordering::Acquire))
+    }
+
     pub(crate) fn ring_tail(&self) -> &AtomicU64 {
         &self.child.ring_tail
     }

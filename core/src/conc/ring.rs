@@ -57,6 +57,11 @@ impl Producer {
         region.ring_head().load(Ordering::Acquire)
     }
 
+    /// The consumer's head as of the last `free(.., true)`.
+    pub fn head_seen(&self) -> u64 {
+        self.head_seen
+    }
+
     fn indices(&self) -> RingIndices {
         RingIndices { head: self.head_seen, tail: self.tail, capacity: self.capacity }
     }

@@ -166,14 +166,16 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     /// One unit of work (module doc).
     pub fn step(&mut self) -> Step {
         self.stats.steps += 1;
-        if let Some(r) = self.machine.poisoned() {
-            return Step::Exit(ServeExit::Poisoned(r.clone()));
-        }
+        // Outputs first: a machine that poisoned itself queued `Poison`,
+        // which swaps POISONED into the word (the parent must see it).
         if let Some(out) = self.machine.poll() {
             return match self.execute(out) {
                 Some(exit) => Step::Exit(exit),
                 None => Step::Busy,
             };
+        }
+        if let Some(r) = self.machine.poisoned() {
+            return Step::Exit(ServeExit::Poisoned(r.clone()));
         }
         let events = self.backend.events_seq();
         if let Some(ev) = self.backend.poll_event() {
@@ -200,7 +202,9 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
         let held = self.machine.completions_held() > 0;
         let ring_free = self.ring.free(&self.region, held);
         if held {
-            self.last_head = self.ring.head(&self.region);
+            // The head that room was computed from (not a second load: a
+            // pop between the two would go unnoticed by `changed`).
+            self.last_head = self.ring.head_seen();
         }
         self.feed(ChildInput::Observed { word, ring_free });
         let changed = word != self.last_word;

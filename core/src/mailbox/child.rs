@@ -117,6 +117,8 @@ struct ChildTask {
     phase: TaskPhase,
     /// The task was refused before running: TASK_READY -> TASK_DONE.
     rejected: bool,
+    /// Its TASK_DONE had to wait for a control (counted once).
+    deferred: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -294,9 +296,6 @@ impl ChildEndpoint {
             ChildInput::RunFinished { dispatch, result } => match self.task.as_mut() {
                 Some(t) if t.id.dispatch == dispatch && t.phase == TaskPhase::Running => {
                     t.phase = TaskPhase::Finished;
-                    if self.control.is_some() {
-                        self.deferred_done += 1;
-                    }
                     let frame = Frame::TaskResult(TaskResultFrame { id: t.id, result });
                     self.write(frame);
                 }
@@ -510,12 +509,18 @@ impl ChildEndpoint {
     /// Publish a finished task's TASK_DONE if the word allows it (rule 2:
     /// never over a control; the pure transition refuses CONTROL_* values).
     fn try_task_done(&mut self) {
-        let finished = self.task.as_ref().is_some_and(|t| t.phase == TaskPhase::Finished && !t.rejected);
-        if !finished {
+        let Some(t) = self.task.as_mut().filter(|t| t.phase == TaskPhase::Finished && !t.rejected) else {
             return;
-        }
-        if let Ok(to) = self.word.transition_to_task_done() {
-            self.emit_cas(self.word, to, AfterCas::TaskDone);
+        };
+        match self.word.transition_to_task_done() {
+            Ok(to) => self.emit_cas(self.word, to, AfterCas::TaskDone),
+            Err(WordState::ControlReady { .. } | WordState::ControlDone { .. }) if !t.deferred => {
+                // Rule 2: a control is in flight; TASK_DONE waits for the
+                // parent's restore.
+                t.deferred = true;
+                self.deferred_done += 1;
+            }
+            Err(_) => {}
         }
     }
 
@@ -540,7 +545,7 @@ impl ChildEndpoint {
         if !self.check_fresh(frame.id, true) {
             return;
         }
-        self.task = Some(ChildTask { id: frame.id, phase: TaskPhase::Accepting, rejected: false });
+        self.task = Some(ChildTask { id: frame.id, phase: TaskPhase::Accepting, rejected: false, deferred: false });
         self.pending = Some(Pending::Accept);
         self.outputs.push_back(ChildOutput::AcceptTask(frame));
     }
