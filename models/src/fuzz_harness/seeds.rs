@@ -310,10 +310,10 @@ pub fn system_walk_seeds() -> Vec<(&'static str, Vec<u8>)> {
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         let Ok(bounds) = Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])) else { continue };
         let s = walk(bounds.config(), &bytes[8..]);
-        if !deferred && s.saw_deferred_done {
+        if !deferred && s.saw(crate::system::Named::DeferredTaskDone) {
             deferred = true;
             seeds.push(("search-deferred-task-done", bytes));
-        } else if !control && s.saw_control_during_task {
+        } else if !control && s.saw(crate::system::Named::ControlDuringTask) {
             control = true;
             seeds.push(("search-control-during-task", bytes));
         }

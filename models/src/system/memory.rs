@@ -1,0 +1,132 @@
+//! The shared region both endpoints talk through, played as plain data with
+//! core's memory logic: every transition of the word goes through
+//! [`WordState::apply`] (the CAS decision, where the `restore_by_store`
+//! mutant lives), the completion ring through [`RingIndices`], frames
+//! through [`Frame::encode_into`] / [`Frame::decode_field`] into the field
+//! [`chiplane_core::mailbox::field_for`] chose (the machines name it; the
+//! `shared_result_field` mutant lives there), read back as
+//! [`kind_in`] says.
+//!
+//! A field holds the bytes written so far (it grows to the largest frame
+//! written; later frames overwrite its start and leave the rest, as in the
+//! real region). Bytes never written are absent here where the real field
+//! holds zeros: both decode to a typed error.
+
+use chiplane_core::frame::{Frame, FrameError, FrameKind};
+use chiplane_core::mailbox::ring::RingIndices;
+use chiplane_core::mailbox::word::WordState;
+use chiplane_core::mailbox::{kind_in, Field};
+
+/// The region's contents.
+#[derive(Clone, Hash, Debug)]
+pub struct Memory {
+    /// The state word (raw).
+    pub word: u32,
+    fields: [Vec<u8>; 4],
+    ring: RingIndices,
+    entries: Vec<Vec<u8>>,
+    /// POISONED was swapped in at some point (poison is one way: rule 10).
+    pub poisoned: bool,
+}
+
+fn index(f: Field) -> usize {
+    match f {
+        Field::Task => 0,
+        Field::Control => 1,
+        Field::TaskResult => 2,
+        Field::ControlResult => 3,
+    }
+}
+
+impl Memory {
+    pub fn new(ring_capacity: usize) -> Self {
+        Memory {
+            word: WordState::Idle.encode(),
+            fields: Default::default(),
+            ring: RingIndices { head: 0, tail: 0, capacity: ring_capacity as u64 },
+            entries: vec![Vec::new(); ring_capacity],
+            poisoned: false,
+        }
+    }
+
+    /// The decoded word (`None` for a value the protocol never writes).
+    pub fn word_state(&self) -> Option<WordState> {
+        WordState::decode(self.word)
+    }
+
+    /// `from -> to` as the writer's role does it ([`WordState::apply`]).
+    pub fn transition(&mut self, from: WordState, to: WordState) -> Result<(), u32> {
+        WordState::apply(&mut self.word, from, to)
+    }
+
+    /// Swap POISONED in (either side's verdict).
+    pub fn poison(&mut self) {
+        self.word = WordState::Poisoned.encode();
+        self.poisoned = true;
+    }
+
+    /// Encode `frame` into `field`.
+    pub fn write(&mut self, field: Field, frame: &Frame) -> Result<(), FrameError> {
+        let buf = &mut self.fields[index(field)];
+        grow(buf, frame.encoded_len().min(Frame::capacity(kind_in(field))));
+        frame.encode_into(buf).map(|_| ())
+    }
+
+    /// A torn write: only the first half of `frame`'s bytes reach `field`
+    /// (the writer died in the middle); the rest of the field keeps what it
+    /// held.
+    pub fn write_torn(&mut self, field: Field, frame: &Frame) -> Result<(), FrameError> {
+        let bytes = frame.encode()?;
+        let half = bytes.len() / 2;
+        let buf = &mut self.fields[index(field)];
+        grow(buf, half);
+        buf[..half].copy_from_slice(&bytes[..half]);
+        Ok(())
+    }
+
+    /// Decode the frame in `field`, expecting the kind that field holds.
+    pub fn read(&self, field: Field) -> Result<Frame, FrameError> {
+        Frame::decode_field(&self.fields[index(field)], kind_in(field))
+    }
+
+    /// Free entries of the completion ring (as the producer sees them).
+    pub fn ring_free(&self) -> usize {
+        self.ring.free()
+    }
+
+    /// Entries in the ring.
+    pub fn ring_len(&self) -> u64 {
+        self.ring.tail.wrapping_sub(self.ring.head)
+    }
+
+    /// Producer: write `frame` into the next entry and publish the tail;
+    /// `Ok(false)` when the ring is full.
+    pub fn push(&mut self, frame: &Frame) -> Result<bool, FrameError> {
+        let Some((entry, tail)) = self.ring.push() else { return Ok(false) };
+        let buf = &mut self.entries[entry];
+        grow(buf, frame.encoded_len().min(Frame::capacity(FrameKind::Completion)));
+        frame.encode_into(buf)?;
+        self.ring.tail = tail;
+        Ok(true)
+    }
+
+    /// Consumer: copy the next completion out and publish the head; `None`
+    /// when the ring is empty.
+    pub fn pop(&mut self) -> Option<Result<Frame, FrameError>> {
+        match self.ring.pop() {
+            Ok(None) => None,
+            Ok(Some((entry, head))) => {
+                let r = Frame::decode_field(&self.entries[entry], FrameKind::Completion);
+                self.ring.head = head;
+                Some(r)
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+fn grow(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+}
