@@ -1,16 +1,24 @@
-//! The host: the user (bounded submissions) and the parent's driver.
+//! The host: the user (bounded submissions), the parent's driver and the
+//! parent's monitor.
 //!
 //! The driver takes the parent's outputs one at a time, in order. A
 //! resolution or the poison verdict is acted on as soon as it is taken (it
 //! touches no shared memory); a memory output (`Write`, `Cas`, `Read`) is
-//! *issued*: taken and held until a [`Action::Parent`] step executes it
-//! and answers. Meanwhile the parent can be poisoned or told the child is
-//! gone, and the driver still executes what it holds and feeds the answer:
-//! rule 12 (parent.rs, call order item 6) says the endpoint withdraws what
-//! it had not issued yet, accepts and ignores the answer to what it had,
-//! and never issues a memory output again. That is checked here, not
-//! assumed: a memory output taken from a poisoned or gone parent is a
-//! violation, and so is an answer it refuses.
+//! *issued*: taken and held until a later [`Action::Parent`] step executes
+//! it and feeds the answer. The monitor (waitpid / liveness, another
+//! thread) reaps a dead child at any moment ([`Action::ParentReaps`]): it
+//! feeds `ChildGone` and carries out what the parent then owes (the poison
+//! verdict, every resolution), while the driver may still hold an output it
+//! took before, which it executes afterwards and answers.
+//!
+//! Rule 12 (parent.rs, call order item 6) says the endpoint withdraws the
+//! memory outputs it had not handed out, accepts and ignores the answer to
+//! one it had, and never hands out a memory output again once poisoned or
+//! gone. That is checked here, not assumed: a memory output taken from a
+//! poisoned or gone parent is a violation, and so is an answer it refuses.
+//! A stale output the driver still executes meets whatever the word holds
+//! then: a CAS against POISONED fails; a plain store (the `restore_by_store`
+//! mutant) would erase it, which [`System::check`] reports (rule 10).
 
 use std::collections::BTreeMap;
 
@@ -148,13 +156,18 @@ impl System {
         self.feed_parent(ParentInput::Completion(r));
     }
 
-    /// [`Action::ParentReaps`]: the parent learns the child is gone.
+    /// [`Action::ParentReaps`]: the monitor reaps the dead child, feeds
+    /// `ChildGone` and carries out everything the parent then owes, whatever
+    /// the driver holds.
     pub(super) fn parent_reaps(&mut self) {
         let err = match self.host.parent.poisoned() {
             Some(reason) => EndpointError::Poisoned(reason.clone()),
             None => EndpointError::ChildDied,
         };
-        self.feed_parent(ParentInput::ChildGone(err));
+        if let Err(e) = self.host.edit().parent.handle(ParentInput::ChildGone(err)) {
+            self.fail(format!("parent refused ChildGone: {e:?}"));
+        }
+        self.take_outputs(true);
     }
 
     fn feed_parent(&mut self, input: ParentInput) {
@@ -164,10 +177,17 @@ impl System {
         self.issue();
     }
 
-    /// Take the parent's outputs until one is a memory output (held for a
-    /// later step) or none is left.
+    /// The driver takes the parent's outputs until one is a memory output
+    /// (held for a later step) or none is left.
     fn issue(&mut self) {
-        while self.host.held.is_none() {
+        self.take_outputs(false);
+    }
+
+    /// Take outputs in order; `monitor`: all of them (a memory output among
+    /// them, the parent being gone, breaks rule 12), else up to the first
+    /// memory output, which the driver holds.
+    fn take_outputs(&mut self, monitor: bool) {
+        while monitor || self.host.held.is_none() {
             let Some(out) = self.host.edit().parent.poll() else { return };
             match out {
                 o if o.is_memory() => {
