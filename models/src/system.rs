@@ -46,13 +46,15 @@
 //! artifact is held by a PREPARED slot or was released.
 
 mod checks;
-mod child;
+pub mod child;
+pub mod chip;
 mod host;
 mod memory;
 pub mod part;
 
 pub use checks::{Named, Reached};
-pub use child::ChildProc;
+pub use child::{ChildProc, Env, Served};
+pub use chip::ModelChip;
 pub use host::Host;
 pub use memory::Memory;
 
@@ -61,7 +63,6 @@ use chiplane_core::error::{ControlError, RunError, UnregisterError};
 use chiplane_core::frame::ControlReply;
 use chiplane_core::ids::{DispatchId, Generation, SlotIndex, WorkerId};
 use chiplane_core::kernels;
-use chiplane_core::mailbox::child::ChildOutput;
 use chiplane_core::slot::SlotLimits;
 use chiplane_core::RunOutput;
 use part::Part;
@@ -185,6 +186,12 @@ pub fn spec_of(c: u8) -> CallableSpec {
     CallableSpec::chip(kernels::HEAVY_PREPARE, vec![1, u64::from(c)])
 }
 
+/// Which callable `spec` is (`spec_of` inverted; 0 for a spec no user
+/// registers, which a check then reports as a wrong result).
+pub fn callable_of(spec: &CallableSpec) -> u8 {
+    (0..CALLABLES as u8).find(|c| spec_of(*c) == *spec).unwrap_or(0)
+}
+
 /// The args the user passes to callable `c`.
 pub fn args_of(c: u8) -> TaskArgs {
     TaskArgs { tensors: vec![vec![1.5], vec![2.0 + f32::from(c)]], scalars: vec![] }
@@ -211,7 +218,7 @@ impl System {
             cfg,
             mem: Part::new(Memory::new(cfg.ring_capacity)),
             host: Part::new(Host::new()),
-            child: Part::new(ChildProc::new(&cfg)),
+            child: Part::new(ChildProc::new(ModelChip::new(CHILD_WORKER, cfg.limits))),
             fault_injected: false,
             reached: Reached::default(),
             violation: None,
@@ -270,31 +277,32 @@ impl System {
             }
             return v;
         }
-        if !c.out.is_empty() || !c.events.is_empty() || (c.endpoint.wants_word() && self.child_observe_changes()) {
+        if c.can_step(&self.mem) {
             v.push(Action::Child);
         }
-        if c.run.is_some() {
+        if c.chip.running() {
             v.push(Action::RunFinish { ok: true });
             if self.cfg.allow_chip_errors {
                 v.push(Action::RunFinish { ok: false });
             }
         }
-        match c.preparing() {
+        match c.chip.preparing() {
             // A busy chip holds a prepare while a finished run's result has
             // not reached the parent yet.
-            Some(_) if self.cfg.prepare_waits_for_runs && c.retired.iter().any(|d| !h.resolved.contains_key(d)) => {}
+            Some(_)
+                if self.cfg.prepare_waits_for_runs && c.chip.retired.iter().any(|d| !h.resolved.contains_key(d)) => {}
             Some(cancelled) => {
                 v.push(Action::RegFinish { ok: true });
                 if self.cfg.allow_chip_errors || cancelled {
                     v.push(Action::RegFinish { ok: false });
                 }
             }
-            None if c.reg.is_some() => v.push(Action::RegFinish { ok: true }),
+            None if c.chip.register_busy() => v.push(Action::RegFinish { ok: true }),
             None => {}
         }
         if self.cfg.allow_death && !self.fault_injected {
             v.push(Action::ChildDies);
-            if matches!(c.out.front(), Some(ChildOutput::Write { .. })) {
+            if c.writing() {
                 v.push(Action::ChildDiesTearing);
             }
         }
@@ -310,13 +318,40 @@ impl System {
             Action::Parent => self.parent_step(),
             Action::ParentRing => self.parent_ring(),
             Action::Child => self.child_step(),
-            Action::RunFinish { ok } => self.run_finish(ok),
-            Action::RegFinish { ok } => self.reg_finish(ok),
-            Action::ChildDies => self.child_dies(false),
-            Action::ChildDiesTearing => self.child_dies(true),
+            Action::RunFinish { ok } => {
+                let r = self.child.edit().chip.finish_run(ok, |a, args| kernels::reference(&spec_of(a.callable), args));
+                self.fail_on(r);
+            }
+            Action::RegFinish { ok } => {
+                let r = self.child.edit().chip.finish_register(ok, callable_of);
+                self.fail_on(r);
+            }
+            Action::ChildDies | Action::ChildDiesTearing => {
+                self.fault_injected = true;
+                let r = self.child.edit().die(self.mem.edit(), a == Action::ChildDiesTearing, &mut self.reached);
+                self.fail_on(r);
+            }
             Action::ParentReaps => self.parent_reaps(),
         }
         self.check();
+    }
+
+    /// [`Action::Child`]: one serve-loop step.
+    fn child_step(&mut self) {
+        let host = &*self.host;
+        let expect = |d: DispatchId| match host.submitted.get(&d) {
+            Some(Op::Run { callable, .. }) => Some(*callable as u8),
+            _ => None,
+        };
+        let mut env = Env { fault: self.fault_injected, reached: &mut self.reached, expect: &expect, trace: false };
+        let r = self.child.edit().serve_step(self.mem.edit(), &mut env);
+        self.fail_on(r);
+    }
+
+    fn fail_on<T>(&mut self, r: Result<T, String>) {
+        if let Err(e) = r {
+            self.fail(e);
+        }
     }
 
     /// The raw state word.

@@ -37,7 +37,9 @@ pub fn mailbox_seeds() -> Vec<MailboxSeed> {
             cat(&[
                 &prepared(0),
                 &running(7),
-                &[A::SubmitRegister { tag: 1 }, A::ParentRun, A::ChildRun, A::RunLane { fail: false }],
+                // The control is published, the run finishes, and only then
+                // does the serve loop move: it feeds the run's end first.
+                &[A::SubmitRegister { tag: 1 }, A::ParentRun, A::RunLane { fail: false }, A::ChildRun],
                 &sync(),
                 &[A::RegisterLane { ok: true }],
                 &sync(),

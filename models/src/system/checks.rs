@@ -107,7 +107,7 @@ impl Reached {
 impl System {
     /// Safety invariants and named states, after every step.
     pub fn check(&mut self) {
-        let table = self.child.chip.table();
+        let table = self.child.chip.side.table();
         for i in 0..self.cfg.limits.capacity as u32 {
             if let Some(st) = table.state(SlotIndex(i)) {
                 self.reached.insert(Named::Slot(st));
@@ -160,10 +160,10 @@ impl System {
         if c.dead {
             return;
         }
-        if !c.chip.idle() || c.run.is_some() || c.reg.is_some() || !c.events.is_empty() || !c.out.is_empty() {
+        if !c.chip.idle() || c.outputs_queued() > 0 {
             return self.fail("chip work left at quiescence".into());
         }
-        let table = c.chip.table();
+        let table = c.chip.side.table();
         if let Some(i) = (0..self.cfg.limits.capacity as u32).find(|i| table.pins(SlotIndex(*i)) != 0) {
             return self.fail(format!("slot {i} still pinned at quiescence"));
         }
@@ -171,7 +171,7 @@ impl System {
         let held = (0..self.cfg.limits.capacity as u32)
             .filter(|i| table.state(SlotIndex(*i)) == Some(SlotState::Prepared))
             .count();
-        let unreleased = c.created.difference(&c.released).count();
+        let unreleased = c.chip.created.difference(&c.chip.released).count();
         if unreleased != held {
             self.fail(format!("{unreleased} artifacts unreleased but {held} PREPARED slots hold one"));
         }

@@ -84,6 +84,13 @@ impl Memory {
         Ok(())
     }
 
+    /// The bytes of `field`, at least `len` of them (fault injection).
+    pub fn field_mut(&mut self, field: Field, len: usize) -> &mut [u8] {
+        let buf = &mut self.fields[index(field)];
+        grow(buf, len);
+        buf
+    }
+
     /// Decode the frame in `field`, expecting the kind that field holds.
     pub fn read(&self, field: Field) -> Result<Frame, FrameError> {
         Frame::decode_field(&self.fields[index(field)], kind_in(field))
@@ -108,6 +115,17 @@ impl Memory {
         frame.encode_into(buf)?;
         self.ring.tail = tail;
         Ok(true)
+    }
+
+    /// A rogue producer: `bytes` land in the next entry and the tail moves
+    /// on; `false` when the ring is full (fault injection).
+    pub fn push_raw(&mut self, bytes: &[u8]) -> bool {
+        let Some((entry, tail)) = self.ring.push() else { return false };
+        let buf = &mut self.entries[entry];
+        grow(buf, bytes.len());
+        buf[..bytes.len()].copy_from_slice(bytes);
+        self.ring.tail = tail;
+        true
     }
 
     /// Consumer: copy the next completion out and publish the head; `None`
