@@ -13,7 +13,9 @@
 //!
 //! Every state is checked with [`System::check`] (and the checks made as
 //! things happen); every state in which no action changes anything with
-//! [`System::check_final`].
+//! [`System::check_final`]. A state's successors are tried from
+//! [`System::candidates`]; a word load whose successor has the state's own
+//! fingerprint changed nothing and is not a step.
 //!
 //! # Bounds
 //! A state cap, a depth cap and a time cap. A search that any of them cut
@@ -128,12 +130,15 @@ impl Report {
 
 const SHARDS: usize = 64;
 
-/// A subtree handed to a thread: a state (already counted and checked), the
-/// path to it, and which of its actions to try.
+/// A subtree handed to a thread: a state (already counted and checked), its
+/// fingerprint, the path to it, which of its actions to try, and whether it
+/// is known to have a successor (it is not terminal).
 struct Item {
     state: System,
+    fp: u128,
     path: Vec<Action>,
     actions: Vec<Action>,
+    changed: bool,
 }
 
 struct Pool {
@@ -218,21 +223,45 @@ impl Shared {
 /// One state on a thread's stack.
 struct Node {
     state: System,
+    fp: u128,
     /// The action that led here from the node below (`None` for the root
     /// of a subtree).
     via: Option<Action>,
+    /// Its candidate actions (`System::candidates`: a word load may turn
+    /// out to change nothing).
     actions: Vec<Action>,
     next: usize,
+    /// Some action led to another state: not terminal.
+    changed: bool,
+}
+
+/// A state no action changes: the liveness check.
+fn terminal(sh: &Shared, mut state: System, path: &[Action]) -> bool {
+    sh.terminal.fetch_add(1, Ordering::Relaxed);
+    state.check_final();
+    match state.violation.take() {
+        Some(v) => {
+            sh.found(v, path.to_vec());
+            true
+        }
+        None => false,
+    }
 }
 
 /// Search the subtree `item` depth first.
 fn search(sh: &Shared, item: Item, reached: &mut Reached) {
     let mut path = item.path;
-    let mut stack = vec![Node { state: item.state, via: None, actions: item.actions, next: 0 }];
+    let root =
+        Node { state: item.state, fp: item.fp, via: None, actions: item.actions, next: 0, changed: item.changed };
+    let mut stack = vec![root];
     let mut expanded = 0u64;
     while let Some(top) = stack.last_mut() {
         if top.next == top.actions.len() {
-            if stack.pop().and_then(|n| n.via).is_some() {
+            let done = stack.pop().expect("the top node");
+            if !done.changed && terminal(sh, done.state, &path) {
+                return;
+            }
+            if done.via.is_some() {
                 path.pop();
             }
             continue;
@@ -241,37 +270,43 @@ fn search(sh: &Shared, item: Item, reached: &mut Reached) {
         top.next += 1;
         let mut next = top.state.clone();
         next.step(a);
-        sh.transitions.fetch_add(1, Ordering::Relaxed);
         reached.0 |= next.reached.0;
         if let Some(v) = next.violation.take() {
             path.push(a);
             return sh.found(v, path);
         }
-        if !sh.visit(next.fingerprint()) {
+        let fp = next.fingerprint();
+        if fp == top.fp {
+            // A word load that changed nothing: not a step.
+            continue;
+        }
+        top.changed = true;
+        sh.transitions.fetch_add(1, Ordering::Relaxed);
+        if !sh.visit(fp) {
             continue;
         }
         let n = sh.states.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= sh.bounds.states_max {
             sh.cut(Cut::States);
         }
-        let actions = next.enabled();
-        if actions.is_empty() {
-            sh.terminal.fetch_add(1, Ordering::Relaxed);
-            next.check_final();
-            if let Some(v) = next.violation.take() {
-                path.push(a);
-                return sh.found(v, path);
-            }
-            continue;
-        }
         let depth = path.len() + 1;
         sh.depth_max.fetch_max(depth, Ordering::Relaxed);
+        path.push(a);
         if depth >= sh.bounds.depth_max {
-            sh.cut(Cut::Depth);
+            // Not expanded: a terminal state is still checked, anything
+            // else is cut.
+            if next.enabled().is_empty() {
+                if terminal(sh, next, &path) {
+                    return;
+                }
+            } else {
+                sh.cut(Cut::Depth);
+            }
+            path.pop();
             continue;
         }
-        path.push(a);
-        stack.push(Node { state: next, via: Some(a), actions, next: 0 });
+        let actions = next.candidates();
+        stack.push(Node { state: next, fp, via: Some(a), actions, next: 0, changed: false });
         expanded += 1;
         if expanded % 1024 == 0 {
             if sh.start.elapsed() >= sh.bounds.time_max {
@@ -290,13 +325,16 @@ fn search(sh: &Shared, item: Item, reached: &mut Reached) {
 /// Hand the untried actions of the shallowest node that has any to the
 /// pool.
 fn donate(sh: &Shared, stack: &mut [Node], path: &[Action]) {
-    // path[..k] leads to stack[k'] where k counts the `via` actions below it.
+    // path[..base + i] leads to stack[i]. A node below the top has a
+    // successor (the node above it), so the receiver knows it is not
+    // terminal whatever the donated actions do.
     let (depth, base) = (stack.len(), path.len() + 1 - stack.len());
     for (i, node) in stack.iter_mut().enumerate() {
         if node.next < node.actions.len() && i + 1 < depth {
             let actions = node.actions.split_off(node.next);
             let prefix = path[..base + i].to_vec();
-            return sh.give(vec![Item { state: node.state.clone(), path: prefix, actions }]);
+            let (state, fp) = (node.state.clone(), node.fp);
+            return sh.give(vec![Item { state, fp, path: prefix, actions, changed: true }]);
         }
     }
 }
@@ -323,17 +361,14 @@ pub fn explore(cfg: Config, bounds: Bounds) -> Report {
         violation: Mutex::new(None),
     };
     let mut root = System::new(cfg);
-    sh.visit(root.fingerprint());
+    let fp = root.fingerprint();
+    sh.visit(fp);
     sh.reached.fetch_or(root.reached.0, Ordering::Relaxed);
-    let actions = root.enabled();
-    if actions.is_empty() {
-        sh.terminal.fetch_add(1, Ordering::Relaxed);
-        root.check_final();
-    }
     if let Some(v) = root.violation.take() {
         sh.found(v, Vec::new());
     }
-    sh.give(vec![Item { state: root, path: Vec::new(), actions }]);
+    let actions = root.candidates();
+    sh.give(vec![Item { state: root, fp, path: Vec::new(), actions, changed: false }]);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {

@@ -65,7 +65,6 @@ use chiplane_core::ids::{DispatchId, Generation, SlotIndex, WorkerId};
 use chiplane_core::kernels;
 use chiplane_core::slot::SlotLimits;
 use chiplane_core::RunOutput;
-use part::Part;
 
 /// The chip child's worker id.
 pub const CHILD_WORKER: WorkerId = WorkerId(7);
@@ -202,9 +201,9 @@ pub fn args_of(c: u8) -> TaskArgs {
 #[derive(Clone, Debug)]
 pub struct System {
     pub cfg: Config,
-    mem: Part<Memory>,
-    host: Part<Host>,
-    child: Part<ChildProc>,
+    mem: Memory,
+    host: Host,
+    child: ChildProc,
     /// A fault (a child death) was injected: poison and endpoint errors are allowed.
     pub fault_injected: bool,
     /// Named states this run went through (not part of the state).
@@ -216,9 +215,9 @@ impl System {
     pub fn new(cfg: Config) -> Self {
         let mut s = System {
             cfg,
-            mem: Part::new(Memory::new(cfg.ring_capacity)),
-            host: Part::new(Host::new()),
-            child: Part::new(ChildProc::new(ModelChip::new(CHILD_WORKER, cfg.limits))),
+            mem: Memory::new(cfg.ring_capacity),
+            host: Host::new(),
+            child: ChildProc::new(ModelChip::new(CHILD_WORKER, cfg.limits)),
             fault_injected: false,
             reached: Reached::default(),
             violation: None,
@@ -236,16 +235,27 @@ impl System {
     /// The state's 128-bit fingerprint: everything that determines what
     /// happens next (not `reached`, not the violation).
     pub fn fingerprint(&self) -> u128 {
-        part::fp128(&(self.mem.fp(), self.host.fp(), self.child.fp(), self.fault_injected))
+        part::fp128(&(&self.mem, &self.host, &self.child, self.fault_injected))
     }
 
     /// The actions that change the state, in a fixed order.
     pub fn enabled(&self) -> Vec<Action> {
+        self.actions(true)
+    }
+
+    /// [`System::enabled`], except that a word load is offered whenever its
+    /// machine wants the word, whether or not it changes anything (cheaper:
+    /// a searcher that compares fingerprints finds out anyway).
+    pub fn candidates(&self) -> Vec<Action> {
+        self.actions(false)
+    }
+
+    fn actions(&self, exact: bool) -> Vec<Action> {
         let mut v = Vec::new();
         if self.violation.is_some() {
             return v;
         }
-        let (h, c) = (&*self.host, &*self.child);
+        let (h, c) = (&self.host, &self.child);
         if h.open() && h.ops_used < self.cfg.ops_max {
             // Callables no submission named yet are interchangeable: offer
             // only the first of them (see `exhaustive.rs`, symmetry).
@@ -265,7 +275,7 @@ impl System {
                 v.push(Action::UserMemory);
             }
         }
-        if h.held.is_some() || (h.parent.wants_word() && self.parent_observe_changes()) {
+        if h.held.is_some() || (h.parent.wants_word() && (!exact || self.parent_observe_changes())) {
             v.push(Action::Parent);
         }
         if h.open() && self.mem.ring_len() > 0 {
@@ -277,7 +287,7 @@ impl System {
             }
             return v;
         }
-        if c.can_step(&self.mem) {
+        if c.can_step(&self.mem, exact) {
             v.push(Action::Child);
         }
         if c.chip.running() {
@@ -319,16 +329,16 @@ impl System {
             Action::ParentRing => self.parent_ring(),
             Action::Child => self.child_step(),
             Action::RunFinish { ok } => {
-                let r = self.child.edit().chip.finish_run(ok, |a, args| kernels::reference(&spec_of(a.callable), args));
+                let r = self.child.chip.edit().finish_run(ok, |a, args| kernels::reference(&spec_of(a.callable), args));
                 self.fail_on(r);
             }
             Action::RegFinish { ok } => {
-                let r = self.child.edit().chip.finish_register(ok, callable_of);
+                let r = self.child.chip.edit().finish_register(ok, callable_of);
                 self.fail_on(r);
             }
             Action::ChildDies | Action::ChildDiesTearing => {
                 self.fault_injected = true;
-                let r = self.child.edit().die(self.mem.edit(), a == Action::ChildDiesTearing, &mut self.reached);
+                let r = self.child.die(&mut self.mem, a == Action::ChildDiesTearing, &mut self.reached);
                 self.fail_on(r);
             }
             Action::ParentReaps => self.parent_reaps(),
@@ -338,13 +348,13 @@ impl System {
 
     /// [`Action::Child`]: one serve-loop step.
     fn child_step(&mut self) {
-        let host = &*self.host;
+        let host = &self.host;
         let expect = |d: DispatchId| match host.submitted.get(&d) {
             Some(Op::Run { callable, .. }) => Some(*callable as u8),
             _ => None,
         };
         let mut env = Env { fault: self.fault_injected, reached: &mut self.reached, expect: &expect, trace: false };
-        let r = self.child.edit().serve_step(self.mem.edit(), &mut env);
+        let r = self.child.serve_step(&mut self.mem, &mut env);
         self.fail_on(r);
     }
 
@@ -386,7 +396,7 @@ impl System {
 
     /// Outcome of each user operation, for reporting.
     pub fn outcomes(&self) -> Vec<(DispatchId, Op, Option<Resolution>)> {
-        let h = &*self.host;
+        let h = &self.host;
         h.submitted.iter().map(|(d, op)| (*d, op.clone(), h.resolved.get(d).cloned())).collect()
     }
 

@@ -32,16 +32,16 @@ use chiplane_core::mailbox::field_for;
 use chiplane_core::mailbox::word::{legal, Side, WordState};
 
 use super::chip::ModelChip;
-use super::part::fp128;
+use super::part::{fp128, Part};
 use super::{Memory, Named, Reached};
 
 /// The child process.
 #[derive(Clone, Hash, Debug)]
 pub struct ChildProc {
-    pub endpoint: ChildEndpoint,
+    pub endpoint: Part<ChildEndpoint>,
     /// The endpoint's outputs, executed one per serve step.
     out: VecDeque<ChildOutput>,
-    pub chip: ModelChip,
+    pub chip: Part<ModelChip>,
     /// Dead (died, or killed by the parent after its poison).
     pub dead: bool,
 }
@@ -84,13 +84,21 @@ impl std::fmt::Debug for Env<'_> {
 
 impl ChildProc {
     pub fn new(chip: ModelChip) -> Self {
-        ChildProc { endpoint: ChildEndpoint::new(), out: VecDeque::new(), chip, dead: false }
+        ChildProc {
+            endpoint: Part::new(ChildEndpoint::new()),
+            out: VecDeque::new(),
+            chip: Part::new(chip),
+            dead: false,
+        }
     }
 
     /// A serve step would do something (execute an output, feed an event,
-    /// or load a word that changes the endpoint).
-    pub fn can_step(&self, mem: &Memory) -> bool {
-        !self.dead && (!self.out.is_empty() || self.chip.has_event() || self.observe_changes(mem))
+    /// or load a word; `exact`: a word that changes the endpoint).
+    pub fn can_step(&self, mem: &Memory, exact: bool) -> bool {
+        !self.dead
+            && (!self.out.is_empty()
+                || self.chip.has_event()
+                || (self.endpoint.wants_word() && (!exact || self.observe_changes(mem))))
     }
 
     /// The next output is a frame write (a death may tear it).
@@ -105,11 +113,8 @@ impl ChildProc {
 
     /// Would a word load change the endpoint?
     fn observe_changes(&self, mem: &Memory) -> bool {
-        if !self.endpoint.wants_word() {
-            return false;
-        }
-        let mut e = self.endpoint.clone();
-        let before = fp128(&e);
+        let before = self.endpoint.fp();
+        let mut e = (*self.endpoint).clone();
         let _ = e.handle(ChildInput::Observed { word: mem.word, ring_free: mem.ring_free() });
         fp128(&e) != before
     }
@@ -125,7 +130,7 @@ impl ChildProc {
             }
             return self.exec(o, mem, env);
         }
-        if let Some(ev) = self.chip.poll_event() {
+        if let Some(ev) = self.chip.has_event().then(|| self.chip.edit().poll_event()).flatten() {
             let input = match ev.clone() {
                 ChildEvent::RunFinished { dispatch, result } => ChildInput::RunFinished { dispatch, result },
                 ChildEvent::Settled { id, settlement } => ChildInput::Settled { id, settlement },
@@ -156,10 +161,11 @@ impl ChildProc {
     }
 
     fn feed(&mut self, input: ChildInput) -> Result<(), String> {
-        if let Err(e) = self.endpoint.handle(input) {
+        let endpoint = self.endpoint.edit();
+        if let Err(e) = endpoint.handle(input) {
             return Err(format!("child refused its driver's input: {e:?}"));
         }
-        while let Some(o) = self.endpoint.poll() {
+        while let Some(o) = endpoint.poll() {
             self.out.push_back(o);
         }
         Ok(())
@@ -174,7 +180,7 @@ impl ChildProc {
             ChildOutput::AcceptTask(frame) => {
                 let dispatch = frame.id.dispatch;
                 let expect = (env.expect)(dispatch);
-                return match self.chip.task(frame, expect)? {
+                return match self.chip.edit().task(frame, expect)? {
                     None => self.feed(ChildInput::TaskAccepted).map(|()| Served::Output),
                     Some(error) => {
                         self.feed(ChildInput::TaskRejected(error.clone()))?;
@@ -189,7 +195,7 @@ impl ChildProc {
                 {
                     return Err(format!("{:?} applied while the child holds a task (rule 3)", frame.op));
                 }
-                let result = self.chip.control(frame)?;
+                let result = self.chip.edit().control(frame)?;
                 self.feed(ChildInput::ControlApplied(result.clone()))?;
                 return Ok(Served::ControlApplied { dispatch, result });
             }

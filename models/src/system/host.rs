@@ -30,34 +30,50 @@ use chiplane_core::kernels;
 use chiplane_core::mailbox::parent::{ParentEndpoint, ParentInput, ParentOutput};
 use chiplane_core::mailbox::word::{legal, Side, WordState};
 
-use super::part::fp128;
+use super::part::{fp128, Part};
 use super::{args_of, spec_of, Action, Named, Op, Resolution, System, CALLABLES};
 
-/// The user and the parent's driver.
+/// The user and the parent's driver (reads of the user's records go
+/// through `Deref` to [`Book`]).
 #[derive(Clone, Hash, Debug)]
 pub struct Host {
-    pub parent: ParentEndpoint,
+    pub parent: Part<ParentEndpoint>,
     /// The memory output the driver took and has not executed yet.
     pub(super) held: Option<ParentOutput>,
-    pub(super) ops_used: u8,
+    book: Part<Book>,
+}
+
+/// What the user submitted and learned.
+#[derive(Clone, Hash, Debug)]
+pub struct Book {
+    pub ops_used: u8,
     /// The last handle the user got for each callable.
-    pub(super) user_handle: [Option<(SlotIndex, Generation)>; CALLABLES],
+    pub user_handle: [Option<(SlotIndex, Generation)>; CALLABLES],
     pub submitted: BTreeMap<DispatchId, Op>,
     pub resolved: BTreeMap<DispatchId, Resolution>,
     /// Dispatch -> the settlement it received.
     pub settled: BTreeMap<DispatchId, Result<Settlement, EndpointError>>,
 }
 
+impl std::ops::Deref for Host {
+    type Target = Book;
+    fn deref(&self) -> &Book {
+        &self.book
+    }
+}
+
 impl Host {
     pub(super) fn new() -> Self {
         Host {
-            parent: ParentEndpoint::new(),
+            parent: Part::new(ParentEndpoint::new()),
             held: None,
-            ops_used: 0,
-            user_handle: [None; CALLABLES],
-            submitted: BTreeMap::new(),
-            resolved: BTreeMap::new(),
-            settled: BTreeMap::new(),
+            book: Part::new(Book {
+                ops_used: 0,
+                user_handle: [None; CALLABLES],
+                submitted: BTreeMap::new(),
+                resolved: BTreeMap::new(),
+                settled: BTreeMap::new(),
+            }),
         }
     }
 
@@ -75,7 +91,7 @@ impl Host {
 impl System {
     /// A user action: submit, then let the driver take what it may.
     pub(super) fn user(&mut self, a: Action) {
-        let h = self.host.edit();
+        let h = self.host.book.edit();
         h.ops_used += 1;
         let (input, op) = match a {
             Action::UserRegister(c) => (
@@ -110,9 +126,9 @@ impl System {
             ),
             other => unreachable!("not a user action: {other:?}"),
         };
-        match h.parent.handle(input) {
+        match self.host.parent.edit().handle(input) {
             Ok(Some(d)) => {
-                h.submitted.insert(d, op);
+                self.host.book.edit().submitted.insert(d, op);
             }
             other => return self.fail(format!("an open parent refused a submission: {other:?}")),
         }
@@ -122,19 +138,19 @@ impl System {
     /// [`Action::Parent`]: execute the output the driver holds, or load the
     /// word for the parent.
     pub(super) fn parent_step(&mut self) {
-        let Some(out) = self.host.edit().held.take() else {
+        let Some(out) = self.host.held.take() else {
             let word = self.mem.word;
             return self.feed_parent(ParentInput::Observed(word));
         };
         let answer = match out {
             ParentOutput::Write { field, frame } => {
-                if let Err(e) = self.mem.edit().write(field, &frame) {
+                if let Err(e) = self.mem.write(field, &frame) {
                     self.fail(format!("the parent's {:?} frame does not fit {field:?}: {e:?}", frame.kind()));
                 }
                 return self.issue();
             }
             ParentOutput::Cas { from, to } => {
-                let r = self.mem.edit().transition(from, to);
+                let r = self.mem.transition(from, to);
                 if r.is_ok() && !legal(Side::Parent, from, to) {
                     self.fail(format!("parent moved the word {from:?} -> {to:?}: not in the design's table"));
                 }
@@ -152,7 +168,7 @@ impl System {
 
     /// [`Action::ParentRing`]: pop one completion.
     pub(super) fn parent_ring(&mut self) {
-        let Some(r) = self.mem.edit().pop() else { return };
+        let Some(r) = self.mem.pop() else { return };
         self.feed_parent(ParentInput::Completion(r));
     }
 
@@ -164,14 +180,14 @@ impl System {
             Some(reason) => EndpointError::Poisoned(reason.clone()),
             None => EndpointError::ChildDied,
         };
-        if let Err(e) = self.host.edit().parent.handle(ParentInput::ChildGone(err)) {
+        if let Err(e) = self.host.parent.edit().handle(ParentInput::ChildGone(err)) {
             self.fail(format!("parent refused ChildGone: {e:?}"));
         }
         self.take_outputs(true);
     }
 
     fn feed_parent(&mut self, input: ParentInput) {
-        if let Err(e) = self.host.edit().parent.handle(input) {
+        if let Err(e) = self.host.parent.edit().handle(input) {
             self.fail(format!("parent refused its driver's input: {e:?}"));
         }
         self.issue();
@@ -188,7 +204,7 @@ impl System {
     /// memory output, which the driver holds.
     fn take_outputs(&mut self, monitor: bool) {
         while monitor || self.host.held.is_none() {
-            let Some(out) = self.host.edit().parent.poll() else { return };
+            let Some(out) = self.host.parent.edit().poll() else { return };
             match out {
                 o if o.is_memory() => {
                     if !self.host.open() {
@@ -196,11 +212,11 @@ impl System {
                             "the parent handed out {o:?} after it was poisoned or told the child is gone (rule 12)"
                         ));
                     }
-                    self.host.edit().held = Some(o);
+                    self.host.held = Some(o);
                 }
                 ParentOutput::TaskDone { dispatch, result } => self.resolve(dispatch, Resolution::Task(result)),
                 ParentOutput::ControlDone { dispatch, result } => {
-                    let h = self.host.edit();
+                    let h = self.host.book.edit();
                     if let (Some(Op::Register { callable }), Ok(ControlReply::Registered { slot, generation, .. })) =
                         (h.submitted.get(&dispatch), &result)
                     {
@@ -212,7 +228,7 @@ impl System {
                     if result.is_err() && !self.fault_injected {
                         self.fail(format!("settlement of {dispatch:?} failed without a fault: {result:?}"));
                     }
-                    if self.host.edit().settled.insert(dispatch, result).is_some() {
+                    if self.host.book.edit().settled.insert(dispatch, result).is_some() {
                         self.fail(format!("dispatch {dispatch:?} settled twice"));
                     }
                 }
@@ -221,8 +237,8 @@ impl System {
                         self.fail(format!("parent poisoned without a fault: {reason:?}"));
                     }
                     // Swap POISONED in; kill the child (the reap is a later step).
-                    self.mem.edit().poison();
-                    self.child.edit().dead = true;
+                    self.mem.poison();
+                    self.child.dead = true;
                 }
                 other => unreachable!("memory outputs handled above: {other:?}"),
             }
@@ -230,7 +246,7 @@ impl System {
     }
 
     fn resolve(&mut self, d: DispatchId, r: Resolution) {
-        let h = self.host.edit();
+        let h = self.host.book.edit();
         let Some(op) = h.submitted.get(&d).cloned() else {
             return self.fail(format!("resolution for unknown dispatch {d:?}"));
         };
@@ -257,8 +273,8 @@ impl System {
     /// Would loading the word change the parent? (A load that changes
     /// nothing is not a step: quiescence is "no step changes anything".)
     pub(super) fn parent_observe_changes(&self) -> bool {
-        let mut p = self.host.parent.clone();
-        let before = fp128(&p);
+        let before = self.host.parent.fp();
+        let mut p = (*self.host.parent).clone();
         let _ = p.handle(ParentInput::Observed(self.mem.word));
         fp128(&p) != before
     }

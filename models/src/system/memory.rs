@@ -17,16 +17,25 @@ use chiplane_core::mailbox::ring::RingIndices;
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::mailbox::{kind_in, Field};
 
-/// The region's contents.
+use super::part::Part;
+
+/// The region's contents. The word and the ring's indices change on most
+/// steps and are plain; the frame bytes are copied only when written.
 #[derive(Clone, Hash, Debug)]
 pub struct Memory {
     /// The state word (raw).
     pub word: u32,
-    fields: [Vec<u8>; 4],
     ring: RingIndices,
-    entries: Vec<Vec<u8>>,
     /// POISONED was swapped in at some point (poison is one way: rule 10).
     pub poisoned: bool,
+    bytes: Part<Bytes>,
+}
+
+/// The four fields and the ring's entries.
+#[derive(Clone, Hash, Debug)]
+struct Bytes {
+    fields: [Vec<u8>; 4],
+    entries: Vec<Vec<u8>>,
 }
 
 fn index(f: Field) -> usize {
@@ -42,10 +51,9 @@ impl Memory {
     pub fn new(ring_capacity: usize) -> Self {
         Memory {
             word: WordState::Idle.encode(),
-            fields: Default::default(),
             ring: RingIndices { head: 0, tail: 0, capacity: ring_capacity as u64 },
-            entries: vec![Vec::new(); ring_capacity],
             poisoned: false,
+            bytes: Part::new(Bytes { fields: Default::default(), entries: vec![Vec::new(); ring_capacity] }),
         }
     }
 
@@ -67,7 +75,7 @@ impl Memory {
 
     /// Encode `frame` into `field`.
     pub fn write(&mut self, field: Field, frame: &Frame) -> Result<(), FrameError> {
-        let buf = &mut self.fields[index(field)];
+        let buf = &mut self.bytes.edit().fields[index(field)];
         grow(buf, frame.encoded_len().min(Frame::capacity(kind_in(field))));
         frame.encode_into(buf).map(|_| ())
     }
@@ -78,7 +86,7 @@ impl Memory {
     pub fn write_torn(&mut self, field: Field, frame: &Frame) -> Result<(), FrameError> {
         let bytes = frame.encode()?;
         let half = bytes.len() / 2;
-        let buf = &mut self.fields[index(field)];
+        let buf = &mut self.bytes.edit().fields[index(field)];
         grow(buf, half);
         buf[..half].copy_from_slice(&bytes[..half]);
         Ok(())
@@ -86,14 +94,14 @@ impl Memory {
 
     /// The bytes of `field`, at least `len` of them (fault injection).
     pub fn field_mut(&mut self, field: Field, len: usize) -> &mut [u8] {
-        let buf = &mut self.fields[index(field)];
+        let buf = &mut self.bytes.edit().fields[index(field)];
         grow(buf, len);
         buf
     }
 
     /// Decode the frame in `field`, expecting the kind that field holds.
     pub fn read(&self, field: Field) -> Result<Frame, FrameError> {
-        Frame::decode_field(&self.fields[index(field)], kind_in(field))
+        Frame::decode_field(&self.bytes.fields[index(field)], kind_in(field))
     }
 
     /// Free entries of the completion ring (as the producer sees them).
@@ -110,7 +118,7 @@ impl Memory {
     /// `Ok(false)` when the ring is full.
     pub fn push(&mut self, frame: &Frame) -> Result<bool, FrameError> {
         let Some((entry, tail)) = self.ring.push() else { return Ok(false) };
-        let buf = &mut self.entries[entry];
+        let buf = &mut self.bytes.edit().entries[entry];
         grow(buf, frame.encoded_len().min(Frame::capacity(FrameKind::Completion)));
         frame.encode_into(buf)?;
         self.ring.tail = tail;
@@ -121,7 +129,7 @@ impl Memory {
     /// on; `false` when the ring is full (fault injection).
     pub fn push_raw(&mut self, bytes: &[u8]) -> bool {
         let Some((entry, tail)) = self.ring.push() else { return false };
-        let buf = &mut self.entries[entry];
+        let buf = &mut self.bytes.edit().entries[entry];
         grow(buf, bytes.len());
         buf[..bytes.len()].copy_from_slice(bytes);
         self.ring.tail = tail;
@@ -134,7 +142,7 @@ impl Memory {
         match self.ring.pop() {
             Ok(None) => None,
             Ok(Some((entry, head))) => {
-                let r = Frame::decode_field(&self.entries[entry], FrameKind::Completion);
+                let r = Frame::decode_field(&self.bytes.entries[entry], FrameKind::Completion);
                 self.ring.head = head;
                 Some(r)
             }

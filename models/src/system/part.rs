@@ -136,6 +136,19 @@ impl<T: Clone + Hash> Part<T> {
     }
 }
 
+impl<T: Clone + Hash> Hash for Part<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(self.fp());
+    }
+}
+
+impl<T: Clone + Hash> Part<T> {
+    /// Edited since its fingerprint was last taken.
+    pub fn dirty(&self) -> bool {
+        self.fp.get().is_none()
+    }
+}
+
 impl<T> Deref for Part<T> {
     type Target = T;
     fn deref(&self) -> &T {
