@@ -23,11 +23,13 @@
 //! did not visit, and `bin/exhaustive` fails on it.
 //!
 //! # Reachability
-//! Each named state of design.md (every value of the word, every slot
-//! state, a control during TASK_RUNNING, a deferred TASK_DONE, a full ring,
-//! a child death, a torn write, an answer reaching a gone parent) must be
-//! reached at least once, or the check fails: a property that holds only
-//! because its premise is unreachable proves nothing.
+//! Each named state of design.md (every value of the word; every slot
+//! state, RETIRED once the bounds allow a slot's last generation to be
+//! freed and FAILED with chip errors; a control during TASK_RUNNING; a
+//! deferred TASK_DONE; a full ring; with deaths a child death, a torn write
+//! and an answer reaching a gone parent) must be reached at least once, or
+//! the check fails: a property that holds only because its premise is
+//! unreachable proves nothing.
 //!
 //! # Symmetry
 //! The callables are interchangeable: `spec_of(c)` / `args_of(c)` differ
@@ -104,11 +106,22 @@ impl Report {
             .filter(|w| **w != WordState::Poisoned || cfg.allow_death)
             .map(|w| Named::Word(*w))
             .collect();
-        for s in [SlotState::Preparing, SlotState::Prepared, SlotState::Cancelling, SlotState::Unregistering] {
+        for s in [
+            SlotState::Empty,
+            SlotState::Preparing,
+            SlotState::Prepared,
+            SlotState::Cancelling,
+            SlotState::Unregistering,
+        ] {
             v.push(Named::Slot(s));
         }
         if cfg.allow_chip_errors {
             v.push(Named::Slot(SlotState::Failed));
+        }
+        // A slot retires when its last generation is freed: register and
+        // unregister once per generation.
+        if u32::from(cfg.ops_max) >= 2 * cfg.limits.generation_max.0 {
+            v.push(Named::Slot(SlotState::Retired));
         }
         v.extend([Named::ControlDuringTask, Named::DeferredTaskDone, Named::RingFull]);
         if cfg.allow_death {

@@ -329,11 +329,11 @@ impl System {
             Action::ParentRing => self.parent_ring(),
             Action::Child => self.child_step(),
             Action::RunFinish { ok } => {
-                let r = self.child.chip.edit().finish_run(ok, |a, args| kernels::reference(&spec_of(a.callable), args));
+                let r = self.child.finish_run(ok, |a, args| kernels::reference(&spec_of(a.callable), args));
                 self.fail_on(r);
             }
             Action::RegFinish { ok } => {
-                let r = self.child.chip.edit().finish_register(ok, callable_of);
+                let r = self.child.finish_register(ok, callable_of);
                 self.fail_on(r);
             }
             Action::ChildDies | Action::ChildDiesTearing => {

@@ -158,7 +158,7 @@ impl System {
         if c.dead {
             return;
         }
-        if !c.chip.idle() || c.outputs_queued() > 0 {
+        if !c.chip_idle() || c.outputs_queued() > 0 {
             return self.fail("chip work left at quiescence".into());
         }
         let table = c.chip.side.table();

@@ -23,6 +23,7 @@
 
 use std::collections::VecDeque;
 
+use chiplane_core::chip::{CallableSpec, ChipError, TaskArgs};
 use chiplane_core::chipside::ChildEvent;
 use chiplane_core::error::{ControlError, RunError};
 use chiplane_core::frame::{ControlOp, ControlReply, Frame, FrameKind};
@@ -30,17 +31,21 @@ use chiplane_core::ids::DispatchId;
 use chiplane_core::mailbox::child::{ChildEndpoint, ChildInput, ChildOutput};
 use chiplane_core::mailbox::field_for;
 use chiplane_core::mailbox::word::{legal, Side, WordState};
+use chiplane_core::RunOutput;
 
 use super::chip::ModelChip;
 use super::part::{fp128, Part};
-use super::{Memory, Named, Reached};
+use super::{Artifact, Memory, Named, Reached};
 
 /// The child process.
 #[derive(Clone, Hash, Debug)]
 pub struct ChildProc {
     pub endpoint: Part<ChildEndpoint>,
     /// The endpoint's outputs, executed one per serve step.
-    out: VecDeque<ChildOutput>,
+    out: Part<VecDeque<ChildOutput>>,
+    /// Chip events the serve loop has not fed yet.
+    events: Part<VecDeque<ChildEvent>>,
+    /// Changed only through the methods here, which move its events out.
     pub chip: Part<ModelChip>,
     /// Dead (died, or killed by the parent after its poison).
     pub dead: bool,
@@ -86,7 +91,8 @@ impl ChildProc {
     pub fn new(chip: ModelChip) -> Self {
         ChildProc {
             endpoint: Part::new(ChildEndpoint::new()),
-            out: VecDeque::new(),
+            out: Part::new(VecDeque::new()),
+            events: Part::new(VecDeque::new()),
             chip: Part::new(chip),
             dead: false,
         }
@@ -97,7 +103,7 @@ impl ChildProc {
     pub fn can_step(&self, mem: &Memory, exact: bool) -> bool {
         !self.dead
             && (!self.out.is_empty()
-                || self.chip.has_event()
+                || !self.events.is_empty()
                 || (self.endpoint.wants_word() && (!exact || self.observe_changes(mem))))
     }
 
@@ -124,13 +130,13 @@ impl ChildProc {
         if self.dead {
             return Ok(Served::Nothing);
         }
-        if let Some(o) = self.out.pop_front() {
+        if let Some(o) = self.out.front().is_some().then(|| self.out.edit().pop_front()).flatten() {
             if env.trace {
                 eprintln!("child  {o:?}   [word {:?}]", mem.word_state());
             }
             return self.exec(o, mem, env);
         }
-        if let Some(ev) = self.chip.has_event().then(|| self.chip.edit().poll_event()).flatten() {
+        if let Some(ev) = self.events.front().is_some().then(|| self.events.edit().pop_front()).flatten() {
             let input = match ev.clone() {
                 ChildEvent::RunFinished { dispatch, result } => ChildInput::RunFinished { dispatch, result },
                 ChildEvent::Settled { id, settlement } => ChildInput::Settled { id, settlement },
@@ -145,6 +151,36 @@ impl ChildProc {
         Ok(Served::Observed)
     }
 
+    /// Nothing queued, running or owed on the chip, no event unfed.
+    pub fn chip_idle(&self) -> bool {
+        self.chip.idle() && self.events.is_empty()
+    }
+
+    /// The device finishes its run ([`ModelChip::finish_run`]).
+    pub fn finish_run(
+        &mut self,
+        ok: bool,
+        run: impl FnOnce(&Artifact, &TaskArgs) -> Result<RunOutput, ChipError>,
+    ) -> Result<bool, String> {
+        self.with_chip(|chip| chip.finish_run(ok, run))
+    }
+
+    /// The device finishes its register-lane job ([`ModelChip::finish_register`]).
+    pub fn finish_register(&mut self, ok: bool, callable_of: impl FnOnce(&CallableSpec) -> u8) -> Result<bool, String> {
+        self.with_chip(|chip| chip.finish_register(ok, callable_of))
+    }
+
+    /// Change the chip, then queue the events it emitted for the serve loop.
+    fn with_chip<T>(&mut self, f: impl FnOnce(&mut ModelChip) -> Result<T, String>) -> Result<T, String> {
+        let chip = self.chip.edit();
+        let r = f(chip);
+        let mut events = chip.take_events().peekable();
+        if events.peek().is_some() {
+            self.events.edit().extend(events);
+        }
+        r
+    }
+
     /// The process dies; `tearing`: in the middle of the frame write it was
     /// about to make (the first half of the bytes reach the field).
     pub fn die(&mut self, mem: &mut Memory, tearing: bool, reached: &mut Reached) -> Result<(), String> {
@@ -153,7 +189,7 @@ impl ChildProc {
         if !tearing {
             return Ok(());
         }
-        if let Some(ChildOutput::Write { field, frame }) = self.out.pop_front() {
+        if let Some(ChildOutput::Write { field, frame }) = self.out.edit().pop_front() {
             reached.insert(Named::TornWrite);
             mem.write_torn(field, &frame).map_err(|e| format!("torn write of a frame that does not encode: {e:?}"))?;
         }
@@ -166,7 +202,7 @@ impl ChildProc {
             return Err(format!("child refused its driver's input: {e:?}"));
         }
         while let Some(o) = endpoint.poll() {
-            self.out.push_back(o);
+            self.out.edit().push_back(o);
         }
         Ok(())
     }
@@ -180,7 +216,8 @@ impl ChildProc {
             ChildOutput::AcceptTask(frame) => {
                 let dispatch = frame.id.dispatch;
                 let expect = (env.expect)(dispatch);
-                return match self.chip.edit().task(frame, expect)? {
+                let answer = self.with_chip(|chip| chip.task(frame, expect))?;
+                return match answer {
                     None => self.feed(ChildInput::TaskAccepted).map(|()| Served::Output),
                     Some(error) => {
                         self.feed(ChildInput::TaskRejected(error.clone()))?;
@@ -195,7 +232,7 @@ impl ChildProc {
                 {
                     return Err(format!("{:?} applied while the child holds a task (rule 3)", frame.op));
                 }
-                let result = self.chip.edit().control(frame)?;
+                let result = self.with_chip(|chip| chip.control(frame))?;
                 self.feed(ChildInput::ControlApplied(result.clone()))?;
                 return Ok(Served::ControlApplied { dispatch, result });
             }

@@ -10,8 +10,8 @@
 //! on the register lane; [`ModelChip::finish_register`] ends it
 //! (`PrepareFinished` with a fresh artifact or an error; `ReleaseFinished`).
 //! `Cancel` marks the running prepare: it may still finish, or stop with
-//! `Cancelled`. Events for the child endpoint queue up for the serve loop
-//! ([`ModelChip::poll_event`]).
+//! `Cancelled`. Events for the child endpoint queue up until the owner
+//! takes them ([`ModelChip::take_events`]) for its serve loop.
 //!
 //! Checked as the outputs are carried out (a violation is an `Err`): one
 //! run and one register-lane job on the device at a time; no run uses a
@@ -112,14 +112,9 @@ impl ModelChip {
         self.reg.is_some()
     }
 
-    /// Events wait for the serve loop.
-    pub fn has_event(&self) -> bool {
-        !self.events.is_empty()
-    }
-
-    /// The next event for the child endpoint.
-    pub fn poll_event(&mut self) -> Option<ChildEvent> {
-        self.events.pop_front()
+    /// The events for the child endpoint emitted since the last call, in order.
+    pub fn take_events(&mut self) -> impl Iterator<Item = ChildEvent> + '_ {
+        self.events.drain(..)
     }
 
     /// Nothing queued, running or owed.

@@ -39,7 +39,7 @@ use super::{args_of, spec_of, Action, Named, Op, Resolution, System, CALLABLES};
 pub struct Host {
     pub parent: Part<ParentEndpoint>,
     /// The memory output the driver took and has not executed yet.
-    pub(super) held: Option<ParentOutput>,
+    pub(super) held: Option<Part<ParentOutput>>,
     book: Part<Book>,
 }
 
@@ -138,7 +138,7 @@ impl System {
     /// [`Action::Parent`]: execute the output the driver holds, or load the
     /// word for the parent.
     pub(super) fn parent_step(&mut self) {
-        let Some(out) = self.host.held.take() else {
+        let Some(out) = self.host.held.take().map(|p| (*p).clone()) else {
             let word = self.mem.word;
             return self.feed_parent(ParentInput::Observed(word));
         };
@@ -159,11 +159,17 @@ impl System {
             ParentOutput::Read { field } => ParentInput::ReadResult(self.mem.read(field)),
             other => unreachable!("only memory outputs are held: {other:?}"),
         };
-        if !self.host.open() {
-            // Rule 12, second half: exercised (the answer must be ignored).
-            self.reached.insert(Named::AnswerAfterGone);
+        if self.host.open() {
+            return self.feed_parent(answer);
         }
+        // Rule 12, second half: the answer to an output handed out before
+        // the poison or the death is accepted and changes nothing.
+        self.reached.insert(Named::AnswerAfterGone);
+        let before = self.host.parent.fp();
         self.feed_parent(answer);
+        if self.host.parent.fp() != before {
+            self.fail("the parent acted on an answer that reached it after its poison or the death (rule 12)".into());
+        }
     }
 
     /// [`Action::ParentRing`]: pop one completion.
@@ -212,7 +218,7 @@ impl System {
                             "the parent handed out {o:?} after it was poisoned or told the child is gone (rule 12)"
                         ));
                     }
-                    self.host.held = Some(o);
+                    self.host.held = Some(Part::new(o));
                 }
                 ParentOutput::TaskDone { dispatch, result } => self.resolve(dispatch, Resolution::Task(result)),
                 ParentOutput::ControlDone { dispatch, result } => {

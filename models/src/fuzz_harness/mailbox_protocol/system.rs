@@ -276,7 +276,7 @@ impl System {
         if self.child.dead {
             return false;
         }
-        let done = self.child.chip.edit().finish_run(!fail, device_run).unwrap_or_else(|v| panic!("{v}"));
+        let done = self.child.finish_run(!fail, device_run).unwrap_or_else(|v| panic!("{v}"));
         self.note();
         done
     }
@@ -287,7 +287,7 @@ impl System {
         if self.child.dead {
             return false;
         }
-        let done = self.child.chip.edit().finish_register(ok, tag_of_spec).unwrap_or_else(|v| panic!("{v}"));
+        let done = self.child.finish_register(ok, tag_of_spec).unwrap_or_else(|v| panic!("{v}"));
         self.note();
         done
     }
@@ -314,7 +314,7 @@ impl System {
 
     /// Nothing queued, running or owed on the chip.
     pub fn lanes_idle(&self) -> bool {
-        self.child.chip.idle()
+        self.child.chip_idle()
     }
 
     /// Garbage or a forged entry lands in the ring (fault injection).
