@@ -13,8 +13,9 @@
 //! `Cancelled`. Events for the child endpoint queue up until the owner
 //! takes them ([`ModelChip::take_events`]) for its serve loop.
 //!
-//! Checked as the outputs are carried out (a violation is an `Err`): one
-//! run and one register-lane job on the device at a time; no run uses a
+//! Checked as the outputs are carried out (a violation is an `Err`): tasks
+//! reach the chip in dispatch order; one run and one register-lane job on
+//! the device at a time; no run uses a
 //! released artifact, nor another callable's artifact than the task's
 //! submitter expects; runs retire in the order their tasks were queued; an
 //! artifact is released at most once, never while a run uses it, and one a
@@ -127,6 +128,9 @@ impl ModelChip {
     pub fn task(&mut self, frame: TaskFrame, expect: Option<u8>) -> Result<Option<RunError>, String> {
         let (dispatch, slot, generation) = (frame.id.dispatch, frame.id.slot, frame.id.generation);
         let handle = Handle { worker: self.side.worker(), index: slot, generation };
+        if self.last_queued.is_some_and(|last| last >= dispatch) {
+            return Err(format!("task {dispatch:?} reached the chip after {:?} (dispatch order)", self.last_queued));
+        }
         let answer = match self.side.handle(ChipInput::Task(frame)) {
             Ok(ChipReply::Queued) => {
                 self.queued.push_back(Queued { dispatch, handle, expect });

@@ -156,3 +156,49 @@ fn grow(buf: &mut Vec<u8>, len: usize) {
         buf.resize(len, 0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chiplane_core::frame::{FrameId, TaskResultFrame};
+    use chiplane_core::ids::{DispatchId, Generation, SlotIndex};
+    use chiplane_core::RunOutput;
+
+    fn result(d: u64, value: f32) -> Frame {
+        let id = FrameId { dispatch: DispatchId(d), slot: SlotIndex(0), generation: Generation(1) };
+        Frame::TaskResult(TaskResultFrame { id, result: Ok(RunOutput { tensors: vec![vec![value; 8]] }) })
+    }
+
+    /// A torn write leaves the old tail; frames carry no checksum, so the
+    /// mix can even decode (the new header, the old payload). Only the
+    /// protocol keeps it from being read: the writer died before its CAS.
+    #[test]
+    fn a_torn_write_keeps_the_old_tail() {
+        let mut m = Memory::new(1);
+        m.write(Field::TaskResult, &result(1, 1.0)).unwrap();
+        assert_eq!(m.read(Field::TaskResult), Ok(result(1, 1.0)));
+        let before = m.bytes.fields[index(Field::TaskResult)].clone();
+        m.write_torn(Field::TaskResult, &result(2, 2.0)).unwrap();
+        let after = &m.bytes.fields[index(Field::TaskResult)];
+        let new = result(2, 2.0).encode().unwrap();
+        let half = new.len() / 2;
+        assert_eq!(after[..half], new[..half], "the first half reached the field");
+        assert_eq!(after[half..], before[half..], "the rest kept what it held");
+        assert_eq!(m.read(Field::TaskResult), Ok(result(2, 1.0)), "new header, old payload");
+    }
+
+    #[test]
+    fn the_ring_goes_through_ring_indices_and_a_forked_memory_keeps_its_bytes() {
+        let mut m = Memory::new(1);
+        let c = Frame::Completion(chiplane_core::frame::CompletionFrame {
+            id: FrameId { dispatch: DispatchId(3), slot: SlotIndex(1), generation: Generation(1) },
+            settlement: chiplane_core::frame::Settlement::Freed,
+        });
+        assert_eq!(m.push(&c), Ok(true));
+        assert_eq!(m.push(&c), Ok(false), "full at capacity 1");
+        let fork = m.clone();
+        assert_eq!(m.pop(), Some(Ok(c.clone())));
+        assert_eq!(m.pop(), None);
+        assert_eq!(fork.ring_len(), 1, "the fork still holds its entry");
+    }
+}
