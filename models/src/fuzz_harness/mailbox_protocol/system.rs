@@ -22,7 +22,6 @@ use chiplane_core::mailbox::word::{legal, Side, WordState};
 use chiplane_core::slot::{SlotLimits, SlotState};
 use chiplane_core::{ControlError, DispatchId, EndpointError, Generation, RunError, RunOutput, SlotIndex, WorkerId};
 
-use crate::system::part::fp128;
 use crate::system::{Artifact, ChildProc, Env, Memory, ModelChip, Named, Served};
 
 /// The child's worker id (handles crossing the mailbox carry slot and
@@ -222,9 +221,9 @@ impl System {
 
     // ---- the child ----------------------------------------------------------
 
-    /// One serve-loop step of the child. Returns whether anything changed.
+    /// One serve-loop step of the child. Returns whether it did anything
+    /// (a word load counts only if it left work queued).
     pub fn child_step(&mut self) -> bool {
-        let before = fp128(&self.child.endpoint);
         let mut env = Env { fault: self.fault, reached: &mut self.named, expect: &|_| None, trace: trace() };
         let served = match self.child.serve_step(&mut self.mem, &mut env) {
             Ok(s) => s,
@@ -233,7 +232,7 @@ impl System {
         self.note();
         match served {
             Served::Nothing => false,
-            Served::Observed => fp128(&self.child.endpoint) != before,
+            Served::Observed => self.child.outputs_queued() > 0,
             Served::Output => true,
             Served::ControlApplied { dispatch, result } => {
                 self.backend_control.insert(dispatch, result);
