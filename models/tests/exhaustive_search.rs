@@ -43,7 +43,7 @@ fn two_threads_visit_the_same_states_as_one() {
 #[test]
 fn the_binary_fails_on_a_truncated_search() {
     let out = Command::new(env!("CARGO_BIN_EXE_exhaustive"))
-        .args(["--quick", "--only", "ops4", "--states-max", "1000"])
+        .args(["--only", "ops4", "--states-max", "1000"])
         .output()
         .expect("run bin/exhaustive");
     let text = String::from_utf8_lossy(&out.stdout);

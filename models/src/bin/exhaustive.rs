@@ -8,7 +8,10 @@
 //! Options: `--quick` (the CI set, about a minute), `--only NAME` (one
 //! configuration), `--threads N` (default: the machine's cores, at most 2),
 //! `--states-max N`, `--depth-max N`, `--time-max SECONDS` (the bounds;
-//! generous by default).
+//! generous by default). A bound that cuts the search fails it, e.g.
+//! `cargo run -p chiplane-models --release --bin exhaustive -- --only ops4
+//! --states-max 1000` prints `ops4: 1000 states, ... TRUNCATED by [States]`
+//! and exits 1 (`tests/exhaustive_search.rs` runs exactly that).
 use chiplane_models::exhaustive::{explore, Bounds, Report};
 use chiplane_models::system::Config;
 use std::time::Duration;
