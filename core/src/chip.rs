@@ -85,6 +85,31 @@ pub struct RunOutput {
     pub tensors: Vec<Vec<f32>>,
 }
 
+/// Hashes every element by its bits, with `-0.0` as `0.0` (so `a == b`
+/// implies equal hashes; a NaN equals nothing, not even itself).
+fn hash_tensors<H: core::hash::Hasher>(tensors: &[Vec<f32>], state: &mut H) {
+    state.write_usize(tensors.len());
+    for t in tensors {
+        state.write_usize(t.len());
+        for x in t {
+            state.write_u32(if *x == 0.0 { 0 } else { x.to_bits() });
+        }
+    }
+}
+
+impl core::hash::Hash for TaskArgs {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        hash_tensors(&self.tensors, state);
+        self.scalars.hash(state);
+    }
+}
+
+impl core::hash::Hash for RunOutput {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        hash_tensors(&self.tensors, state);
+    }
+}
+
 /// Which lane a thread serves.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum LaneKind {

@@ -75,7 +75,7 @@ use crate::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotS
 
 /// What an L3 chip side tells the child endpoint (fed as
 /// `ChildInput::RunFinished` / `ChildInput::Settled`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum ChildEvent {
     /// The run lane retired the task `dispatch` (its slot unpinned).
     RunFinished {
@@ -95,7 +95,7 @@ pub enum ChildEvent {
 }
 
 /// An L2 waiter's result.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum Resolution {
     /// A register settled: `Ok(handle)` once PREPARED.
     Registered(Result<Handle, RegisterError>),
@@ -200,7 +200,7 @@ pub enum ChipRefusal {
 }
 
 /// What the owner owes.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 #[must_use]
 pub enum ChipOutput<A, T> {
     /// Prepare `spec` for `handle` on the register lane, then report
@@ -252,7 +252,7 @@ pub enum ChipOutput<A, T> {
 }
 
 /// One audited step (see the module doc).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub enum Audit<A> {
     /// An input fed to the slot table and its reply.
     Input {
@@ -279,7 +279,7 @@ pub enum Audit<A> {
 }
 
 /// Who waits for a result.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 enum Waiter<T> {
     Caller(T),
     /// L3: the settlement of a fresh register, under this identity.
@@ -302,7 +302,7 @@ impl<T> Waiter<T> {
 }
 
 /// A run on the run lane.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Ticket<T> {
     /// Taken when the run starts.
     work: Option<(TaskArgs, RunConfig)>,
@@ -310,7 +310,7 @@ struct Ticket<T> {
 }
 
 /// The run at the head of the run lane.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Head<T> {
     job: JobId,
     handle: Handle,
@@ -319,14 +319,14 @@ struct Head<T> {
     running: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum RegCur {
     Prepare(Handle),
     Release(Handle),
 }
 
 /// The chip side. See the module doc.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub struct ChipSide<A, T> {
     table: SlotTable<A>,
     run_lane: Lane<RunJob<Ticket<T>>>,

@@ -301,7 +301,7 @@ pub struct FrameId {
 }
 
 /// Parent -> child: run a prepared callable.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub struct TaskFrame {
     pub id: FrameId,
     pub config: RunConfig,
@@ -309,7 +309,7 @@ pub struct TaskFrame {
 }
 
 /// What a control asks for.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub enum ControlOp {
     /// Register (and prepare) a chip callable. `id.slot`/`id.generation` are 0.
     Register { spec: CallableSpec },
@@ -330,21 +330,21 @@ impl ControlOp {
 }
 
 /// Parent -> child: a control.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub struct ControlFrame {
     pub id: FrameId,
     pub op: ControlOp,
 }
 
 /// Child -> parent: the result of a task.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub struct TaskResultFrame {
     pub id: FrameId,
     pub result: Result<RunOutput, RunError>,
 }
 
 /// What an accepted control did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum ControlReply {
     /// Register accepted: the handle's slot and generation; `fresh` = a
     /// prepare was queued (its settlement comes through the completion ring).
@@ -358,14 +358,14 @@ pub enum ControlReply {
 
 /// Child -> parent: the result of a control (separate field from the task
 /// result: rule 8).
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub struct ControlResultFrame {
     pub id: FrameId,
     pub result: Result<ControlReply, ControlError>,
 }
 
 /// What settled.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub enum Settlement {
     /// The prepare finished: `Ok` = PREPARED, `Err` = FAILED or cancelled.
     Prepared(Result<(), RegisterError>),
@@ -374,14 +374,14 @@ pub enum Settlement {
 }
 
 /// Child -> parent through the completion ring.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub struct CompletionFrame {
     pub id: FrameId,
     pub settlement: Settlement,
 }
 
 /// Any frame.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Hash)]
 pub enum Frame {
     Task(TaskFrame),
     Control(ControlFrame),

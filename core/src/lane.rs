@@ -48,7 +48,7 @@ pub enum LaneError {
 }
 
 /// A FIFO lane. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Lane<J> {
     queue: VecDeque<(JobId, J)>,
     running: Option<JobId>,
@@ -140,7 +140,7 @@ impl<J> Lane<J> {
 }
 
 /// Jobs of the register lane.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RegisterJob<A> {
     /// Prepare the callable registered as `handle`.
     Prepare { handle: crate::ids::Handle, digest: crate::ids::CallableDigest },
@@ -152,7 +152,7 @@ pub enum RegisterJob<A> {
 pub type RegisterLane<A> = Lane<RegisterJob<A>>;
 
 /// A run waiting on the run lane (already pinned).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct RunJob<P> {
     pub handle: crate::ids::Handle,
     /// Caller's token for the completion (a dispatch id at L3, a cell at L2).

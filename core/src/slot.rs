@@ -108,7 +108,7 @@ pub enum SlotState {
 }
 
 /// Limits of a table. Model checkers shrink both (fewer states to explore).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct SlotLimits {
     pub capacity: usize,
     pub generation_max: Generation,
@@ -121,7 +121,7 @@ impl Default for SlotLimits {
 }
 
 /// Inputs to the slot table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub enum SlotInput<A> {
     /// Register a chip callable by digest.
     Register { digest: CallableDigest },
@@ -136,7 +136,7 @@ pub enum SlotInput<A> {
 }
 
 /// Immediate replies of `handle`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum SlotReply {
     /// `fresh` is true when a new slot generation began (a prepare is owed).
     Registered {
@@ -160,7 +160,7 @@ pub enum SlotReply {
 }
 
 /// Errors of `handle`, one per input kind.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Hash)]
 pub enum SlotError {
     Register(RegisterError),
     Unregister(UnregisterError),
@@ -173,7 +173,7 @@ pub enum SlotError {
 }
 
 /// What the owner owes after a `handle`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 #[must_use]
 pub enum SlotOutput<A> {
     /// Start preparing the callable registered as `handle` on the register lane.
@@ -190,7 +190,7 @@ pub enum SlotOutput<A> {
 }
 
 /// One slot's record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct Slot<A> {
     state: SlotState,
     generation: Generation,
@@ -226,7 +226,7 @@ impl<A> Slot<A> {
 }
 
 /// The slot table. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct SlotTable<A> {
     worker: WorkerId,
     limits: SlotLimits,

@@ -1,7 +1,7 @@
 //! chiplane-models: model checking of chiplane.
 //!
-//! - [`system`]: the composed pure system (both endpoints, shared memory,
-//!   slot table, lanes) driven one action at a time;
+//! - [`system`]: the composed pure system (core's endpoints and chip side,
+//!   the shared region, the drivers) driven one action at a time;
 //! - [`exhaustive`]: every interleaving of that system within bounds;
 //! - [`fuzz_harness`]: the bodies of the fuzz targets (replayed by `cargo test`);
 //! - [`l2`], [`l3`]: the scenarios of design.md section 7 on the production

@@ -67,8 +67,8 @@ fn system_walk_seeds_reach_their_states() {
         assert_eq!(std::fs::read(&file).ok(), Some(bytes.clone()), "{name}: seed file out of date; run generate_seeds");
         let bounds = system_walk::Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])).unwrap();
         let s = system_walk::walk(bounds.config(), &bytes[8..]);
-        deferred |= s.saw_deferred_done;
-        control_during_task |= s.saw_control_during_task;
+        deferred |= s.saw(chiplane_models::system::Named::DeferredTaskDone);
+        control_during_task |= s.saw(chiplane_models::system::Named::ControlDuringTask);
     }
     assert!(
         deferred && control_during_task,

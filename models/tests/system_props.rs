@@ -9,7 +9,7 @@
 
 use chiplane_core::ids::Generation;
 use chiplane_core::slot::SlotLimits;
-use chiplane_models::system::{Action, Config, System};
+use chiplane_models::system::{Action, Config, Named, System};
 use proptest::prelude::*;
 
 fn config() -> impl Strategy<Value = Config> {
@@ -34,16 +34,7 @@ fn walk(cfg: Config, choices: &[u16]) -> Result<System, (String, Vec<Action>)> {
         let mut enabled = s.enabled();
         // After the choices run out, drain: no new user operations.
         if i >= choices.len() {
-            enabled.retain(|a| {
-                !matches!(
-                    a,
-                    Action::UserRegister(_)
-                        | Action::UserUnregister(_)
-                        | Action::UserRun(_)
-                        | Action::UserMemory
-                        | Action::ChildDies
-                )
-            });
+            enabled.retain(|a| !a.is_user() && !a.is_fault());
         }
         if enabled.is_empty() {
             s.check_final();
@@ -51,11 +42,8 @@ fn walk(cfg: Config, choices: &[u16]) -> Result<System, (String, Vec<Action>)> {
         }
         let c = choices.get(i).copied().unwrap_or(0) as usize;
         // Users act rarely (1 step in 8) so that work is in flight when they do.
-        let is_user = |a: &Action| {
-            matches!(a, Action::UserRegister(_) | Action::UserUnregister(_) | Action::UserRun(_) | Action::UserMemory)
-        };
-        if c % 8 != 0 && enabled.iter().any(|a| !is_user(a)) {
-            enabled.retain(|a| !is_user(a));
+        if c % 8 != 0 && enabled.iter().any(|a| !a.is_user()) {
+            enabled.retain(|a| !a.is_user());
         }
         let pick = (c / 8) % enabled.len();
         i += 1;
@@ -100,10 +88,10 @@ fn random_walks_reach_the_named_states() {
         }
         let cfg = Config { ops_max: 8, allow_death: x % 4 == 0, allow_chip_errors: x % 3 == 0, ..Config::default() };
         let s = walk(cfg, &choices).expect("no violation");
-        deferred += s.saw_deferred_done as u32;
-        during += s.saw_control_during_task as u32;
-        deaths += s.child_dead as u32;
-        resolved += s.resolved.len();
+        deferred += s.saw(Named::DeferredTaskDone) as u32;
+        during += s.saw(Named::ControlDuringTask) as u32;
+        deaths += s.saw(Named::ChildDeath) as u32;
+        resolved += s.host().resolved.len();
     }
     assert!(deferred > 0 && during > 0 && deaths > 0 && resolved > 300, "{deferred} {during} {deaths} {resolved}");
 }

@@ -85,7 +85,7 @@ pub enum ChildInput {
 }
 
 /// What the driver must do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 #[must_use]
 pub enum ChildOutput {
     Read { field: Field },
@@ -101,7 +101,7 @@ pub enum ChildOutput {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct UnexpectedInput(pub &'static str);
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum TaskPhase {
     /// Copied out, waiting for the driver's pin + enqueue.
     Accepting,
@@ -111,7 +111,7 @@ enum TaskPhase {
     Finished,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct ChildTask {
     id: FrameId,
     phase: TaskPhase,
@@ -121,7 +121,7 @@ struct ChildTask {
     deferred: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum ControlPhase {
     Applying,
     /// Result written, CONTROL_DONE being published.
@@ -131,7 +131,7 @@ enum ControlPhase {
     Blocked,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct ChildControl {
     id: FrameId,
     under_task: bool,
@@ -140,7 +140,7 @@ struct ChildControl {
     reply: Option<Result<ControlReply, ControlError>>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum Pending {
     Cas { to: WordState, after: AfterCas },
     ReadTask,
@@ -149,7 +149,7 @@ enum Pending {
     Apply,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum AfterCas {
     Running,
     /// MUTANT running_before_copy only.
@@ -160,7 +160,7 @@ enum AfterCas {
 }
 
 /// The child endpoint machine. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct ChildEndpoint {
     word: WordState,
     ring_free: usize,

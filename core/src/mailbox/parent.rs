@@ -86,7 +86,7 @@ pub enum ParentInput {
 }
 
 /// What the driver must do, or what a caller learns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 #[must_use]
 pub enum ParentOutput {
     /// Encode `frame` into `field` (no answer).
@@ -152,7 +152,7 @@ pub enum ParentError {
     Unexpected(UnexpectedInput),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum TaskPhase {
     /// Published (TASK_READY), not yet accepted.
     Ready,
@@ -160,34 +160,34 @@ enum TaskPhase {
     Running,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct InFlightTask {
     id: FrameId,
     phase: TaskPhase,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct InFlightControl {
     id: FrameId,
     /// A settlement that arrived before the control's result was read.
     early: Option<CompletionFrameLite>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 struct CompletionFrameLite {
     id: FrameId,
     settlement: Settlement,
 }
 
 /// What the machine is waiting for from its driver.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum Pending {
     Cas { from: WordState, to: WordState, after: AfterCas },
     ReadTaskResult,
     ReadControlResult,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum AfterCas {
     PublishedTask,
     PublishedControl,
@@ -196,7 +196,7 @@ enum AfterCas {
 }
 
 /// The parent endpoint machine. See the module doc.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct ParentEndpoint {
     next_dispatch: DispatchId,
     word: WordState,

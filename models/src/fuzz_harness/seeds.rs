@@ -37,7 +37,9 @@ pub fn mailbox_seeds() -> Vec<MailboxSeed> {
             cat(&[
                 &prepared(0),
                 &running(7),
-                &[A::SubmitRegister { tag: 1 }, A::ParentRun, A::ChildRun, A::RunLane { fail: false }],
+                // The control is published, the run finishes, and only then
+                // does the serve loop move: it feeds the run's end first.
+                &[A::SubmitRegister { tag: 1 }, A::ParentRun, A::RunLane { fail: false }, A::ChildRun],
                 &sync(),
                 &[A::RegisterLane { ok: true }],
                 &sync(),
@@ -310,10 +312,10 @@ pub fn system_walk_seeds() -> Vec<(&'static str, Vec<u8>)> {
         let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         let Ok(bounds) = Bounds::arbitrary(&mut Unstructured::new(&bytes[..8])) else { continue };
         let s = walk(bounds.config(), &bytes[8..]);
-        if !deferred && s.saw_deferred_done {
+        if !deferred && s.saw(crate::system::Named::DeferredTaskDone) {
             deferred = true;
             seeds.push(("search-deferred-task-done", bytes));
-        } else if !control && s.saw_control_during_task {
+        } else if !control && s.saw(crate::system::Named::ControlDuringTask) {
             control = true;
             seeds.push(("search-control-during-task", bytes));
         }

@@ -58,10 +58,6 @@ impl Bounds {
     }
 }
 
-fn is_user(a: &Action) -> bool {
-    matches!(a, Action::UserRegister(_) | Action::UserUnregister(_) | Action::UserRun(_) | Action::UserMemory)
-}
-
 /// The fuzz target body.
 pub fn system_walk(data: &[u8]) {
     let mut u = Unstructured::new(data);
@@ -83,7 +79,7 @@ pub fn walk(cfg: Config, choices: &[u8]) -> System {
     for i in 0..STEPS_MAX {
         let mut enabled = s.enabled();
         if i >= choices.len() {
-            enabled.retain(|a| !is_user(a) && *a != Action::ChildDies);
+            enabled.retain(|a| !a.is_user() && !a.is_fault());
         }
         if enabled.is_empty() {
             s.check_final();
@@ -93,8 +89,8 @@ pub fn walk(cfg: Config, choices: &[u8]) -> System {
             return s;
         }
         let c = usize::from(choices.get(i).copied().unwrap_or(0));
-        if c % 8 != 0 && enabled.iter().any(|a| !is_user(a)) {
-            enabled.retain(|a| !is_user(a));
+        if c % 8 != 0 && enabled.iter().any(|a| !a.is_user()) {
+            enabled.retain(|a| !a.is_user());
         }
         let a = enabled[(c / 8) % enabled.len()];
         path.push(a);

@@ -1,28 +1,34 @@
 //! Target `mailbox_protocol`: an `arbitrary`-derived interleaving of parent
 //! and child actions driving the pure endpoint machines
 //! (`ParentEndpoint` / `ChildEndpoint`, core/src/mailbox) over a simulated
-//! shared region, with a child-side backend (a slot table plus FIFO run and
-//! register lanes that the input steps). See [`system`] for the composition.
+//! shared region, with the child's chip side being core's `ChipSide` (slot
+//! table, run and register lanes) on a model device whose lane work the
+//! input finishes. See [`system`] for the composition.
 //!
 //! Actions: submit a task (current, stale, guessed or out-of-range handle;
 //! oversized payload) or a control of each kind (register, orchestration
 //! register, unregister, memory, domain); one step of the parent or the
-//! child (one output executed, or the word loaded), or a run of either until
-//! it stalls; the run lane retiring its head (ok or failed); the register
-//! lane returning its head prepare (ok or err); a ring pop; a frozen-lanes
+//! child (one output executed, or the word loaded; for the child one serve
+//! step, which may also feed a chip event), or a run of either until it
+//! stalls; the device finishing its run (ok or failed) or its register-lane
+//! job (a prepare ok or failed; a release); a ring pop; a frozen-lanes
 //! check; the child dying; and faults: a corrupted word value, a flipped bit
 //! in a result field, a forged (stale) TASK_DONE, a stale or malformed
 //! completion pushed into the ring.
 //!
 //! Checks (a panic is a crash), at the moment they happen:
 //! - every successful CAS is in the design's table for its side
-//!   (design.md section 4), written out independently in `system::legal`;
-//! - TASK_RUNNING is published only after the published task was copied
-//!   out and pinned (rule 1);
+//!   (design.md section 4: `mailbox::word::legal`, core's table written
+//!   from the design, not from the transition functions);
+//! - TASK_RUNNING is published only after the chip side queued the
+//!   published task (rule 1);
 //! - a control enters during TASK_RUNNING only if chip-callable (rule 3);
 //! - the child never pushes into a full ring; no artifact is released
-//!   twice, nor while a queued run pins it; the slot table's invariants hold;
-//! - neither side poisons unless a fault was injected;
+//!   twice, nor while a run uses it or a queued run names its slot; runs
+//!   retire in FIFO order; the slot table's invariants hold;
+//! - neither side poisons unless a fault was injected; once poisoned or
+//!   gone the parent hands out no memory output and accepts the answer to
+//!   one it handed out before (rule 12);
 //! - frozen lanes (on request and at the end): with only the parent, the
 //!   child and the ring moving, every control that may enter is answered
 //!   (rule 9: the child's mailbox loop never waits on a lane);
@@ -225,7 +231,7 @@ pub fn mailbox_protocol(data: &[u8]) {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Sub {
     Task { value: f32, slot: SlotIndex, generation: Generation },
-    Register,
+    Register { tag: u8 },
     Unregister { slot: SlotIndex, generation: Generation },
     Other,
 }
@@ -238,6 +244,8 @@ struct Reference {
     seen: Vec<(SlotIndex, Generation)>,
     /// Registrations the parent holds per handle.
     registrations: BTreeMap<(SlotIndex, Generation), u32>,
+    /// The tag of the callable each handle a register reply named is for.
+    tag_of: BTreeMap<(SlotIndex, Generation), u64>,
     /// How many resolutions were already folded in.
     folded: usize,
     last_dispatch: u64,
@@ -248,7 +256,11 @@ impl Reference {
     fn fold(&mut self, sys: &System) {
         for (d, r) in &sys.resolutions[self.folded..] {
             match (self.submitted.get(d), r) {
-                (Some(Sub::Register), Resolution::Control(Ok(ControlReply::Registered { slot, generation, .. }))) => {
+                (
+                    Some(Sub::Register { tag }),
+                    Resolution::Control(Ok(ControlReply::Registered { slot, generation, .. })),
+                ) => {
+                    self.tag_of.insert((*slot, *generation), u64::from(*tag));
                     if !self.seen.contains(&(*slot, *generation)) {
                         self.seen.push((*slot, *generation));
                     }
@@ -356,7 +368,7 @@ fn step(sys: &mut System, r: &mut Reference, a: Action) {
         Action::SubmitRegister { tag } => {
             let op = ControlOp::Register { spec: spec(tag) };
             let input = ParentInput::SubmitControl { slot: SlotIndex(0), generation: Generation(0), op };
-            submit(sys, r, input, Sub::Register);
+            submit(sys, r, input, Sub::Register { tag: tag % (TAGS + 1) });
         }
         Action::SubmitUnregister { pick } => {
             let (slot, generation) = r.resolve(pick);
@@ -404,7 +416,7 @@ fn step(sys: &mut System, r: &mut Reference, a: Action) {
         }
         Action::FrozenLanesCheck => frozen_lanes_check(sys, r),
         Action::ChildDies => {
-            if sys.child_alive {
+            if sys.child_alive() {
                 sys.child_gone(EndpointError::ChildDied);
             }
         }
@@ -416,12 +428,12 @@ fn inject(sys: &mut System, r: &Reference, f: Fault) {
     match f {
         Fault::CorruptWord(v) => {
             sys.fault = true;
-            sys.word = u32::from(v % 12);
+            sys.mem.word = u32::from(v % 12);
         }
         Fault::FlipResultBit { control, at, bit } => {
             sys.fault = true;
             let field = if control { Field::ControlResult } else { Field::TaskResult };
-            sys.field_mut(field)[usize::from(at % 64)] ^= 1 << (bit % 8);
+            sys.mem.field_mut(field, 64)[usize::from(at % 64)] ^= 1 << (bit % 8);
         }
         Fault::ForgeTaskDone { back } => {
             sys.forge_task_done(DispatchId(r.last_dispatch.saturating_sub(u64::from(back % 4))));
@@ -461,7 +473,7 @@ fn unresolved(sys: &System, r: &Reference, task: bool) -> Vec<(DispatchId, Sub)>
 fn frozen_lanes_check(sys: &mut System, r: &mut Reference) {
     quiesce_frozen(sys);
     r.fold(sys);
-    if sys.fault || !sys.child_alive || sys.parent.poisoned().is_some() {
+    if sys.fault || !sys.child_alive() || sys.parent.poisoned().is_some() {
         return;
     }
     if let Some(d) = sys.parent.control_in_flight() {
@@ -508,7 +520,7 @@ fn finish(sys: &mut System, r: &mut Reference) {
     frozen_lanes_check(sys, r);
     settle(sys);
     r.fold(sys);
-    let clean = !sys.fault && sys.child_alive;
+    let clean = !sys.fault && sys.child_alive();
     if clean {
         // Give every registration back through the mailbox, then nothing may leak.
         let held: Vec<_> = r.registrations.iter().flat_map(|(&h, &n)| std::iter::repeat(h).take(n as usize)).collect();
@@ -519,16 +531,13 @@ fn finish(sys: &mut System, r: &mut Reference) {
         settle(sys);
         r.fold(sys);
         assert!(r.registrations.is_empty(), "registrations left after unregistering all: {:?}", r.registrations);
-        assert_eq!(sys.table.live_slots(), 0, "slot left in use after every registration ended");
+        assert_eq!(sys.child.chip.side.table().live_slots(), 0, "slot left in use after every registration ended");
         assert!(sys.lanes_idle(), "lane work left after settling");
-        assert!(sys.ring.is_empty(), "completions left in the ring");
-        assert_eq!(sys.child.completions_held(), 0, "settlements held by the child");
+        assert_eq!(sys.mem.ring_len(), 0, "completions left in the ring");
+        assert_eq!(sys.child.endpoint.completions_held(), 0, "settlements held by the child");
         assert_eq!(sys.word_state(), Some(WordState::Idle), "word not IDLE at rest");
-        let mut released: Vec<u64> = sys.released.iter().copied().collect();
-        let mut created = sys.created.clone();
-        released.sort_unstable();
-        created.sort_unstable();
-        assert_eq!(released, created, "every artifact must be released exactly once");
+        let chip = &sys.child.chip;
+        assert_eq!(chip.released, chip.created, "every artifact must be released exactly once");
         assert!(sys.parent.poisoned().is_none());
     }
     assert!(!sys.parent.outstanding(), "parent still owes work after settling");
@@ -536,7 +545,7 @@ fn finish(sys: &mut System, r: &mut Reference) {
 }
 
 fn check_resolutions(sys: &System, r: &Reference) {
-    let clean = !sys.fault && sys.child_alive;
+    let clean = !sys.fault && sys.child_alive();
     let mut last_task = DispatchId(0);
     let mut last_control = DispatchId(0);
     let mut resolved: BTreeMap<DispatchId, usize> = BTreeMap::new();
@@ -558,7 +567,7 @@ fn check_resolutions(sys: &System, r: &Reference) {
                     );
                 }
                 if let (Ok(out), false) = (result, sys.fault) {
-                    let tag = sys.tag_of.get(&(slot, generation)).copied();
+                    let tag = r.tag_of.get(&(slot, generation)).copied();
                     assert_eq!(
                         Some(out),
                         tag.map(|t| run_output(value, t)).as_ref(),
