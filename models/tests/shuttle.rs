@@ -39,4 +39,3 @@ scenario_tests! { shuttle;
     s14_doorbell => l3::s14_doorbell(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
 }
-

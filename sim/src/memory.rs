@@ -22,7 +22,7 @@ use chiplane_core::frame::{
 };
 use chiplane_core::mailbox::ring::RingIndices;
 use chiplane_core::mailbox::word::WordState;
-use chiplane_core::mailbox::{kind_in, Field};
+use chiplane_core::mailbox::Field;
 
 /// Index of the parent side in per-side arrays.
 pub const P: usize = 0;
@@ -142,7 +142,7 @@ impl Memory {
 
     /// Decode the frame in `field`.
     pub fn read(&self, field: Field) -> Result<Frame, FrameError> {
-        Frame::decode_field(&self.fields[fi(field)], kind_in(field))
+        chiplane_core::mailbox::read(field, &self.fields[fi(field)])
     }
 
     /// The frame in `field`, if it decodes as `kind` (for checkers).

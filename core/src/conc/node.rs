@@ -409,22 +409,30 @@ impl<C: Chip> Shared<C> {
         loop {
             // Spin for the budget before taking the lock to sleep: a run
             // handed over meanwhile starts without a wake-up.
-            super::wait::spin_until(|| {
+            let spun = super::wait::spin_until(|| {
                 // Acquire: pairs with the Release store in `drain` (StartRun).
                 self.run_ready.load(Ordering::Acquire)
             });
             let work = {
                 let mut inner = self.lock();
+                // MUTANT lost_lane_wake: the lane trusts what its lock-free
+                // spin saw and goes to sleep without looking again under the
+                // lock; a run handed over between the spin and the sleep saw
+                // no sleeper, so nobody wakes the lane for it.
+                let mut trust_spin = cfg!(chiplane_mutant = "lost_lane_wake") && !spun;
                 loop {
-                    if let Some(w) = inner.run_next.take() {
-                        // Relaxed: cleared under the lock that published the
-                        // work; the next Release store comes with the next run.
-                        self.run_ready.store(false, Ordering::Relaxed);
-                        break Some(w);
+                    if !trust_spin {
+                        if let Some(w) = inner.run_next.take() {
+                            // Relaxed: cleared under the lock that published
+                            // the work; the next Release store comes with it.
+                            self.run_ready.store(false, Ordering::Relaxed);
+                            break Some(w);
+                        }
+                        if inner.side.run_lane_done() {
+                            break None;
+                        }
                     }
-                    if inner.side.run_lane_done() {
-                        break None;
-                    }
+                    trust_spin = false;
                     inner.run_sleeping = true;
                     inner = self.run_cv.wait(inner).unwrap_or_else(|e| e.into_inner());
                 }

@@ -64,7 +64,7 @@
 #![allow(clippy::disallowed_types)]
 
 use crate::frame::{Frame, FrameError, HEADER_BYTES};
-use crate::mailbox::{kind_in, Field};
+use crate::mailbox::Field;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, UnsafeCell};
 
 use super::bell::BellWords;
@@ -426,7 +426,7 @@ impl Region {
             Field::TaskResult => self.task_result.with(|p| copy_out(p.cast(), TASK_RESULT_FIELD_BYTES)),
             Field::ControlResult => self.control_result.with(|p| copy_out(p.cast(), CONTROL_RESULT_FIELD_BYTES)),
         };
-        Frame::decode_field(&bytes, kind_in(field))
+        crate::mailbox::read(field, &bytes)
     }
 
     /// Ring: encode a completion into entry `index` (child, producer).

@@ -17,7 +17,7 @@ pub mod parent;
 pub mod ring;
 pub mod word;
 
-use crate::frame::FrameKind;
+use crate::frame::{Frame, FrameError, FrameKind};
 
 /// The fields of a mailbox region. Each holds one frame (or, for the ring,
 /// one completion per entry).
@@ -35,19 +35,15 @@ pub enum Field {
 
 /// The field a frame of `kind` is written to and read from. Completions go
 /// through the ring, not a field (`None`).
-///
-/// This is the one place every driver (concurrent layer, simulator, fuzz
-/// harness, exhaustive checker) picks a field, so the `shared_result_field`
-/// mutant lives here.
 pub fn field_for(kind: FrameKind) -> Option<Field> {
     match kind {
         FrameKind::Task => Some(Field::Task),
         FrameKind::Control => Some(Field::Control),
         FrameKind::TaskResult => Some(Field::TaskResult),
-        // MUTANT shared_result_field: the control result overwrites the task result's field.
-        #[cfg(chiplane_mutant = "shared_result_field")]
-        FrameKind::ControlResult => Some(Field::TaskResult),
-        #[cfg(not(chiplane_mutant = "shared_result_field"))]
+        // MUTANT shared_result_field: the control result shares the task
+        // result's field (and `read` accepts either kind there), so a task
+        // result written while a control's result waits overwrites it.
+        FrameKind::ControlResult if cfg!(chiplane_mutant = "shared_result_field") => Some(Field::TaskResult),
         FrameKind::ControlResult => Some(Field::ControlResult),
         FrameKind::Completion => None,
     }
@@ -61,4 +57,23 @@ pub fn kind_in(field: Field) -> FrameKind {
         Field::TaskResult => FrameKind::TaskResult,
         Field::ControlResult => FrameKind::ControlResult,
     }
+}
+
+/// Decode the frame at the start of `field`'s bytes. The one reader of a
+/// field every driver uses (the region, the simulated memories): a frame
+/// of another kind than the field holds is `FrameError::WrongKind`, except
+/// under the `shared_result_field` mutant, where the shared result field
+/// decodes either result kind (one field, one decodable kind), so the
+/// mutant shows only when a task result overwrites a control result
+/// between its write and the parent's read.
+pub fn read(field: Field, bytes: &[u8]) -> Result<Frame, FrameError> {
+    let r = Frame::decode_field(bytes, kind_in(field));
+    if cfg!(chiplane_mutant = "shared_result_field") && field == Field::TaskResult {
+        if let Err(FrameError::WrongKind { got, .. }) = r {
+            if got == FrameKind::ControlResult as u8 {
+                return Frame::decode_field(bytes, FrameKind::ControlResult);
+            }
+        }
+    }
+    r
 }

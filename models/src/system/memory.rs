@@ -101,7 +101,7 @@ impl Memory {
 
     /// Decode the frame in `field`, expecting the kind that field holds.
     pub fn read(&self, field: Field) -> Result<Frame, FrameError> {
-        Frame::decode_field(&self.bytes.fields[index(field)], kind_in(field))
+        chiplane_core::mailbox::read(field, &self.bytes.fields[index(field)])
     }
 
     /// Free entries of the completion ring (as the producer sees them).
