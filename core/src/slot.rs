@@ -649,3 +649,39 @@ impl<A> SlotTable<A> {
         slot.error.clone().expect("FAILED slot without its prepare error")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::WorkerId;
+
+    /// A generation never wraps: with the production limit (`u32::MAX`),
+    /// the slot at `u32::MAX - 1` gets one more registration (generation
+    /// `u32::MAX`) and is then retired, never reused at generation 0 or 1;
+    /// the old handles stay stale.
+    #[test]
+    fn the_generation_never_wraps_at_u32_max() {
+        let mut t: SlotTable<u8> =
+            SlotTable::new(WorkerId(1), SlotLimits { capacity: 1, generation_max: Generation::MAX });
+        t.slots[0].generation = Generation(u32::MAX - 1);
+        let d = CallableDigest([7; 32]);
+        let Ok(SlotReply::Registered { handle, fresh: true }) = t.handle(SlotInput::Register { digest: d }) else {
+            panic!("register");
+        };
+        assert_eq!(handle.generation, Generation::MAX);
+        while t.poll().is_some() {}
+        assert_eq!(t.handle(SlotInput::PrepareFinished { handle, result: Ok(1) }), Ok(SlotReply::PrepareApplied));
+        assert_eq!(t.handle(SlotInput::Unregister { handle }), Ok(SlotReply::Unregistered { last: true }));
+        while t.poll().is_some() {}
+        assert_eq!(t.state(handle.index), Some(SlotState::Retired), "retired at u32::MAX, not wrapped");
+        assert_eq!(
+            t.handle(SlotInput::Register { digest: d }),
+            Err(SlotError::Register(RegisterError::TableFull)),
+            "a retired slot is never handed out again"
+        );
+        let wrapped = Handle { generation: Generation(0), ..handle };
+        assert!(matches!(t.check(wrapped), Err(HandleError::Stale { .. })));
+        assert_eq!(Generation::MAX.next(Generation::MAX), None);
+        assert_eq!(Generation(u32::MAX - 1).next(Generation::MAX), Some(Generation::MAX));
+    }
+}

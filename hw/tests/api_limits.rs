@@ -49,8 +49,10 @@ fn arb_args() -> impl Strategy<Value = TaskArgs> {
         (1usize..=64).prop_map(|n| TaskArgs { tensors: vec![vec![1.0; n], vec![2.0; n]], scalars: vec![] }),
         (prop::collection::vec(tensor(64), 0..4), prop::collection::vec(any::<u64>(), 0..4))
             .prop_map(|(tensors, scalars)| TaskArgs { tensors, scalars }),
-        (TASK_FRAME_BYTES / 4 - 32..TASK_FRAME_BYTES / 4 + 32).prop_map(|n| TaskArgs { tensors: vec![vec![0.0; n]], scalars: vec![] }),
-        (TASK_FRAME_BYTES / 8 - 16..TASK_FRAME_BYTES / 8 + 16).prop_map(|n| TaskArgs { tensors: vec![], scalars: vec![1; n] }),
+        (TASK_FRAME_BYTES / 4 - 32..TASK_FRAME_BYTES / 4 + 32)
+            .prop_map(|n| TaskArgs { tensors: vec![vec![0.0; n]], scalars: vec![] }),
+        (TASK_FRAME_BYTES / 8 - 16..TASK_FRAME_BYTES / 8 + 16)
+            .prop_map(|n| TaskArgs { tensors: vec![], scalars: vec![1; n] }),
     ]
 }
 

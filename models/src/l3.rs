@@ -534,16 +534,36 @@ pub fn s14_doorbell() -> bool {
 /// backend on a [`TestChip`].
 #[derive(Debug)]
 pub struct ThreadSpawner {
-    chip: TestChip,
+    chip: fn() -> TestChip,
+    shared: Option<TestChip>,
     futex: Arc<LocalFutex>,
     ring_capacity: u32,
     children: Mutex<Vec<thread::JoinHandle<ChildEnd>>>,
 }
 
 impl ThreadSpawner {
-    /// Children on `chip` (shared record), rings of `ring_capacity`.
+    /// Children on `chip` (its record shared by every incarnation: a
+    /// worker that never restarts), rings of `ring_capacity`.
     pub fn new(chip: TestChip, ring_capacity: u32) -> Self {
-        ThreadSpawner { chip, futex: Arc::new(LocalFutex::new()), ring_capacity, children: Mutex::new(Vec::new()) }
+        ThreadSpawner {
+            chip: || TestChip::new(true),
+            shared: Some(chip),
+            futex: Arc::new(LocalFutex::new()),
+            ring_capacity,
+            children: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Children each on a fresh chip from `chip` (a worker that restarts:
+    /// a new child process has a new device).
+    pub fn fresh_chips(chip: fn() -> TestChip, ring_capacity: u32) -> Self {
+        ThreadSpawner {
+            chip,
+            shared: None,
+            futex: Arc::new(LocalFutex::new()),
+            ring_capacity,
+            children: Mutex::new(Vec::new()),
+        }
     }
 }
 
@@ -572,8 +592,15 @@ impl Spawner for ThreadSpawner {
             region: region.clone(),
             futex: self.futex.clone(),
         };
-        let child = start_child(region.clone(), self.futex.clone(), self.chip.clone(), worker, rig_limits(), &watch);
-        self.children.lock().unwrap().push(child);
+        let chip = self.shared.clone().unwrap_or_else(self.chip);
+        let child = start_child(region.clone(), self.futex.clone(), chip, worker, rig_limits(), &watch);
+        let mut children = self.children.lock().unwrap();
+        // A restart spawns after the previous incarnation was killed and
+        // reaped: join its thread now (it ends once its lanes did).
+        for old in children.drain(..) {
+            old.join().expect("child thread");
+        }
+        children.push(child);
         Ok((region, watch))
     }
 }
