@@ -29,42 +29,9 @@ scenario_tests! { repeat;
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => { l3::s14_doorbell(); true },
     l3_worker_pipeline => l3::l3_worker_pipeline(),
-}
-
-#[test]
-#[ignore]
-fn s9_killed_many() {
-    for i in 0..5000 {
-        if i % 500 == 0 {
-            eprintln!("{i}");
-        }
-        l3::s9_child_death(l3::Death::Killed, true);
-    }
-}
-
-#[test]
-#[ignore]
-fn s6_late_many() {
-    for _ in 0..3000 {
-        l3::s6_late_completion();
-    }
-}
-
-#[test]
-#[ignore]
-fn s6_debug() {
-    use chiplane_core::conc::bell::LocalFutex;
-    for i in 0..3000 {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let h = std::thread::spawn(move || {
-            l3::s6_late_completion();
-            let _ = tx.send(());
-        });
-        if rx.recv_timeout(std::time::Duration::from_secs(5)).is_err() {
-            eprintln!("hang at iteration {i}");
-            std::process::abort();
-        }
-        h.join().unwrap();
-        let _ = std::marker::PhantomData::<LocalFutex>;
-    }
+    l3_memory_round_trip => l3::l3_memory_round_trip(),
+    l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
+    l3_refused_task => l3::l3_refused_task(),
+    l3_register_and_run => l3::l3_register_and_run(),
+    ring_push_pop => { l3::ring_push_pop(); true },
 }

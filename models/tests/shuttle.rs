@@ -38,4 +38,6 @@ scenario_tests! { shuttle;
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => l3::s14_doorbell(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
+    l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
+    ring_push_pop => l3::ring_push_pop(),
 }
