@@ -69,7 +69,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
 use crate::error::{ControlError, EndpointError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlFrame, ControlOp, ControlReply, FrameId, Settlement, TaskFrame};
-use crate::ids::{DispatchId, Handle, WorkerId};
+use crate::ids::{CallableHandle, DispatchId, WorkerId};
 use crate::lane::{JobId, Lane, LaneInput, LaneOutput, RegisterJob, RunJob};
 use crate::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
 
@@ -98,7 +98,7 @@ pub enum ChildEvent {
 #[derive(Clone, Debug, PartialEq, Hash)]
 pub enum Resolution {
     /// A register settled: `Ok(handle)` once PREPARED.
-    Registered(Result<Handle, RegisterError>),
+    Registered(Result<CallableHandle, RegisterError>),
     /// An unregister finished (a final one: its slot was freed).
     Unregistered(Result<(), UnregisterError>),
     /// A run retired.
@@ -119,14 +119,14 @@ pub enum ChipInput<A, T> {
     /// final one when the slot was freed.
     Unregister {
         /// The registration's handle.
-        handle: Handle,
+        handle: CallableHandle,
         /// Resolved with `Resolution::Unregistered`.
         waiter: T,
     },
     /// L2: pin the slot and queue a run.
     Run {
         /// The callable to run.
-        handle: Handle,
+        handle: CallableHandle,
         /// Its arguments.
         args: TaskArgs,
         /// Its configuration.
@@ -141,7 +141,7 @@ pub enum ChipInput<A, T> {
     /// The register lane finished the prepare it started for `handle`.
     PrepareFinished {
         /// The handle `StartPrepare` named.
-        handle: Handle,
+        handle: CallableHandle,
         /// The artifact, or the device's error.
         result: Result<A, ChipError>,
     },
@@ -167,7 +167,7 @@ pub enum ChipReply {
     /// `Register`: the slot's handle; `fresh` = a prepare was queued.
     Registered {
         /// The slot's handle (usable for a run at once).
-        handle: Handle,
+        handle: CallableHandle,
         /// A new generation began: a prepare is owed.
         fresh: bool,
     },
@@ -207,21 +207,21 @@ pub enum ChipOutput<A, T> {
     /// `PrepareFinished { handle, .. }`.
     StartPrepare {
         /// The slot's handle.
-        handle: Handle,
+        handle: CallableHandle,
         /// What to prepare.
         spec: CallableSpec,
     },
     /// The running prepare of `handle` should stop at its next safe point.
     Cancel {
         /// The slot's handle.
-        handle: Handle,
+        handle: CallableHandle,
     },
     /// Run `artifact` on the run lane, then report `RunFinished { job, .. }`.
     StartRun {
         /// The lane job.
         job: JobId,
         /// The slot's handle.
-        handle: Handle,
+        handle: CallableHandle,
         /// The prepared callable (the slot keeps its own; the owner's copy
         /// must be gone before it reports).
         artifact: A,
@@ -236,7 +236,7 @@ pub enum ChipOutput<A, T> {
         /// The lane job.
         job: JobId,
         /// The slot it came from.
-        handle: Handle,
+        handle: CallableHandle,
         /// The artifact.
         artifact: A,
     },
@@ -267,7 +267,7 @@ pub enum Audit<A> {
     /// run (`Ok(Some(..))`: it started).
     Runnable {
         /// The run's handle.
-        handle: Handle,
+        handle: CallableHandle,
         /// The table's answer (the artifact cloned).
         result: Result<Option<A>, RunError>,
     },
@@ -313,7 +313,7 @@ struct Ticket<T> {
 #[derive(Debug, Clone, Hash)]
 struct Head<T> {
     job: JobId,
-    handle: Handle,
+    handle: CallableHandle,
     ticket: Ticket<T>,
     /// `StartRun` went out.
     running: bool,
@@ -321,8 +321,8 @@ struct Head<T> {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum RegCur {
-    Prepare(Handle),
-    Release(Handle),
+    Prepare(CallableHandle),
+    Release(CallableHandle),
 }
 
 /// The chip side. See the module doc.
@@ -336,13 +336,13 @@ pub struct ChipSide<A, T> {
     reg_lane: Lane<RegisterJob<A>>,
     reg_cur: Option<(JobId, RegCur)>,
     /// Spec of each prepare owed and not yet started.
-    specs: BTreeMap<Handle, CallableSpec>,
-    settle_waiters: BTreeMap<Handle, Vec<Waiter<T>>>,
-    free_waiters: BTreeMap<Handle, Vec<Waiter<T>>>,
+    specs: BTreeMap<CallableHandle, CallableSpec>,
+    settle_waiters: BTreeMap<CallableHandle, Vec<Waiter<T>>>,
+    free_waiters: BTreeMap<CallableHandle, Vec<Waiter<T>>>,
     /// Releases queued or running, per slot handle.
-    releases_owed: BTreeMap<Handle, u32>,
+    releases_owed: BTreeMap<CallableHandle, u32>,
     /// Slots freed while releases were still owed.
-    freed: BTreeSet<Handle>,
+    freed: BTreeSet<CallableHandle>,
     shutting_down: bool,
     teardown_done: bool,
     outputs: VecDeque<ChipOutput<A, T>>,
@@ -420,7 +420,7 @@ impl<A: Clone, T> ChipSide<A, T> {
 
     /// The run at the head of the run lane: its handle and whether it is on
     /// the chip (else it waits for its slot to settle).
-    pub fn run_head(&self) -> Option<(Handle, bool)> {
+    pub fn run_head(&self) -> Option<(CallableHandle, bool)> {
         self.head.as_ref().map(|h| (h.handle, h.running))
     }
 
@@ -430,7 +430,7 @@ impl<A: Clone, T> ChipSide<A, T> {
     }
 
     /// The job the register lane runs, if any (`true`: a prepare).
-    pub fn register_job(&self) -> Option<(JobId, Handle, bool)> {
+    pub fn register_job(&self) -> Option<(JobId, CallableHandle, bool)> {
         self.reg_cur.map(|(id, c)| match c {
             RegCur::Prepare(h) => (id, h, true),
             RegCur::Release(h) => (id, h, false),
@@ -499,8 +499,8 @@ impl<A: Clone, T> ChipSide<A, T> {
 
     // ---------------------------------------------------------------- requests
 
-    fn handle_of(&self, id: FrameId) -> Handle {
-        Handle { worker: self.table.worker(), index: id.slot, generation: id.generation }
+    fn handle_of(&self, id: FrameId) -> CallableHandle {
+        CallableHandle { worker: self.table.worker(), index: id.slot, generation: id.generation }
     }
 
     fn register(&mut self, spec: CallableSpec, waiter: Waiter<T>) -> Result<ChipReply, ChipRefusal> {
@@ -553,11 +553,15 @@ impl<A: Clone, T> ChipSide<A, T> {
 
     /// `waiter` is the L2 caller; L3 passes `None` and the control's id
     /// through `control`.
-    fn unregister(&mut self, handle: Handle, waiter: Option<T>) -> Result<ChipReply, ChipRefusal> {
+    fn unregister(&mut self, handle: CallableHandle, waiter: Option<T>) -> Result<ChipReply, ChipRefusal> {
         self.unregister_as(handle, waiter.map(Waiter::Caller)).map_err(ChipRefusal::Unregister)
     }
 
-    fn unregister_as(&mut self, handle: Handle, waiter: Option<Waiter<T>>) -> Result<ChipReply, UnregisterError> {
+    fn unregister_as(
+        &mut self,
+        handle: CallableHandle,
+        waiter: Option<Waiter<T>>,
+    ) -> Result<ChipReply, UnregisterError> {
         if self.shutting_down {
             return Err(UnregisterError::Endpoint(EndpointError::ShutDown));
         }
@@ -580,7 +584,7 @@ impl<A: Clone, T> ChipSide<A, T> {
 
     fn run(
         &mut self,
-        handle: Handle,
+        handle: CallableHandle,
         args: TaskArgs,
         config: RunConfig,
         waiter: Waiter<T>,
@@ -803,7 +807,7 @@ impl<A: Clone, T> ChipSide<A, T> {
                 continue;
             }
             let generation = self.table.generation(index).unwrap_or_default();
-            let handle = Handle { worker, index, generation };
+            let handle = CallableHandle { worker, index, generation };
             for _ in 0..self.table.registrations(index) {
                 let reply = self.feed(SlotInput::Unregister { handle });
                 assert!(reply.is_ok(), "teardown unregister refused: {reply:?}");
@@ -822,7 +826,7 @@ impl<A: Clone, T> ChipSide<A, T> {
         self.recheck = true;
     }
 
-    fn release_done(&mut self, handle: Handle) {
+    fn release_done(&mut self, handle: CallableHandle) {
         let owed = self.releases_owed.get_mut(&handle).expect("a release was owed");
         *owed -= 1;
         if *owed == 0 {
@@ -835,7 +839,7 @@ impl<A: Clone, T> ChipSide<A, T> {
 
     // ---------------------------------------------------------------- routing
 
-    fn resolve_register(&mut self, w: Waiter<T>, handle: Handle, result: Result<(), RegisterError>) {
+    fn resolve_register(&mut self, w: Waiter<T>, handle: CallableHandle, result: Result<(), RegisterError>) {
         let out = match w {
             Waiter::Caller(t) => {
                 ChipOutput::Resolve { waiter: t, resolution: Resolution::Registered(result.map(|()| handle)) }
@@ -848,7 +852,7 @@ impl<A: Clone, T> ChipSide<A, T> {
         self.outputs.push_back(out);
     }
 
-    fn resolve_freed(&mut self, handle: Handle) {
+    fn resolve_freed(&mut self, handle: CallableHandle) {
         for w in self.free_waiters.remove(&handle).unwrap_or_default() {
             let out = match w {
                 Waiter::Caller(t) => ChipOutput::Resolve { waiter: t, resolution: Resolution::Unregistered(Ok(())) },
@@ -881,7 +885,7 @@ impl<A: Clone, T> ChipSide<A, T> {
 #[cfg(chiplane_mutant = "sync_bypasses_queue")]
 impl<A: Clone, T> ChipSide<A, T> {
     /// Pin `handle` and hand out its artifact without queueing the run.
-    pub fn bypass_pin(&mut self, handle: Handle) -> Result<A, RunError> {
+    pub fn bypass_pin(&mut self, handle: CallableHandle) -> Result<A, RunError> {
         match self.feed(SlotInput::Pin { handle }) {
             Ok(_) => {}
             Err(SlotError::Pin(e)) => return Err(e),
@@ -899,7 +903,7 @@ impl<A: Clone, T> ChipSide<A, T> {
     }
 
     /// Unpin after a bypassing run.
-    pub fn bypass_unpin(&mut self, handle: Handle) {
+    pub fn bypass_unpin(&mut self, handle: CallableHandle) {
         let _ = self.feed(SlotInput::Unpin { handle });
         self.settle();
     }

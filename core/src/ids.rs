@@ -138,13 +138,13 @@ impl fmt::Debug for CallableDigest {
 
 /// A registered callable as seen by its user.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Handle {
+pub struct CallableHandle {
     pub worker: WorkerId,
     pub index: SlotIndex,
     pub generation: Generation,
 }
 
-impl Handle {
+impl CallableHandle {
     /// Was this handle issued by `worker`? `Foreign` otherwise. Every
     /// worker check (the slot table's, the L3 parent's before a handle
     /// crosses the mailbox) is this one function.
@@ -183,7 +183,7 @@ mod tests {
             assert_eq!(next.nonce(), first.nonce(), "one nonce per process");
             last = next;
         }
-        let old = Handle { worker: first, index: SlotIndex(0), generation: Generation(1) };
+        let old = CallableHandle { worker: first, index: SlotIndex(0), generation: Generation(1) };
         #[cfg(not(chiplane_mutant = "stale_incarnation"))]
         assert!(old.check_worker(last).is_err(), "a handle of id {first} matched id {last}");
         let parsed: WorkerId = last.to_string().parse().unwrap();

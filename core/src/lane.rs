@@ -143,9 +143,9 @@ impl<J> Lane<J> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RegisterJob<A> {
     /// Prepare the callable registered as `handle`.
-    Prepare { handle: crate::ids::Handle, digest: crate::ids::CallableDigest },
+    Prepare { handle: crate::ids::CallableHandle, digest: crate::ids::CallableDigest },
     /// Release an artifact (exactly once).
-    Release { handle: crate::ids::Handle, artifact: A },
+    Release { handle: crate::ids::CallableHandle, artifact: A },
 }
 
 /// The register lane.
@@ -154,7 +154,7 @@ pub type RegisterLane<A> = Lane<RegisterJob<A>>;
 /// A run waiting on the run lane (already pinned).
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct RunJob<P> {
-    pub handle: crate::ids::Handle,
+    pub handle: crate::ids::CallableHandle,
     /// Caller's token for the completion (a dispatch id at L3, a cell at L2).
     pub payload: P,
 }

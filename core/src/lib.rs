@@ -29,8 +29,21 @@ pub mod slot;
 pub use chip::{
     CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TargetKind, TaskArgs,
 };
-pub use error::{ControlError, EndpointError, HandleError, PoisonReason, RegisterError, RunError, UnregisterError};
-pub use ids::{CallableDigest, DispatchId, Generation, Handle, SlotIndex, WorkerId};
+pub use error::{
+    ControlError, EndpointError, HandleError, Limit, PoisonReason, RegisterError, RunError, TooLarge, UnregisterError,
+};
+pub use ids::{CallableDigest, CallableHandle, DispatchId, Generation, SlotIndex, WorkerId};
+
+// The worker API at the root: the trait both levels implement, the L2
+// worker and the L3 worker (generic over its OS half) with their pending
+// results.
+pub use conc::api::{Pending, Worker};
+pub use conc::l3::{
+    L3Options, L3PendingCall, L3PendingRegister, L3PendingRun, L3PendingUnregister, L3Worker, Orchestrator, RunOutcome,
+    SpawnError, Spawner, TaskRef,
+};
+pub use conc::node::{NodeConfig, PendingRegister, PendingRun, PendingUnregister};
+pub use conc::worker::L2Worker;
 
 pub mod conc;
 #[cfg(feature = "conformance")]

@@ -8,7 +8,7 @@
 //! per slot, and shares no code with [`crate::slot`]: it uses the slot
 //! module's *vocabulary* (`SlotState`, `SlotReply`, `SlotError`, the input
 //! and output enums) and nothing else, checks handles itself (it does not
-//! call `Handle::check_worker`), and holds artifacts by id (`u64`), so a
+//! call `CallableHandle::check_worker`), and holds artifacts by id (`u64`), so a
 //! bug in the table's logic is never mirrored here.
 //!
 //! # Use
@@ -25,22 +25,22 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::chip::ChipError;
 use crate::error::{HandleError, RegisterError, RunError, UnregisterError};
-use crate::ids::{CallableDigest, Generation, Handle, SlotIndex, WorkerId};
+use crate::ids::{CallableDigest, CallableHandle, Generation, SlotIndex, WorkerId};
 use crate::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
 
 /// One output the table owes, comparable (artifacts by id).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owed {
     /// `StartPrepare`.
-    Start(Handle, CallableDigest),
+    Start(CallableHandle, CallableDigest),
     /// `Cancel`.
-    Cancel(Handle),
+    Cancel(CallableHandle),
     /// `Release` of the artifact with this id.
-    Release(Handle, u64),
+    Release(CallableHandle, u64),
     /// `Settled`.
-    Settled(Handle, Result<(), RegisterError>),
+    Settled(CallableHandle, Result<(), RegisterError>),
     /// `Freed`.
-    Freed(Handle),
+    Freed(CallableHandle),
 }
 
 impl Owed {
@@ -119,8 +119,12 @@ impl SlotModel {
         }
     }
 
-    fn cur(&self, i: usize) -> Handle {
-        Handle { worker: self.worker, index: SlotIndex(i as u32), generation: Generation(self.slots[i].generation) }
+    fn cur(&self, i: usize) -> CallableHandle {
+        CallableHandle {
+            worker: self.worker,
+            index: SlotIndex(i as u32),
+            generation: Generation(self.slots[i].generation),
+        }
     }
 
     /// The worker whose handles the modelled table issues.
@@ -140,23 +144,23 @@ impl SlotModel {
     }
 
     /// The current handle of slot `i`.
-    pub fn current(&self, i: usize) -> Handle {
+    pub fn current(&self, i: usize) -> CallableHandle {
         self.cur(i)
     }
 
     /// The handle `digest` is registered under, if it is.
-    pub fn lookup(&self, digest: &CallableDigest) -> Option<Handle> {
+    pub fn lookup(&self, digest: &CallableDigest) -> Option<CallableHandle> {
         self.lookup.get(digest).map(|&i| self.cur(i))
     }
 
     /// Handles of every registered digest (in digest order).
-    pub fn registered(&self) -> Vec<Handle> {
+    pub fn registered(&self) -> Vec<CallableHandle> {
         self.lookup.values().map(|&i| self.cur(i)).collect()
     }
 
     /// The digest `handle`'s slot holds, while the handle is current
     /// (PREPARING, PREPARED, FAILED, and while it is torn down).
-    pub fn digest_of(&self, handle: Handle) -> Option<CallableDigest> {
+    pub fn digest_of(&self, handle: CallableHandle) -> Option<CallableDigest> {
         self.check(handle).ok().map(|i| self.slots[i].digest)
     }
 
@@ -177,7 +181,7 @@ impl SlotModel {
 
     /// Which slot `handle` names, after the worker, range and generation
     /// checks (written here, not borrowed from the table).
-    pub fn check(&self, handle: Handle) -> Result<usize, HandleError> {
+    pub fn check(&self, handle: CallableHandle) -> Result<usize, HandleError> {
         if handle.worker != self.worker {
             return Err(HandleError::Foreign { expected: self.worker, got: handle.worker });
         }
@@ -193,7 +197,7 @@ impl SlotModel {
     }
 
     /// What `SlotTable::runnable` must answer (the artifact by id).
-    pub fn runnable(&self, handle: Handle) -> Result<Option<u64>, RunError> {
+    pub fn runnable(&self, handle: CallableHandle) -> Result<Option<u64>, RunError> {
         let i = self.check(handle).map_err(RunError::Handle)?;
         let s = &self.slots[i];
         match (s.state, s.artifact) {
@@ -256,7 +260,7 @@ impl SlotModel {
     }
 
     /// `Unregister { handle }`.
-    pub fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    pub fn unregister(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.check(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
         if self.slots[i].registrations == 0 {
             return Err(SlotError::Unregister(UnregisterError::NotRegistered));
@@ -280,7 +284,7 @@ impl SlotModel {
     }
 
     /// `PrepareFinished { handle, result }`: `Ok(artifact id)` or the error.
-    pub fn finish(&mut self, handle: Handle, result: Result<u64, ChipError>) -> Result<SlotReply, SlotError> {
+    pub fn finish(&mut self, handle: CallableHandle, result: Result<u64, ChipError>) -> Result<SlotReply, SlotError> {
         let carried = result.as_ref().ok().map(|&id| Owed::Release(handle, id));
         let i = match self.check(handle) {
             Ok(i) => i,
@@ -325,7 +329,7 @@ impl SlotModel {
     }
 
     /// `Pin { handle }`.
-    pub fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    pub fn pin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.check(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
         let ready = match self.slots[i].state {
             SlotState::Prepared => true,
@@ -341,7 +345,7 @@ impl SlotModel {
     }
 
     /// `Unpin { handle }`.
-    pub fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    pub fn unpin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.check(handle).map_err(SlotError::Unpin)?;
         if self.slots[i].pins == 0 {
             return Err(SlotError::Unpin(HandleError::Stale { current: handle.generation }));
@@ -419,7 +423,7 @@ mod tests {
     fn follows_the_design_on_a_script() {
         let mut m = SlotModel::new(W, limits());
         let d = CallableDigest([1; 32]);
-        let h = Handle { worker: W, index: SlotIndex(0), generation: Generation(1) };
+        let h = CallableHandle { worker: W, index: SlotIndex(0), generation: Generation(1) };
         assert_eq!(m.register(d), Ok(SlotReply::Registered { handle: h, fresh: true }));
         assert_eq!(m.register(d), Ok(SlotReply::Registered { handle: h, fresh: false }));
         assert_eq!(m.pop_owed(), Some(Owed::Start(h, d)));
@@ -435,7 +439,7 @@ mod tests {
         assert_eq!(m.drain_owed(), vec![Owed::Release(h, 7), Owed::Freed(h)]);
         assert_eq!(m.deferred_frees(), 1);
         // A late completion of generation 1 after re-registration is stale.
-        let h2 = Handle { generation: Generation(2), ..h };
+        let h2 = CallableHandle { generation: Generation(2), ..h };
         assert_eq!(m.register(d), Ok(SlotReply::Registered { handle: h2, fresh: true }));
         let late = m.finish(h, Ok(8));
         assert_eq!(late, Ok(SlotReply::PrepareStale));
@@ -448,7 +452,7 @@ mod tests {
         assert_eq!(m.finish(h2, Err(err)), Ok(SlotReply::PrepareApplied));
         assert_eq!(m.drain_owed(), vec![Owed::Freed(h2)]);
         assert_eq!(m.slot(0).state, SlotState::Retired);
-        let foreign = Handle { worker: WorkerId(6), ..h2 };
+        let foreign = CallableHandle { worker: WorkerId(6), ..h2 };
         assert_eq!(m.check(foreign), Err(HandleError::Foreign { expected: W, got: WorkerId(6) }));
     }
 }

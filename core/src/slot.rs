@@ -92,7 +92,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::chip::ChipError;
 use crate::error::{HandleError, RegisterError, RunError, UnregisterError};
-use crate::ids::{CallableDigest, Generation, Handle, SlotIndex, WorkerId};
+use crate::ids::{CallableDigest, CallableHandle, Generation, SlotIndex, WorkerId};
 
 /// The state of one slot (without its payload).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -126,13 +126,13 @@ pub enum SlotInput<A> {
     /// Register a chip callable by digest.
     Register { digest: CallableDigest },
     /// End one registration of `handle`; the last one tears the slot down.
-    Unregister { handle: Handle },
+    Unregister { handle: CallableHandle },
     /// The register lane finished the prepare started for `handle`.
-    PrepareFinished { handle: Handle, result: Result<A, ChipError> },
+    PrepareFinished { handle: CallableHandle, result: Result<A, ChipError> },
     /// Pin the slot for a run about to be queued.
-    Pin { handle: Handle },
+    Pin { handle: CallableHandle },
     /// A run that pinned `handle` retired (whatever its outcome).
-    Unpin { handle: Handle },
+    Unpin { handle: CallableHandle },
 }
 
 /// Immediate replies of `handle`.
@@ -140,7 +140,7 @@ pub enum SlotInput<A> {
 pub enum SlotReply {
     /// `fresh` is true when a new slot generation began (a prepare is owed).
     Registered {
-        handle: Handle,
+        handle: CallableHandle,
         fresh: bool,
     },
     /// `last` is true for the final unregister (teardown started).
@@ -177,16 +177,16 @@ pub enum SlotError {
 #[must_use]
 pub enum SlotOutput<A> {
     /// Start preparing the callable registered as `handle` on the register lane.
-    StartPrepare { handle: Handle, digest: CallableDigest },
+    StartPrepare { handle: CallableHandle, digest: CallableDigest },
     /// Ask the in-flight prepare of `handle` to stop at its next safe point.
-    Cancel { handle: Handle },
+    Cancel { handle: CallableHandle },
     /// Release this artifact (exactly once) on the register lane.
-    Release { handle: Handle, artifact: A },
+    Release { handle: CallableHandle, artifact: A },
     /// The prepare of `handle` settled: waiters on the slot may proceed.
     /// `Ok` = PREPARED; `Err` = FAILED or cancelled.
-    Settled { handle: Handle, result: Result<(), RegisterError> },
+    Settled { handle: CallableHandle, result: Result<(), RegisterError> },
     /// `handle`'s slot reached EMPTY (or Retired): teardown finished.
-    Freed { handle: Handle },
+    Freed { handle: CallableHandle },
 }
 
 /// One slot's record.
@@ -281,14 +281,14 @@ impl<A> SlotTable<A> {
     }
 
     /// Check a handle against the table (worker, range, generation).
-    pub fn check(&self, handle: Handle) -> Result<SlotState, HandleError> {
+    pub fn check(&self, handle: CallableHandle) -> Result<SlotState, HandleError> {
         self.index_of(handle).map(|i| self.slots[i].state)
     }
 
     /// What a run that pinned `handle` may do now, at the head of the run lane:
     /// `Ok(Some(artifact))` run it; `Ok(None)` wait for `Settled` (PREPARING);
     /// `Err` fail the run (prepare failed, cancelled, ...). Never changes state.
-    pub fn runnable(&self, handle: Handle) -> Result<Option<&A>, RunError> {
+    pub fn runnable(&self, handle: CallableHandle) -> Result<Option<&A>, RunError> {
         let i = self.index_of(handle).map_err(RunError::Handle)?;
         let slot = &self.slots[i];
         match slot.state {
@@ -327,8 +327,8 @@ impl<A> SlotTable<A> {
         self.slots.get(index.0 as usize).map_or(0, |s| s.registrations)
     }
 
-    /// Handle currently registered for `digest`, if any.
-    pub fn lookup(&self, digest: &CallableDigest) -> Option<Handle> {
+    /// The handle currently registered for `digest`, if any.
+    pub fn lookup(&self, digest: &CallableDigest) -> Option<CallableHandle> {
         self.lookup.get(digest).map(|&index| self.handle_at(index.0 as usize))
     }
 
@@ -444,7 +444,7 @@ impl<A> SlotTable<A> {
         Ok(SlotReply::Registered { handle, fresh: true })
     }
 
-    fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unregister(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.index_of(handle).map_err(|e| SlotError::Unregister(UnregisterError::Handle(e)))?;
         if self.slots[i].registrations == 0 {
             return Err(SlotError::Unregister(UnregisterError::NotRegistered));
@@ -492,7 +492,11 @@ impl<A> SlotTable<A> {
         Ok(SlotReply::Unregistered { last: true })
     }
 
-    fn prepare_finished(&mut self, handle: Handle, result: Result<A, ChipError>) -> Result<SlotReply, SlotError> {
+    fn prepare_finished(
+        &mut self,
+        handle: CallableHandle,
+        result: Result<A, ChipError>,
+    ) -> Result<SlotReply, SlotError> {
         let i = match self.index_of(handle) {
             Ok(i) => i,
             Err(HandleError::Stale { .. }) => {
@@ -554,7 +558,7 @@ impl<A> SlotTable<A> {
         Ok(SlotReply::PrepareApplied)
     }
 
-    fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn pin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.index_of(handle).map_err(|e| SlotError::Pin(RunError::Handle(e)))?;
         let slot = &mut self.slots[i];
         let ready = match slot.state {
@@ -570,7 +574,7 @@ impl<A> SlotTable<A> {
         Ok(SlotReply::Pinned { ready })
     }
 
-    fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unpin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let i = self.index_of(handle).map_err(SlotError::Unpin)?;
         let slot = &mut self.slots[i];
         if slot.pins == 0 {
@@ -612,7 +616,7 @@ impl<A> SlotTable<A> {
     }
 
     /// Queue the artifact of a rejected or stale completion for release.
-    fn release_carried(&mut self, handle: Handle, result: Result<A, ChipError>) {
+    fn release_carried(&mut self, handle: CallableHandle, result: Result<A, ChipError>) {
         if let Ok(artifact) = result {
             self.outputs.push_back(SlotOutput::Release { handle, artifact });
         }
@@ -620,7 +624,7 @@ impl<A> SlotTable<A> {
 
     /// The slot index `handle` names, after checking worker, range and
     /// generation.
-    fn index_of(&self, handle: Handle) -> Result<usize, HandleError> {
+    fn index_of(&self, handle: CallableHandle) -> Result<usize, HandleError> {
         handle.check_worker(self.worker)?;
         let i = handle.index.0 as usize;
         let Some(slot) = self.slots.get(i) else {
@@ -637,8 +641,8 @@ impl<A> SlotTable<A> {
     }
 
     /// The current handle of slot `i`.
-    fn handle_at(&self, i: usize) -> Handle {
-        Handle { worker: self.worker, index: SlotIndex(i as u32), generation: self.slots[i].generation }
+    fn handle_at(&self, i: usize) -> CallableHandle {
+        CallableHandle { worker: self.worker, index: SlotIndex(i as u32), generation: self.slots[i].generation }
     }
 
     fn registered_state(state: SlotState) -> bool {
@@ -679,7 +683,7 @@ mod tests {
             Err(SlotError::Register(RegisterError::TableFull)),
             "a retired slot is never handed out again"
         );
-        let wrapped = Handle { generation: Generation(0), ..handle };
+        let wrapped = CallableHandle { generation: Generation(0), ..handle };
         assert!(matches!(t.check(wrapped), Err(HandleError::Stale { .. })));
         assert_eq!(Generation::MAX.next(Generation::MAX), None);
         assert_eq!(Generation(u32::MAX - 1).next(Generation::MAX), Some(Generation::MAX));

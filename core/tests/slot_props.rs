@@ -17,7 +17,9 @@
 
 use chiplane_core::reference::{Owed, SlotModel};
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
-use chiplane_core::{CallableDigest, ChipError, ChipErrorKind, Generation, Handle, RegisterError, SlotIndex, WorkerId};
+use chiplane_core::{
+    CallableDigest, CallableHandle, ChipError, ChipErrorKind, Generation, RegisterError, SlotIndex, WorkerId,
+};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config;
@@ -36,8 +38,8 @@ fn dg(n: u8) -> CallableDigest {
     CallableDigest([n; 32])
 }
 
-fn h(index: usize, generation: u32) -> Handle {
-    Handle { worker: W, index: SlotIndex(index as u32), generation: Generation(generation) }
+fn h(index: usize, generation: u32) -> CallableHandle {
+    CallableHandle { worker: W, index: SlotIndex(index as u32), generation: Generation(generation) }
 }
 
 fn chip_err(id: u64) -> ChipError {
@@ -55,15 +57,15 @@ fn out_of(o: SlotOutput<Art>) -> Owed {
 #[derive(Clone, Debug)]
 enum Step {
     Register(u8),
-    Unregister(Handle),
+    Unregister(CallableHandle),
     /// The prepare for `handle` returned: an artifact with `id`, or an error.
     Finish {
-        handle: Handle,
+        handle: CallableHandle,
         ok: bool,
         id: u64,
     },
-    Pin(Handle),
-    Unpin(Handle),
+    Pin(CallableHandle),
+    Unpin(CallableHandle),
     /// The owner drains `poll()` until `None`.
     Drain,
 }
@@ -80,11 +82,11 @@ struct Model {
     reference: SlotModel,
     next_id: u64,
     /// Every handle a register returned.
-    seen: Vec<Handle>,
+    seen: Vec<CallableHandle>,
     /// Prepares the owner started (drained `StartPrepare`) and has not finished.
-    started: Vec<Handle>,
+    started: Vec<CallableHandle>,
     /// Pins held by queued runs.
-    pinned: Vec<Handle>,
+    pinned: Vec<CallableHandle>,
     /// Expected reply of the last step (`None` after a drain).
     reply: Option<Result<SlotReply, SlotError>>,
     /// Expected outputs of the last drain.
@@ -107,15 +109,15 @@ impl Model {
     /// Handles to pick from: those seen (current and stale), plus a foreign
     /// one, an out-of-range one and, per slot, its next (not yet issued)
     /// generation.
-    fn pool(&self) -> Vec<Handle> {
+    fn pool(&self) -> Vec<CallableHandle> {
         let mut v = self.seen.clone();
-        v.push(Handle { worker: WorkerId(99), ..h(0, 1) });
+        v.push(CallableHandle { worker: WorkerId(99), ..h(0, 1) });
         v.push(h(CAPACITY, 1));
         v.extend((0..CAPACITY).map(|i| h(i, self.reference.slot(i).generation.0 + 1)));
         v
     }
 
-    fn registered(&self) -> Vec<Handle> {
+    fn registered(&self) -> Vec<CallableHandle> {
         self.reference.registered()
     }
 
@@ -127,14 +129,14 @@ impl Model {
         r
     }
 
-    fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
+    fn finish(&mut self, handle: CallableHandle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         if let Some(k) = self.started.iter().position(|&s| s == handle) {
             self.started.remove(k);
         }
         self.reference.finish(handle, if ok { Ok(id) } else { Err(chip_err(id)) })
     }
 
-    fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn pin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.reference.pin(handle);
         if r.is_ok() {
             self.pinned.push(handle);
@@ -142,7 +144,7 @@ impl Model {
         r
     }
 
-    fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unpin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.reference.unpin(handle);
         if r.is_ok() {
             let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
@@ -173,7 +175,7 @@ impl ReferenceStateMachine for RefMachine {
 
     fn transitions(m: &Model) -> BoxedStrategy<Step> {
         let pool = m.pool();
-        let or_pool = |v: Vec<Handle>| if v.is_empty() { pool.clone() } else { v };
+        let or_pool = |v: Vec<CallableHandle>| if v.is_empty() { pool.clone() } else { v };
         let registered = or_pool(m.registered());
         let started = or_pool(m.started.clone());
         let pinned = or_pool(m.pinned.clone());
@@ -226,9 +228,9 @@ struct Sut {
     /// Ids of every artifact the table handed back through `Release`.
     released: Vec<u64>,
     /// One entry per live registration.
-    registrations: Vec<Handle>,
-    started: Vec<Handle>,
-    pinned: Vec<Handle>,
+    registrations: Vec<CallableHandle>,
+    started: Vec<CallableHandle>,
+    pinned: Vec<CallableHandle>,
 }
 
 impl Sut {
@@ -255,13 +257,13 @@ impl Sut {
         v
     }
 
-    fn forget(list: &mut Vec<Handle>, handle: Handle) {
+    fn forget(list: &mut Vec<CallableHandle>, handle: CallableHandle) {
         if let Some(k) = list.iter().position(|&x| x == handle) {
             list.remove(k);
         }
     }
 
-    fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
+    fn finish(&mut self, handle: CallableHandle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         Self::forget(&mut self.started, handle);
         let result = if ok {
             self.created.push(id);

@@ -4,8 +4,8 @@
 
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
 use chiplane_core::{
-    CallableDigest, ChipError, ChipErrorKind, Generation, Handle, HandleError, RegisterError, RunError, SlotIndex,
-    UnregisterError, WorkerId,
+    CallableDigest, CallableHandle, ChipError, ChipErrorKind, Generation, HandleError, RegisterError, RunError,
+    SlotIndex, UnregisterError, WorkerId,
 };
 
 const W: WorkerId = WorkerId(7);
@@ -18,11 +18,11 @@ struct Art(u64);
 /// Outputs, comparable.
 #[derive(Debug, PartialEq, Eq)]
 enum Out {
-    Start(Handle, CallableDigest),
-    Cancel(Handle),
-    Release(Handle, u64),
-    Settled(Handle, Result<(), RegisterError>),
-    Freed(Handle),
+    Start(CallableHandle, CallableDigest),
+    Cancel(CallableHandle),
+    Release(CallableHandle, u64),
+    Settled(CallableHandle, Result<(), RegisterError>),
+    Freed(CallableHandle),
 }
 
 fn table(capacity: usize, generation_max: u32) -> SlotTable<Art> {
@@ -33,8 +33,8 @@ fn dg(n: u8) -> CallableDigest {
     CallableDigest([n; 32])
 }
 
-fn h(index: u32, generation: u32) -> Handle {
-    Handle { worker: W, index: SlotIndex(index), generation: Generation(generation) }
+fn h(index: u32, generation: u32) -> CallableHandle {
+    CallableHandle { worker: W, index: SlotIndex(index), generation: Generation(generation) }
 }
 
 fn err(detail: &str) -> ChipError {
@@ -66,30 +66,34 @@ fn register(t: &mut SlotTable<Art>, d: CallableDigest) -> Result<SlotReply, Slot
 }
 
 /// Register `d` into a new slot; checks the reply and the `StartPrepare`.
-fn register_fresh(t: &mut SlotTable<Art>, d: CallableDigest) -> Handle {
+fn register_fresh(t: &mut SlotTable<Art>, d: CallableDigest) -> CallableHandle {
     let Ok(SlotReply::Registered { handle, fresh: true }) = register(t, d) else { panic!("fresh register expected") };
     assert_eq!(drain(t), vec![Out::Start(handle, d)]);
     handle
 }
 
-fn finish(t: &mut SlotTable<Art>, handle: Handle, result: Result<Art, ChipError>) -> Result<SlotReply, SlotError> {
+fn finish(
+    t: &mut SlotTable<Art>,
+    handle: CallableHandle,
+    result: Result<Art, ChipError>,
+) -> Result<SlotReply, SlotError> {
     step(t, SlotInput::PrepareFinished { handle, result })
 }
 
-fn unregister(t: &mut SlotTable<Art>, handle: Handle) -> Result<SlotReply, SlotError> {
+fn unregister(t: &mut SlotTable<Art>, handle: CallableHandle) -> Result<SlotReply, SlotError> {
     step(t, SlotInput::Unregister { handle })
 }
 
-fn pin(t: &mut SlotTable<Art>, handle: Handle) -> Result<SlotReply, SlotError> {
+fn pin(t: &mut SlotTable<Art>, handle: CallableHandle) -> Result<SlotReply, SlotError> {
     step(t, SlotInput::Pin { handle })
 }
 
-fn unpin(t: &mut SlotTable<Art>, handle: Handle) -> Result<SlotReply, SlotError> {
+fn unpin(t: &mut SlotTable<Art>, handle: CallableHandle) -> Result<SlotReply, SlotError> {
     step(t, SlotInput::Unpin { handle })
 }
 
 /// Register `d` and prepare it successfully with artifact `id`.
-fn prepared(t: &mut SlotTable<Art>, d: CallableDigest, id: u64) -> Handle {
+fn prepared(t: &mut SlotTable<Art>, d: CallableDigest, id: u64) -> CallableHandle {
     let handle = register_fresh(t, d);
     assert_eq!(finish(t, handle, Ok(Art(id))), Ok(SlotReply::PrepareApplied));
     assert_eq!(drain(t), vec![Out::Settled(handle, Ok(()))]);
@@ -97,7 +101,7 @@ fn prepared(t: &mut SlotTable<Art>, d: CallableDigest, id: u64) -> Handle {
     handle
 }
 
-fn runnable_id(t: &SlotTable<Art>, handle: Handle) -> Result<Option<u64>, RunError> {
+fn runnable_id(t: &SlotTable<Art>, handle: CallableHandle) -> Result<Option<u64>, RunError> {
     t.runnable(handle).map(|a| a.map(|a| a.0))
 }
 
@@ -519,7 +523,7 @@ fn stale_handle_is_rejected_on_every_use() {
 fn foreign_and_out_of_range_handles_are_rejected_on_every_use() {
     let mut t = table(2, 10);
     let a = prepared(&mut t, dg(1), 1);
-    let foreign = Handle { worker: WorkerId(8), ..a };
+    let foreign = CallableHandle { worker: WorkerId(8), ..a };
     let fe = HandleError::Foreign { expected: W, got: WorkerId(8) };
     assert_eq!(t.check(foreign), Err(fe));
     assert_eq!(pin(&mut t, foreign), Err(SlotError::Pin(RunError::Handle(fe))));

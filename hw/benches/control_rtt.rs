@@ -227,7 +227,7 @@ fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
     let c1 = w.register(CallableSpec::chip(REPEAT_VECTOR_ADD, vec![4096])).unwrap();
     let spec = CallableSpec::chip(VECTOR_ADD, vec![64]);
     let h = w.register(spec.clone()).unwrap();
-    let mut running: Option<chiplane_hw::l3::L3Call> = None;
+    let mut running: Option<chiplane_hw::l3::L3PendingCall> = None;
     let mut outside = 0u64;
     let word = |w: &L3Worker| w.word(0);
     c.benchmark_group(group).bench_function("l3_control", |b| {

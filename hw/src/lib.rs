@@ -22,3 +22,18 @@ pub mod shm;
 pub mod tune;
 
 pub use l3::init;
+
+// The worker API at the root (core's, re-exported so a program needs only
+// this crate): the trait both levels implement, the L2 worker (generic over
+// its device), the L3 worker over chip child processes, and what they take
+// and return.
+pub use chiplane_core::{
+    CallableHandle, CallableSpec, Chip, ChipError, ChipErrorKind, EndpointError, HandleError, L2Worker, Limit,
+    NodeConfig, Pending, PendingRegister, PendingRun, PendingUnregister, RegisterError, RunConfig, RunError, RunOutput,
+    TaskArgs, TooLarge, UnregisterError, Worker,
+};
+pub use devices::host::HostChip;
+pub use l3::{
+    Device, L3Config, L3PendingCall, L3PendingRegister, L3PendingRun, L3PendingUnregister, L3Worker, Orchestrator,
+    RunOutcome, SpawnError, TaskRef,
+};

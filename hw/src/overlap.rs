@@ -32,10 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chiplane_core::chip::{CallableSpec, Chip, RunConfig, RunOutput, TaskArgs};
-use chiplane_core::conc::{L2Worker, NodeConfig, PendingResult, Worker};
 use chiplane_core::error::report;
 use chiplane_core::kernels::{self, HEAVY_PREPARE, REPEAT_VECTOR_ADD};
-use chiplane_core::Handle;
+use chiplane_core::CallableHandle;
+use chiplane_core::{L2Worker, NodeConfig, Pending, Worker};
 
 use crate::devices::host::{HostChip, OVERLAP_DEMO_PREPARE_BYTES};
 use crate::l3::trace::{chrome_json, mono_ns, Span, SpanLog, TracedChip};
@@ -307,7 +307,13 @@ fn cfg() -> RunConfig {
 }
 
 /// One serial trial: its elapsed time and its three segments.
-fn serial<W: Worker>(w: &W, h1: Handle, s: &Specs, delay: Duration, check: &mut Checker) -> Result<Pair, String> {
+fn serial<W: Worker>(
+    w: &W,
+    h1: CallableHandle,
+    s: &Specs,
+    delay: Duration,
+    check: &mut Checker,
+) -> Result<Pair, String> {
     let t0 = Instant::now();
     let o1 = w.run(h1, s.a1.clone(), cfg()).map_err(|e| err("run(C1)", &e))?;
     let t1 = Instant::now();
@@ -332,7 +338,13 @@ fn serial<W: Worker>(w: &W, h1: Handle, s: &Specs, delay: Duration, check: &mut 
 }
 
 /// One overlap trial: its elapsed time.
-fn overlap<W: Worker>(w: &W, h1: Handle, s: &Specs, delay: Duration, check: &mut Checker) -> Result<u64, String> {
+fn overlap<W: Worker>(
+    w: &W,
+    h1: CallableHandle,
+    s: &Specs,
+    delay: Duration,
+    check: &mut Checker,
+) -> Result<u64, String> {
     let t0 = Instant::now();
     let r1 = w.run_async(h1, s.a1.clone(), cfg()).map_err(|e| err("run_async(C1)", &e))?;
     if !delay.is_zero() {

@@ -14,7 +14,7 @@ use chiplane_core::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorK
 use chiplane_core::conc::Worker;
 use chiplane_core::conformance;
 use chiplane_core::error::{RegisterError, RunError};
-use chiplane_core::Handle;
+use chiplane_core::CallableHandle;
 use chiplane_hw::l3::L3Worker;
 
 struct L3Chip {
@@ -26,13 +26,13 @@ fn device(detail: String) -> ChipError {
 }
 
 impl Chip for L3Chip {
-    type Prepared = Handle;
+    type Prepared = CallableHandle;
 
     fn name(&self) -> &str {
         "l3-host"
     }
 
-    fn prepare(&self, spec: &CallableSpec, cancel: &dyn CancelProbe) -> Result<Handle, ChipError> {
+    fn prepare(&self, spec: &CallableSpec, cancel: &dyn CancelProbe) -> Result<CallableHandle, ChipError> {
         // The probe is polled once, at the call (it cannot cross the process
         // boundary); the child's prepare polls its own cancel flag, which
         // an unregister during PREPARING raises.
@@ -46,7 +46,7 @@ impl Chip for L3Chip {
         }
     }
 
-    fn run(&self, h: &Handle, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError> {
+    fn run(&self, h: &CallableHandle, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError> {
         match Worker::run(&*self.worker, *h, args.clone(), *config) {
             Ok(o) => Ok(o),
             Err(RunError::Chip(e)) => Err(e),
@@ -54,7 +54,7 @@ impl Chip for L3Chip {
         }
     }
 
-    fn release(&self, h: Handle) {
+    fn release(&self, h: CallableHandle) {
         self.worker.unregister(h).expect("unregister of a prepared artifact");
     }
 }

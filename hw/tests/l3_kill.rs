@@ -19,16 +19,16 @@ use std::time::Duration;
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
 use chiplane_core::conc::bell::Doorbell;
-use chiplane_core::conc::port::ControlHandle;
+use chiplane_core::conc::port::PendingControl;
 use chiplane_core::error::{EndpointError, HandleError, PoisonReason, RegisterError, RunError};
 use chiplane_core::frame::Frame;
 use chiplane_core::frame::{ControlOp, ControlReply, Settlement};
 use chiplane_core::kernels::{self, HEAVY_PREPARE, REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::mailbox::Field;
-use chiplane_core::{Generation, Handle, SlotIndex};
+use chiplane_core::{CallableHandle, Generation, SlotIndex};
 use chiplane_hw::l3::memory::SysFutex;
-use chiplane_hw::l3::{L3Config, L3Run, L3Worker, RunOutcome, TaskRef};
+use chiplane_hw::l3::{L3Config, L3PendingRun, L3Worker, RunOutcome, TaskRef};
 use common::{hold_when, link, signal, within, HwLink, HwPort, BOUND};
 use std::sync::mpsc;
 
@@ -52,17 +52,17 @@ fn is_endpoint_run(r: &Result<chiplane_core::RunOutput, RunError>) -> bool {
     matches!(r, Err(RunError::Endpoint(EndpointError::ChildDied | EndpointError::Poisoned(PoisonReason::ChildDied))))
 }
 
-fn is_endpoint_reg(r: &Result<Handle, RegisterError>) -> bool {
+fn is_endpoint_reg(r: &Result<CallableHandle, RegisterError>) -> bool {
     matches!(r, Err(RegisterError::Endpoint(EndpointError::ChildDied)))
 }
 
-fn submit(w: &L3Worker, h: Handle, a: TaskArgs) -> L3Run<TaskRef> {
+fn submit(w: &L3Worker, h: CallableHandle, a: TaskArgs) -> L3PendingRun<TaskRef> {
     w.run_async(move |o| o.submit(h, a, RunConfig::default()).unwrap())
 }
 
 /// After a death: the chip reports it, new work fails at once with the
 /// endpoint error, a restart gives a working child, old handles are foreign.
-fn check_recovery(w: &Arc<L3Worker>, old: Handle) {
+fn check_recovery(w: &Arc<L3Worker>, old: CallableHandle) {
     assert_eq!(w.chip_error(0), Some(EndpointError::ChildDied));
     let dead = w.register_async(CallableSpec::chip(VECTOR_ADD, vec![16]));
     assert!(matches!(dead, Err(RegisterError::Endpoint(EndpointError::ChildDied))), "{dead:?}");
@@ -85,7 +85,7 @@ fn check_recovery(w: &Arc<L3Worker>, old: Handle) {
 /// step it by hand until the control is published under the task, then
 /// stop stepping (so the parent never restores TASK_RUNNING) and wait for
 /// the child's CONTROL_DONE.
-fn control_under_held_task(link: &HwLink, held: &mut HwPort, op: ControlOp) -> ControlHandle {
+fn control_under_held_task(link: &HwLink, held: &mut HwPort, op: ControlOp) -> PendingControl {
     control_held(link, held, SlotIndex(0), Generation::NONE, op, true)
 }
 
@@ -98,7 +98,7 @@ fn control_held(
     generation: Generation,
     op: ControlOp,
     under_task: bool,
-) -> ControlHandle {
+) -> PendingControl {
     let control = port.submit_control(slot, generation, op).expect("control submitted");
     let deadline = std::time::Instant::now() + BOUND;
     let published = |v: u32| {

@@ -14,7 +14,7 @@ use chiplane_core::conc::word::POISONED;
 use chiplane_core::error::{EndpointError, PoisonReason, RegisterError, RunError};
 use chiplane_core::frame::FrameError;
 use chiplane_core::kernels::VECTOR_ADD;
-use chiplane_core::{Generation, Handle, SlotIndex};
+use chiplane_core::{CallableHandle, Generation, SlotIndex};
 use chiplane_hw::l3::{L3Config, L3Worker};
 
 fn rogue(mode: &str) -> L3Worker {
@@ -35,7 +35,7 @@ fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 /// Submit one task with a made-up handle of the rogue's worker id; its
 /// result.
 fn task_error(w: &L3Worker) -> RunError {
-    let h = Handle { worker: w.chip_worker(0).unwrap(), index: SlotIndex(0), generation: Generation(1) };
+    let h = CallableHandle { worker: w.chip_worker(0).unwrap(), index: SlotIndex(0), generation: Generation(1) };
     let run = w.run_async(move |o| {
         o.submit(h, TaskArgs { tensors: vec![vec![1.0; 4]; 2], scalars: vec![] }, RunConfig::default()).unwrap()
     });

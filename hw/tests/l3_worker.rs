@@ -11,7 +11,7 @@ use chiplane_core::conc::{L2Worker, NodeConfig, Worker};
 use chiplane_core::error::{HandleError, Limit, RegisterError, RunError, TooLarge, UnregisterError};
 use chiplane_core::frame::KERNEL_MAX_BYTES;
 use chiplane_core::kernels::{self, HEAVY_PREPARE, REPEAT_VECTOR_ADD, VECTOR_ADD};
-use chiplane_core::Handle;
+use chiplane_core::CallableHandle;
 use chiplane_hw::devices::host::HostChip;
 use chiplane_hw::l3::L3Worker;
 use common::{args, link, start, within};
@@ -85,7 +85,7 @@ fn bad_input_is_a_typed_error_at_the_call_or_from_the_child() {
         other => panic!("{other:?}"),
     }
     let h = w.register(CallableSpec::chip(VECTOR_ADD, vec![8])).unwrap();
-    let foreign = Handle { worker: chiplane_core::WorkerId(7), ..h };
+    let foreign = CallableHandle { worker: chiplane_core::WorkerId(7), ..h };
     let out = w.run(move |o| {
         let bad_handle = o.submit(foreign, args(8, None), RunConfig::default()).unwrap_err();
         let bad_args = o.submit(h, args(3, None), RunConfig::default()).unwrap();
@@ -139,7 +139,7 @@ fn handles_never_cross_workers_levels_or_incarnations() {
     let l2: Vec<L2Worker<HostChip>> =
         (0..3).map(|_| L2Worker::new(HostChip::new().unwrap(), NodeConfig::default())).collect();
     // Every worker registers the same callable: same slot 0, generation 1.
-    let mut handles: Vec<Handle> = l3.iter().map(|w| w.register(spec.clone()).unwrap()).collect();
+    let mut handles: Vec<CallableHandle> = l3.iter().map(|w| w.register(spec.clone()).unwrap()).collect();
     handles.extend(l2.iter().map(|w| w.register(spec.clone()).unwrap()));
     let ids: std::collections::BTreeSet<_> = handles.iter().map(|h| h.worker).collect();
     assert_eq!(ids.len(), handles.len(), "every worker has its own id");

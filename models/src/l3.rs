@@ -24,7 +24,7 @@ use chiplane_core::conc::cell::Completion;
 use chiplane_core::conc::child::{serve_loop, LoopExit, NodeBackend, ServeOptions};
 use chiplane_core::conc::l3::{SpawnError, Spawner};
 use chiplane_core::conc::parent::{Link, LinkOptions};
-use chiplane_core::conc::port::{ChildWatch, ControlHandle, SettleResult, TaskHandle, TaskResult};
+use chiplane_core::conc::port::{ChildWatch, PendingControl, PendingTask, SettleResult, TaskResult};
 use chiplane_core::conc::region::{Region, SharedRegion};
 use chiplane_core::conc::serve::{Serve, ServeExit, ServeStats};
 use chiplane_core::conc::word::POISONED;
@@ -33,7 +33,9 @@ use chiplane_core::frame::{ControlOp, ControlReply, Settlement};
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::slot::SlotLimits;
 use chiplane_core::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
-use chiplane_core::{ControlError, EndpointError, Generation, Handle, RunConfig, RunError, SlotIndex, WorkerId};
+use chiplane_core::{
+    CallableHandle, ControlError, EndpointError, Generation, RunConfig, RunError, SlotIndex, WorkerId,
+};
 
 use crate::harness::small_limits;
 use crate::testchip::{args, spec, Gate, Hold, TestChip};
@@ -184,25 +186,25 @@ impl Rig {
     }
 }
 
-fn register(link: &ModelLink, kernel: &str) -> Result<ControlHandle, ControlError> {
+fn register(link: &ModelLink, kernel: &str) -> Result<PendingControl, ControlError> {
     link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Register { spec: spec(kernel) })
 }
 
-fn run(link: &ModelLink, h: (SlotIndex, Generation), tag: u64) -> Result<TaskHandle, RunError> {
+fn run(link: &ModelLink, h: (SlotIndex, Generation), tag: u64) -> Result<PendingTask, RunError> {
     link.submit_task(h.0, h.1, RunConfig::default(), args(tag))
 }
 
-fn task(link: &ModelLink, t: &TaskHandle) -> TaskResult {
+fn task(link: &ModelLink, t: &PendingTask) -> TaskResult {
     link.wait_until(|| t.is_ready());
     t.try_take().expect("a task resolves once")
 }
 
-fn reply(link: &ModelLink, c: &ControlHandle) -> Result<ControlReply, ControlError> {
+fn reply(link: &ModelLink, c: &PendingControl) -> Result<ControlReply, ControlError> {
     link.wait_until(|| c.is_accepted());
     c.try_take_reply().expect("a reply is taken once")
 }
 
-fn settled(link: &ModelLink, c: &ControlHandle) -> SettleResult {
+fn settled(link: &ModelLink, c: &PendingControl) -> SettleResult {
     link.wait_until(|| c.is_settled());
     c.try_take_settled().expect("a settlement is taken once")
 }
@@ -430,7 +432,7 @@ pub fn s11_ring(ring_capacity: u32, registers: u64) -> (usize, u64) {
     let rig = Rig::start(ring_capacity, chip, false);
     let link = &rig.link;
     let kernels: Vec<String> = (1..=registers).map(|t| format!("k{t}")).collect();
-    let hs: Vec<ControlHandle> = kernels.iter().map(|k| register(link, k).expect("submit register")).collect();
+    let hs: Vec<PendingControl> = kernels.iter().map(|k| register(link, k).expect("submit register")).collect();
     for h in &hs {
         fresh(&reply(link, h));
     }
@@ -597,7 +599,7 @@ pub fn l3_worker_pipeline() -> bool {
     let spawner = ThreadSpawner::new(chip.clone(), 2);
     let options = L3Options { chips: 1, link: LinkOptions::untimed() };
     let w = L3Worker::new(spawner, options).expect("thread children start");
-    let h1: Handle = w.register(spec("c1")).expect("register C1");
+    let h1: CallableHandle = w.register(spec("c1")).expect("register C1");
     let r1 = w.run_async(move |o| o.submit(h1, args(1), RunConfig::default()).expect("submit C1"));
     let mut r2 = w.register_async(spec("c2")).expect("register_async C2");
     let h2 = r2.wait_accepted().expect("C2 accepted while C1 runs");

@@ -18,7 +18,7 @@
 //!   (the world's `Restart`): a new `Link`, a fresh mailbox, a new
 //!   `WorkerId`.
 //!
-//! The parent checks every handle with `Handle::check_worker` against its
+//! The parent checks every handle with `CallableHandle::check_worker` against its
 //! child's worker before it crosses the mailbox (frames carry no worker).
 //!
 //! Checks made here (reported to the checker): every word transition that
@@ -43,7 +43,7 @@ use chiplane_core::mailbox::parent::{
 use chiplane_core::mailbox::word::{legal, Side, WordState};
 use chiplane_core::mailbox::Field;
 use chiplane_core::{
-    CallableSpec, DispatchId, Generation, Handle, RunConfig, SlotIndex, TaskArgs, UnregisterError, WorkerId,
+    CallableHandle, CallableSpec, DispatchId, Generation, RunConfig, SlotIndex, TaskArgs, UnregisterError, WorkerId,
 };
 
 use crate::lanes::{Lanes, Note};
@@ -65,7 +65,7 @@ pub enum L3Out {
     Hold {
         op: u32,
         caller: u32,
-        handle: Handle,
+        handle: CallableHandle,
         callable: usize,
         chip: u32,
     },
@@ -264,7 +264,7 @@ impl Link {
         }
     }
 
-    pub fn submit_unregister(&mut self, cx: &mut Ctx, op: u32, h: Handle, out: &mut Vec<L3Out>) {
+    pub fn submit_unregister(&mut self, cx: &mut Ctx, op: u32, h: CallableHandle, out: &mut Vec<L3Out>) {
         // The handle must be this incarnation's (frames carry no worker).
         if let Err(e) = h.check_worker(self.worker) {
             out.push(L3Out::Resolve(op, OpResult::Unregister(Err(UnregisterError::Handle(e)))));
@@ -290,7 +290,7 @@ impl Link {
         }
     }
 
-    pub fn submit_run(&mut self, cx: &mut Ctx, op: u32, h: Handle, args: TaskArgs, out: &mut Vec<L3Out>) {
+    pub fn submit_run(&mut self, cx: &mut Ctx, op: u32, h: CallableHandle, args: TaskArgs, out: &mut Vec<L3Out>) {
         if let Err(e) = h.check_worker(self.worker) {
             out.push(L3Out::Resolve(op, OpResult::Run(Err(RunError::Handle(e)))));
             return;
@@ -325,7 +325,7 @@ impl Link {
                 ParentOutput::Settled { dispatch, result } => match self.dispatches.remove(&dispatch) {
                     Some(Dispatch::Register { op, reply: Some(reply), .. }) => {
                         let worker = self.worker;
-                        let r = register_outcome(reply, result).map(|(index, generation)| Handle {
+                        let r = register_outcome(reply, result).map(|(index, generation)| CallableHandle {
                             worker,
                             index,
                             generation,
@@ -355,7 +355,7 @@ impl Link {
         match d {
             Dispatch::Register { op, caller, callable, .. } => match result {
                 Ok(reply @ ControlReply::Registered { slot, generation, fresh }) => {
-                    let handle = Handle { worker: self.worker, index: slot, generation };
+                    let handle = CallableHandle { worker: self.worker, index: slot, generation };
                     out.push(L3Out::Hold { op, caller, handle, callable, chip: self.chip });
                     if fresh {
                         // Resolves on the settlement (or the endpoint's death).
@@ -540,7 +540,8 @@ impl Link {
             }
             ChildOutput::AcceptTask(frame) => {
                 let dispatch = frame.id.dispatch;
-                let handle = Handle { worker: self.worker, index: frame.id.slot, generation: frame.id.generation };
+                let handle =
+                    CallableHandle { worker: self.worker, index: frame.id.slot, generation: frame.id.generation };
                 let answer = match lanes.feed(cx, ChipInput::Task(frame)) {
                     Ok(ChipReply::Queued) => {
                         self.task_pinned = true;

@@ -33,7 +33,7 @@ use std::rc::Rc;
 use chiplane_core::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide, Resolution};
 use chiplane_core::lane::JobId;
 use chiplane_core::slot::SlotLimits;
-use chiplane_core::{CallableSpec, Chip, ChipError, ChipErrorKind, Handle, RunOutput, WorkerId};
+use chiplane_core::{CallableHandle, CallableSpec, Chip, ChipError, ChipErrorKind, RunOutput, WorkerId};
 
 use crate::chip::{Cancelled, SimArtifact, SimChip};
 use crate::options::N;
@@ -57,7 +57,7 @@ pub enum Note {
 
 #[derive(Debug)]
 struct PrepareJob {
-    handle: Handle,
+    handle: CallableHandle,
     spec: CallableSpec,
     cancelled: bool,
     start_ns: u64,
@@ -66,7 +66,7 @@ struct PrepareJob {
 #[derive(Debug)]
 struct RunInFlight {
     job: JobId,
-    handle: Handle,
+    handle: CallableHandle,
     artifact: Art,
     result: Result<RunOutput, ChipError>,
     start_ns: u64,
@@ -90,7 +90,7 @@ pub struct Lanes {
     run: Option<RunInFlight>,
     pub notes: VecDeque<Note>,
     /// Prepares that finished (handle, spec): what a replay fault replays.
-    finished: Vec<(Handle, CallableSpec)>,
+    finished: Vec<(CallableHandle, CallableSpec)>,
     pub runs_done: u64,
     pub prepares_done: u64,
     pub replays: u64,
@@ -215,7 +215,7 @@ impl Lanes {
         false
     }
 
-    fn start_prepare(&mut self, cx: &mut Ctx, handle: Handle, spec: CallableSpec) {
+    fn start_prepare(&mut self, cx: &mut Ctx, handle: CallableHandle, spec: CallableSpec) {
         if self.prepare.is_some() || self.release.is_some() {
             cx.check.fail(|| format!("StartPrepare of {handle:?} while the register lane is busy"));
         }

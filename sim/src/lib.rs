@@ -23,7 +23,7 @@
 //!   whose child died may be restarted: a new incarnation with a new
 //!   `WorkerId` and a fresh mailbox. Callers keep their handles across
 //!   chips and incarnations; the parent checks each with
-//!   `Handle::check_worker`.
+//!   `CallableHandle::check_worker`.
 //!
 //! # Fault model (all in the simulator, never in core)
 //! Faults are drawn per opportunity with per-seed probabilities and are on
@@ -92,7 +92,7 @@
 //! `lost_lane_wake`, `missed_doorbell` (wake-ups) and `sync_bypasses_queue`
 //! (in the L2 worker) are for loom and shuttle. `restore_by_store` is in
 //! `WordState::apply`, which the simulator uses, and `stale_incarnation`
-//! in `Handle::check_worker`: both are visible here.
+//! in `CallableHandle::check_worker`: both are visible here.
 //!
 //! # Determinism
 //! The trace hash (FNV-1a over every event and resolution) is a pure

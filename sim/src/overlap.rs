@@ -36,7 +36,7 @@
 //! mailbox's own cost, which the ideal (chip latencies only) leaves out.
 
 use chiplane_core::kernels::{REPEAT_VECTOR_ADD, VECTOR_ADD};
-use chiplane_core::{CallableSpec, Handle};
+use chiplane_core::{CallableHandle, CallableSpec};
 
 use crate::options::{CallableOpt, Dist, Faults, Options, Shape, N};
 use crate::rng::Rng;
@@ -92,7 +92,7 @@ impl Script {
     }
 }
 
-fn registered(w: &World, op: u32) -> Result<Handle, String> {
+fn registered(w: &World, op: u32) -> Result<CallableHandle, String> {
     match &w.ops[op as usize].result {
         Some(OpResult::Register(Ok(h))) => Ok(*h),
         other => Err(format!("register resolved {other:?}")),

@@ -8,7 +8,9 @@
 //! of the other chip) is still used, and must be rejected as foreign.
 
 use chiplane_core::chipside::{ChipInput, ChipRefusal, ChipReply};
-use chiplane_core::{CallableSpec, Generation, Handle, RegisterError, RunConfig, SlotIndex, TargetKind, TaskArgs};
+use chiplane_core::{
+    CallableHandle, CallableSpec, Generation, RegisterError, RunConfig, SlotIndex, TargetKind, TaskArgs,
+};
 
 use crate::sched::Ev;
 use crate::world::{sim_worker, OpKind, OpResult, Phase, World};
@@ -183,7 +185,7 @@ impl World {
     /// chip's: a previous incarnation's), a handle held on the other chip,
     /// out of range, stale (unregistered earlier, or of a generation never
     /// issued).
-    fn bad_handle(&mut self, c: u32) -> (Handle, u32) {
+    fn bad_handle(&mut self, c: u32) -> (CallableHandle, u32) {
         let chip = self.pick_chip();
         let worker = self.units[self.unit_of_chip(chip) as usize].lanes.worker();
         let cap = self.cx.opts.capacity as u32;
@@ -193,9 +195,9 @@ impl World {
         let h = match self.cx.rng.below(5) {
             0 => {
                 let next = sim_worker(self.units.len() as u64 + 1);
-                Handle { worker: next, index, generation: Generation(1) }
+                CallableHandle { worker: next, index, generation: Generation(1) }
             }
-            1 => Handle { worker, index: SlotIndex(cap + self.cx.rng.below(3) as u32), generation },
+            1 => CallableHandle { worker, index: SlotIndex(cap + self.cx.rng.below(3) as u32), generation },
             2 if !self.callers[ci].retired.is_empty() => {
                 let r = &self.callers[ci].retired;
                 return r[self.cx.rng.below(r.len() as u64) as usize];
@@ -208,9 +210,9 @@ impl World {
             }
             4 => {
                 let previous = sim_worker(worker.serial().wrapping_sub(1));
-                Handle { worker: previous, index, generation }
+                CallableHandle { worker: previous, index, generation }
             }
-            _ => Handle { worker, index, generation },
+            _ => CallableHandle { worker, index, generation },
         };
         (h, chip)
     }
@@ -245,12 +247,12 @@ impl World {
     }
 
     /// Unregister `h` on the chip that issued it.
-    pub(crate) fn unregister(&mut self, c: u32, h: Handle) -> u32 {
+    pub(crate) fn unregister(&mut self, c: u32, h: CallableHandle) -> u32 {
         let chip = self.chip_of(h);
         self.unregister_on(c, chip, h)
     }
 
-    fn unregister_on(&mut self, c: u32, chip: u32, h: Handle) -> u32 {
+    fn unregister_on(&mut self, c: u32, chip: u32, h: CallableHandle) -> u32 {
         let op = self.new_op(c, OpKind::Unregister);
         let u = self.unit_of_chip(chip) as usize;
         self.ops[op as usize].crossing = Some((self.units[u].lanes.worker(), h.worker));
@@ -267,17 +269,17 @@ impl World {
     }
 
     /// Run `h` on the chip that issued it.
-    pub(crate) fn submit_run(&mut self, c: u32, h: Handle, args: TaskArgs) -> u32 {
+    pub(crate) fn submit_run(&mut self, c: u32, h: CallableHandle, args: TaskArgs) -> u32 {
         let chip = self.chip_of(h);
         self.submit_run_on(c, chip, h, args)
     }
 
-    fn callable_named(&self, u: usize, h: Handle) -> Option<usize> {
+    fn callable_named(&self, u: usize, h: CallableHandle) -> Option<usize> {
         let digest = self.cx.check.model(u as u32).digest_of(h)?;
         self.cx.opts.callables.iter().position(|c| c.digest == digest)
     }
 
-    fn submit_run_on(&mut self, c: u32, chip: u32, h: Handle, args: TaskArgs) -> u32 {
+    fn submit_run_on(&mut self, c: u32, chip: u32, h: CallableHandle, args: TaskArgs) -> u32 {
         let op = self.new_op(c, OpKind::Run);
         let u = self.unit_of_chip(chip) as usize;
         // The callable is filled in when the run is pinned.

@@ -13,7 +13,9 @@
 
 use chiplane_core::chipside::Resolution;
 use chiplane_core::slot::SlotLimits;
-use chiplane_core::{Generation, Handle, RegisterError, RunError, RunOutput, TaskArgs, UnregisterError, WorkerId};
+use chiplane_core::{
+    CallableHandle, Generation, RegisterError, RunError, RunOutput, TaskArgs, UnregisterError, WorkerId,
+};
 
 use crate::check::Checker;
 use crate::l3::{L3Out, Link};
@@ -39,7 +41,7 @@ pub const EVENT_CAP: u64 = 2_000_000;
 /// What a handle resolved to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpResult {
-    Register(Result<Handle, RegisterError>),
+    Register(Result<CallableHandle, RegisterError>),
     Unregister(Result<bool, UnregisterError>),
     Run(Result<RunOutput, RunError>),
     /// L3 memory control.
@@ -116,9 +118,9 @@ pub(crate) struct Caller {
     pub(crate) phase: Phase,
     pub(crate) ops_left: u32,
     /// One entry per registration this caller holds: (handle, callable, chip).
-    pub(crate) held: Vec<(Handle, usize, u32)>,
+    pub(crate) held: Vec<(CallableHandle, usize, u32)>,
     /// Handles it unregistered (material for stale use), with their chip.
-    pub(crate) retired: Vec<(Handle, u32)>,
+    pub(crate) retired: Vec<(CallableHandle, u32)>,
     pub(crate) pending: Vec<u32>,
     pub(crate) blocked_on: Option<u32>,
 }
@@ -190,7 +192,7 @@ pub struct World {
     pub ops: Vec<Op>,
     pub(crate) working: u32,
     /// L3: the handle each register op was accepted with.
-    accepted: std::collections::BTreeMap<u32, Handle>,
+    accepted: std::collections::BTreeMap<u32, CallableHandle>,
     /// L3: callers waiting for a register op's acceptance (op -> caller).
     acceptance_waiters: std::collections::BTreeMap<u32, u32>,
     limits: SlotLimits,
@@ -271,7 +273,7 @@ impl World {
     }
 
     /// The chip whose unit issued `h` (chip 0 for a handle no unit issued).
-    pub fn chip_of(&self, h: Handle) -> u32 {
+    pub fn chip_of(&self, h: CallableHandle) -> u32 {
         self.units.iter().find(|u| u.lanes.worker() == h.worker).map_or(0, |u| u.chip)
     }
 
@@ -287,7 +289,7 @@ impl World {
     }
 
     /// The handle a register op got at its call or its acceptance (L3), if known yet.
-    pub(crate) fn accepted_handle(&self, c: u32, op: u32) -> Option<Handle> {
+    pub(crate) fn accepted_handle(&self, c: u32, op: u32) -> Option<CallableHandle> {
         if self.l3() {
             return self.accepted.get(&op).copied();
         }

@@ -12,7 +12,7 @@ use chiplane_core::lane::JobId;
 use chiplane_core::reference::Owed;
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
 use chiplane_core::{
-    CallableSpec, Generation, Handle, HandleError, RunError, RunOutput, SlotIndex, TaskArgs, WorkerId,
+    CallableHandle, CallableSpec, Generation, HandleError, RunError, RunOutput, SlotIndex, TaskArgs, WorkerId,
 };
 use chiplane_sim::check::Checker;
 use chiplane_sim::chip::SimArtifact;
@@ -20,8 +20,8 @@ use chiplane_sim::sched::Coverage;
 
 const W: WorkerId = WorkerId(1);
 
-fn h(i: u32, g: u32) -> Handle {
-    Handle { worker: W, index: SlotIndex(i), generation: Generation(g) }
+fn h(i: u32, g: u32) -> CallableHandle {
+    CallableHandle { worker: W, index: SlotIndex(i), generation: Generation(g) }
 }
 
 fn limits() -> SlotLimits {

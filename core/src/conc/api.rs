@@ -15,7 +15,7 @@
 
 use crate::chip::{CallableSpec, RunConfig, RunOutput, TaskArgs};
 use crate::error::{RegisterError, RunError, UnregisterError};
-use crate::ids::Handle;
+use crate::ids::CallableHandle;
 
 /// A result that arrives later, exactly once.
 pub trait Pending {
@@ -30,7 +30,7 @@ pub trait Pending {
 /// The worker API (module doc).
 pub trait Worker {
     /// A register's settlement: `Ok(handle)` once PREPARED.
-    type Register: Pending<Output = Result<Handle, RegisterError>>;
+    type Register: Pending<Output = Result<CallableHandle, RegisterError>>;
     /// An unregister's end (for the final one: its slot freed).
     type Unregister: Pending<Output = Result<(), UnregisterError>>;
     /// A run's result.
@@ -41,18 +41,18 @@ pub trait Worker {
     fn register_async(&self, spec: CallableSpec) -> Result<Self::Register, RegisterError>;
     /// `register_async(spec)?.wait()`; a registration whose prepare failed
     /// is ended before the error returns.
-    fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError>;
+    fn register(&self, spec: CallableSpec) -> Result<CallableHandle, RegisterError>;
     /// End one registration (the final one tears the slot down once no run
     /// holds it).
-    fn unregister_async(&self, handle: Handle) -> Result<Self::Unregister, UnregisterError>;
+    fn unregister_async(&self, handle: CallableHandle) -> Result<Self::Unregister, UnregisterError>;
     /// `unregister_async(handle)?.wait()`.
-    fn unregister(&self, handle: Handle) -> Result<(), UnregisterError> {
+    fn unregister(&self, handle: CallableHandle) -> Result<(), UnregisterError> {
         self.unregister_async(handle)?.wait()
     }
     /// Queue a run of `handle` (FIFO with every other run of the worker).
-    fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<Self::Run, RunError>;
+    fn run_async(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<Self::Run, RunError>;
     /// `run_async(..)?.wait()`.
-    fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+    fn run(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
         self.run_async(handle, args, config)?.wait()
     }
 }

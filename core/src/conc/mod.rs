@@ -17,24 +17,34 @@
 
 pub mod api;
 pub mod cell;
+pub mod l3;
 pub mod node;
+pub mod wait;
 pub mod worker;
 
 #[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
 mod tests;
 
-pub use api::{Pending as PendingResult, Worker};
+pub use api::{Pending, Worker};
 pub use cell::Completion;
-pub use node::{ChipNode, Events, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
+pub use node::{ChipNode, Events, NodeConfig, PendingRegister, PendingRun, PendingUnregister};
 pub use worker::L2Worker;
 
+// The mailbox's driver internals: public for the checkers (models, sim)
+// and hw's OS half, hidden from the documented API.
+#[doc(hidden)]
 pub mod bell;
+#[doc(hidden)]
 pub mod child;
-pub mod l3;
+#[doc(hidden)]
 pub mod parent;
+#[doc(hidden)]
 pub mod port;
+#[doc(hidden)]
 pub mod region;
+#[doc(hidden)]
 pub mod ring;
+#[doc(hidden)]
 pub mod serve;
-pub mod wait;
+#[doc(hidden)]
 pub mod word;

@@ -55,18 +55,18 @@ use crate::chip::{CallableSpec, CancelProbe, Chip, LaneKind, RunConfig, RunOutpu
 use crate::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide, Resolution};
 use crate::error::{ControlError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlFrame, ControlReply, TaskFrame};
-use crate::ids::{Generation, Handle, SlotIndex, WorkerId};
+use crate::ids::{CallableHandle, Generation, SlotIndex, WorkerId};
 use crate::lane::JobId;
 use crate::slot::{SlotLimits, SlotState};
 use crate::sync::{thread, Arc, AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
 
 use super::cell::Completion;
 
-/// What `RegisterHandle` resolves to.
-pub type RegisterResult = Result<Handle, RegisterError>;
-/// What `RunHandle` resolves to.
+/// What `PendingRegister` resolves to.
+pub type RegisterResult = Result<CallableHandle, RegisterError>;
+/// What `PendingRun` resolves to.
 pub type RunResult = Result<RunOutput, RunError>;
-/// What `UnregisterHandle` resolves to.
+/// What `PendingUnregister` resolves to.
 pub type UnregisterResult = Result<(), UnregisterError>;
 
 /// Where an L3 node's results go (the chip child's serve loop).
@@ -138,14 +138,14 @@ impl Default for NodeConfig {
 /// `try_wait` / `wait_timeout` return the result once and `None` after.
 /// Dropping it neither cancels the work nor leaks it.
 #[derive(Debug)]
-pub struct Pending<R> {
+pub struct Deferred<R> {
     cell: Arc<Completion<R>>,
 }
 
-impl<R> Pending<R> {
+impl<R> Deferred<R> {
     fn new() -> (Self, Arc<Completion<R>>) {
         let cell = Arc::new(Completion::new());
-        (Pending { cell: cell.clone() }, cell)
+        (Deferred { cell: cell.clone() }, cell)
     }
 
     /// True once the result is available (or was already taken).
@@ -174,22 +174,22 @@ impl<R> Pending<R> {
     }
 }
 
-/// Handle of a submitted run.
-pub type RunHandle = Pending<RunResult>;
-/// Handle of a submitted unregister.
-pub type UnregisterHandle = Pending<UnregisterResult>;
+/// A submitted run, until it retired.
+pub type PendingRun = Deferred<RunResult>;
+/// A submitted unregister, until it finished (for the final one: the slot freed).
+pub type PendingUnregister = Deferred<UnregisterResult>;
 
-/// Handle of a submitted register: resolves on the prepare's settlement.
+/// A submitted register, until the prepare settled.
 #[derive(Debug)]
-pub struct RegisterHandle {
-    handle: Handle,
-    pending: Pending<RegisterResult>,
+pub struct PendingRegister {
+    handle: CallableHandle,
+    pending: Deferred<RegisterResult>,
 }
 
-impl RegisterHandle {
+impl PendingRegister {
     /// The slot handle this registration holds (valid for `run` at once: a
     /// run on a PREPARING slot waits for the settlement in FIFO order).
-    pub fn handle(&self) -> Handle {
+    pub fn handle(&self) -> CallableHandle {
         self.handle
     }
 
@@ -246,7 +246,7 @@ impl CancelProbe for FlagProbe {
 
 /// A register-lane job handed to the lane thread.
 enum RegWork<P> {
-    Prepare { handle: Handle, spec: CallableSpec, cancel: Arc<AtomicBool> },
+    Prepare { handle: CallableHandle, spec: CallableSpec, cancel: Arc<AtomicBool> },
     Release { job: JobId, artifact: Arc<P> },
 }
 
@@ -274,7 +274,7 @@ struct Inner<C: Chip> {
     run_next: Option<RunWork<C::Prepared>>,
     reg_next: Option<RegWork<C::Prepared>>,
     /// Cancel flag of the running prepare, by handle.
-    cancel: BTreeMap<Handle, Arc<AtomicBool>>,
+    cancel: BTreeMap<CallableHandle, Arc<AtomicBool>>,
     run_sleeping: bool,
     reg_sleeping: bool,
 }
@@ -562,10 +562,10 @@ impl<C: Chip> ChipNode<C> {
     /// Register a chip callable. Errors at the call: `WrongTarget`,
     /// `TableFull`, `Endpoint(ShutDown)`. The handle resolves on the
     /// settlement: `Ok(handle)` when PREPARED, `PrepareFailed` or `Cancelled`.
-    pub fn register(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
-        let (pending, cell) = Pending::new();
+    pub fn register(&self, spec: CallableSpec) -> Result<PendingRegister, RegisterError> {
+        let (pending, cell) = Deferred::new();
         match self.submit(ChipInput::Register { spec, waiter: Waiter::Register(cell) }) {
-            Ok(ChipReply::Registered { handle, .. }) => Ok(RegisterHandle { handle, pending }),
+            Ok(ChipReply::Registered { handle, .. }) => Ok(PendingRegister { handle, pending }),
             Err(ChipRefusal::Register(e)) => Err(e),
             other => unreachable!("register replied {other:?}"),
         }
@@ -574,8 +574,8 @@ impl<C: Chip> ChipNode<C> {
     /// Queue a run (the slot is pinned before it is queued). Errors at the
     /// call: a foreign or stale handle, a slot that is not runnable, a failed
     /// prepare, `Endpoint(ShutDown)`.
-    pub fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
-        let (pending, cell) = Pending::new();
+    pub fn run(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<PendingRun, RunError> {
+        let (pending, cell) = Deferred::new();
         match self.submit(ChipInput::Run { handle, args, config, waiter: Waiter::Run(cell) }) {
             Ok(ChipReply::Queued) => Ok(pending),
             Err(ChipRefusal::Run(e)) => Err(e),
@@ -585,8 +585,8 @@ impl<C: Chip> ChipNode<C> {
 
     /// End one registration. Resolves when accepted; the final one resolves
     /// when the slot is freed (its artifact released).
-    pub fn unregister(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
-        let (pending, cell) = Pending::new();
+    pub fn unregister(&self, handle: CallableHandle) -> Result<PendingUnregister, UnregisterError> {
+        let (pending, cell) = Deferred::new();
         match self.submit(ChipInput::Unregister { handle, waiter: Waiter::Unregister(cell) }) {
             Ok(ChipReply::Unregistered { .. }) => Ok(pending),
             Err(ChipRefusal::Unregister(e)) => Err(e),
@@ -635,7 +635,7 @@ impl<C: Chip> ChipNode<C> {
     /// MUTANT `sync_bypasses_queue` support: run on the caller's thread,
     /// around the run lane (pin, run, unpin through the machine's bypass).
     #[cfg(chiplane_mutant = "sync_bypasses_queue")]
-    pub fn run_direct(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> RunResult {
+    pub fn run_direct(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> RunResult {
         let artifact = self.shared.lock().side.bypass_pin(handle)?;
         let out = self.shared.chip.run(&artifact, &args, &config).map_err(RunError::Chip);
         drop(artifact);

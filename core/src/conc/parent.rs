@@ -45,7 +45,7 @@ use crate::ids::{Generation, SlotIndex};
 use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 
 use super::bell::{Doorbell, Futex};
-use super::port::{ChildWatch, ControlHandle, Port, TaskHandle};
+use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
 use super::wait::Backoff;
 
@@ -162,7 +162,7 @@ where
         generation: Generation,
         config: RunConfig,
         args: TaskArgs,
-    ) -> Result<TaskHandle, RunError> {
+    ) -> Result<PendingTask, RunError> {
         let mut port = self.port();
         let h = port.submit_task(slot, generation, config, args)?;
         let did = port.progress();
@@ -179,7 +179,7 @@ where
         slot: SlotIndex,
         generation: Generation,
         op: ControlOp,
-    ) -> Result<ControlHandle, ControlError> {
+    ) -> Result<PendingControl, ControlError> {
         let mut port = self.port();
         let h = port.submit_control(slot, generation, op)?;
         let did = port.progress();

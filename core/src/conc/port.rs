@@ -85,14 +85,14 @@ pub type ControlResult = Result<ControlReply, ControlError>;
 /// register, not a final unregister, or the control was refused).
 pub type SettleResult = Result<Option<Settlement>, EndpointError>;
 
-/// Handle of a submitted task. Resolves exactly once.
+/// A submitted task, until its result arrived. Resolves exactly once.
 #[derive(Clone, Debug)]
-pub struct TaskHandle {
+pub struct PendingTask {
     dispatch: DispatchId,
     cell: Arc<Completion<TaskResult>>,
 }
 
-impl TaskHandle {
+impl PendingTask {
     pub fn dispatch(&self) -> DispatchId {
         self.dispatch
     }
@@ -109,16 +109,16 @@ impl TaskHandle {
     }
 }
 
-/// Handle of a submitted control: its acceptance (CONTROL_DONE) and, for a
+/// A submitted control, until its acceptance (CONTROL_DONE) and, for a
 /// fresh register or a final unregister, its settlement (completion ring).
 #[derive(Clone, Debug)]
-pub struct ControlHandle {
+pub struct PendingControl {
     dispatch: DispatchId,
     reply: Arc<Completion<ControlResult>>,
     settled: Arc<Completion<SettleResult>>,
 }
 
-impl ControlHandle {
+impl PendingControl {
     pub fn dispatch(&self) -> DispatchId {
         self.dispatch
     }
@@ -220,11 +220,11 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         generation: Generation,
         config: RunConfig,
         args: TaskArgs,
-    ) -> Result<TaskHandle, RunError> {
+    ) -> Result<PendingTask, RunError> {
         let d = self.submit(ParentInput::SubmitTask { slot, generation, config, args }).map_err(RunError::from)?;
         let cell = Arc::new(Completion::new());
         self.tasks.insert(d, cell.clone());
-        Ok(TaskHandle { dispatch: d, cell })
+        Ok(PendingTask { dispatch: d, cell })
     }
 
     /// Queue a control (for `Register`, slot and generation are 0).
@@ -233,12 +233,12 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         slot: SlotIndex,
         generation: Generation,
         op: ControlOp,
-    ) -> Result<ControlHandle, ControlError> {
+    ) -> Result<PendingControl, ControlError> {
         let d = self.submit(ParentInput::SubmitControl { slot, generation, op }).map_err(ControlError::from)?;
         let reply = Arc::new(Completion::new());
         let settled = Arc::new(Completion::new());
         self.controls.insert(d, ControlCells { reply: reply.clone(), settled: settled.clone() });
-        Ok(ControlHandle { dispatch: d, reply, settled })
+        Ok(PendingControl { dispatch: d, reply, settled })
     }
 
     fn submit(&mut self, input: ParentInput) -> Result<DispatchId, crate::mailbox::parent::SubmitError> {

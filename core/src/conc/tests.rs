@@ -9,7 +9,7 @@ use super::node::NodeConfig;
 use super::worker::L2Worker as Worker;
 use crate::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
 use crate::error::{EndpointError, HandleError, RegisterError, RunError, UnregisterError};
-use crate::ids::{Handle, SlotIndex, WorkerId};
+use crate::ids::{CallableHandle, SlotIndex, WorkerId};
 use crate::slot::{SlotLimits, SlotState};
 
 /// Prepares `gate` kernels only after a message on the gate; `bad` fails.
@@ -66,10 +66,10 @@ fn typed_errors_at_the_call() {
     assert_eq!(w.register_async(orch).err(), Some(RegisterError::WrongTarget));
     let h = w.register(CallableSpec::chip("ok", vec![3])).unwrap();
     assert_eq!(w.register_async(CallableSpec::chip("ok", vec![4])).err(), Some(RegisterError::TableFull));
-    let foreign = Handle { worker: WorkerId(8), ..h };
+    let foreign = CallableHandle { worker: WorkerId(8), ..h };
     let (a, c) = go();
     assert!(matches!(w.run_async(foreign, a, c), Err(RunError::Handle(HandleError::Foreign { .. }))));
-    let out_of_range = Handle { index: SlotIndex(5), ..h };
+    let out_of_range = CallableHandle { index: SlotIndex(5), ..h };
     assert_eq!(w.unregister(out_of_range), Err(UnregisterError::Handle(HandleError::OutOfRange)));
     let (a, c) = go();
     assert_eq!(w.run(h, a, c).unwrap().tensors, vec![vec![3.0]]);

@@ -11,16 +11,16 @@
 //! One difference of the sync `register`: it never hands the caller a
 //! handle when the prepare failed, so it ends that registration itself
 //! before returning `PrepareFailed` (an async caller holds
-//! `RegisterHandle::handle()` and unregisters it when it chooses).
+//! `PendingRegister::handle()` and unregisters it when it chooses).
 //!
 //! Mutant `sync_bypasses_queue` (design.md section 8): the sync `run` calls
 //! the chip directly on the caller's thread.
 
 use crate::chip::{CallableSpec, Chip, RunConfig, RunOutput, TaskArgs};
 use crate::error::{RegisterError, RunError, UnregisterError};
-use crate::ids::Handle;
+use crate::ids::CallableHandle;
 
-use super::node::{ChipNode, NodeConfig, RegisterHandle, RunHandle, UnregisterHandle};
+use super::node::{ChipNode, NodeConfig, PendingRegister, PendingRun, PendingUnregister};
 
 /// The L2 worker. See the module doc.
 #[derive(Debug)]
@@ -39,13 +39,13 @@ impl<C: Chip> L2Worker<C> {
         &self.node
     }
 
-    pub fn register_async(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
+    pub fn register_async(&self, spec: CallableSpec) -> Result<PendingRegister, RegisterError> {
         self.node.register(spec)
     }
 
     /// `register_async(spec)?.wait()`; on `PrepareFailed` the registration
     /// is ended before returning (see the module doc).
-    pub fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+    pub fn register(&self, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         let pending = self.register_async(spec)?;
         let handle = pending.handle();
         let result = pending.wait();
@@ -59,12 +59,12 @@ impl<C: Chip> L2Worker<C> {
         result
     }
 
-    pub fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
+    pub fn run_async(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<PendingRun, RunError> {
         self.node.run(handle, args, config)
     }
 
     /// `run_async(..)?.wait()`.
-    pub fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+    pub fn run(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
         #[cfg(chiplane_mutant = "sync_bypasses_queue")]
         {
             // MUTANT: the sync run skips the run queue.
@@ -76,12 +76,12 @@ impl<C: Chip> L2Worker<C> {
         }
     }
 
-    pub fn unregister_async(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
+    pub fn unregister_async(&self, handle: CallableHandle) -> Result<PendingUnregister, UnregisterError> {
         self.node.unregister(handle)
     }
 
     /// `unregister_async(handle)?.wait()`.
-    pub fn unregister(&self, handle: Handle) -> Result<(), UnregisterError> {
+    pub fn unregister(&self, handle: CallableHandle) -> Result<(), UnregisterError> {
         self.unregister_async(handle)?.wait()
     }
 
@@ -91,44 +91,44 @@ impl<C: Chip> L2Worker<C> {
     }
 }
 
-impl<R> super::api::Pending for super::node::Pending<R> {
+impl<R> super::api::Pending for super::node::Deferred<R> {
     type Output = R;
     fn is_ready(&self) -> bool {
-        super::node::Pending::is_ready(self)
+        super::node::Deferred::is_ready(self)
     }
     fn wait(self) -> R {
-        super::node::Pending::wait(self)
+        super::node::Deferred::wait(self)
     }
 }
 
-impl super::api::Pending for RegisterHandle {
-    type Output = Result<Handle, RegisterError>;
+impl super::api::Pending for PendingRegister {
+    type Output = Result<CallableHandle, RegisterError>;
     fn is_ready(&self) -> bool {
-        RegisterHandle::is_ready(self)
+        PendingRegister::is_ready(self)
     }
     fn wait(self) -> Self::Output {
-        RegisterHandle::wait(self)
+        PendingRegister::wait(self)
     }
 }
 
 impl<C: Chip> super::api::Worker for L2Worker<C> {
-    type Register = RegisterHandle;
-    type Unregister = UnregisterHandle;
-    type Run = RunHandle;
+    type Register = PendingRegister;
+    type Unregister = PendingUnregister;
+    type Run = PendingRun;
 
-    fn register_async(&self, spec: CallableSpec) -> Result<RegisterHandle, RegisterError> {
+    fn register_async(&self, spec: CallableSpec) -> Result<PendingRegister, RegisterError> {
         L2Worker::register_async(self, spec)
     }
-    fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+    fn register(&self, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         L2Worker::register(self, spec)
     }
-    fn unregister_async(&self, handle: Handle) -> Result<UnregisterHandle, UnregisterError> {
+    fn unregister_async(&self, handle: CallableHandle) -> Result<PendingUnregister, UnregisterError> {
         L2Worker::unregister_async(self, handle)
     }
-    fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunHandle, RunError> {
+    fn run_async(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<PendingRun, RunError> {
         L2Worker::run_async(self, handle, args, config)
     }
-    fn run(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+    fn run(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
         L2Worker::run(self, handle, args, config)
     }
 }

@@ -19,4 +19,7 @@ pub mod worker;
 
 pub use child::{init, Device};
 pub use chiplane_core::conc::l3::{RunOutcome, SpawnError, TaskRef};
-pub use worker::{L3Call, L3Config, L3Register, L3Run, L3Unregister, L3Worker, Orchestrator, ProcessSpawner};
+pub use worker::{
+    L3Config, L3PendingCall, L3PendingRegister, L3PendingRun, L3PendingUnregister, L3Worker, Orchestrator,
+    ProcessSpawner,
+};

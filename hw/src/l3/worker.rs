@@ -23,13 +23,13 @@ use crate::process::ChildCommand;
 /// The L3 worker on chip child processes.
 pub type L3Worker = l3::L3Worker<ProcessSpawner>;
 /// A pending register of [`L3Worker`].
-pub type L3Register = l3::L3Register<ProcessSpawner>;
+pub type L3PendingRegister = l3::L3PendingRegister<ProcessSpawner>;
 /// A pending unregister of [`L3Worker`].
-pub type L3Unregister = l3::L3Unregister<ProcessSpawner>;
+pub type L3PendingUnregister = l3::L3PendingUnregister<ProcessSpawner>;
 /// A pending orchestration run of [`L3Worker`].
-pub type L3Run<R> = l3::L3Run<ProcessSpawner, R>;
+pub type L3PendingRun<R> = l3::L3PendingRun<ProcessSpawner, R>;
 /// A pending single-task run of [`L3Worker`].
-pub type L3Call = l3::L3Call<ProcessSpawner>;
+pub type L3PendingCall = l3::L3PendingCall<ProcessSpawner>;
 /// What an orchestration function of [`L3Worker`] sees.
 pub type Orchestrator = l3::Orchestrator<ProcessSpawner>;
 

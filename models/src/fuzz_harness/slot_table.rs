@@ -26,7 +26,9 @@
 use arbitrary::{Arbitrary, Unstructured};
 use chiplane_core::reference::{Owed, SlotModel};
 use chiplane_core::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
-use chiplane_core::{CallableDigest, ChipError, ChipErrorKind, Generation, Handle, RegisterError, SlotIndex, WorkerId};
+use chiplane_core::{
+    CallableDigest, CallableHandle, ChipError, ChipErrorKind, Generation, RegisterError, SlotIndex, WorkerId,
+};
 
 const W: WorkerId = WorkerId(3);
 pub const CAPACITY: usize = 3;
@@ -195,8 +197,8 @@ fn dg(n: u8) -> CallableDigest {
     CallableDigest([n; 32])
 }
 
-fn h(index: usize, generation: u32) -> Handle {
-    Handle { worker: W, index: SlotIndex(index as u32), generation: Generation(generation) }
+fn h(index: usize, generation: u32) -> CallableHandle {
+    CallableHandle { worker: W, index: SlotIndex(index as u32), generation: Generation(generation) }
 }
 
 fn chip_err(id: u64) -> ChipError {
@@ -226,11 +228,11 @@ struct Model {
     reference: SlotModel,
     next_id: u64,
     /// Every handle a register returned.
-    seen: Vec<Handle>,
+    seen: Vec<CallableHandle>,
     /// Prepares the owner started (drained `StartPrepare`) and has not finished.
-    started: Vec<Handle>,
+    started: Vec<CallableHandle>,
     /// Pins held by queued runs.
-    pinned: Vec<Handle>,
+    pinned: Vec<CallableHandle>,
 }
 
 impl Model {
@@ -250,16 +252,16 @@ impl Model {
 
     /// Handles to pick from: those seen (current and stale), plus a foreign
     /// one, an out-of-range one and, per slot, its next generation.
-    fn pool(&self) -> Vec<Handle> {
+    fn pool(&self) -> Vec<CallableHandle> {
         let mut v = self.seen.clone();
-        v.push(Handle { worker: WorkerId(99), ..h(0, 1) });
+        v.push(CallableHandle { worker: WorkerId(99), ..h(0, 1) });
         v.push(h(CAPACITY, 1));
         v.extend((0..CAPACITY).map(|i| h(i, self.generation(i) + 1)));
         v
     }
 
-    fn resolve(&self, p: Pick) -> Handle {
-        let from = |v: &[Handle], n: u8| -> Handle {
+    fn resolve(&self, p: Pick) -> CallableHandle {
+        let from = |v: &[CallableHandle], n: u8| -> CallableHandle {
             if v.is_empty() {
                 let pool = self.pool();
                 pool[n as usize % pool.len()]
@@ -272,7 +274,7 @@ impl Model {
             Pick::Started(n) => from(&self.started, n),
             Pick::Pinned(n) => from(&self.pinned, n),
             Pick::Seen(n) => from(&self.seen, n),
-            Pick::Foreign => Handle { worker: WorkerId(99), ..h(0, 1) },
+            Pick::Foreign => CallableHandle { worker: WorkerId(99), ..h(0, 1) },
             Pick::OutOfRange => h(CAPACITY, 1),
             Pick::NextGeneration(n) => {
                 let i = n as usize % CAPACITY;
@@ -289,18 +291,18 @@ impl Model {
         r
     }
 
-    fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unregister(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         self.reference.unregister(handle)
     }
 
-    fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
+    fn finish(&mut self, handle: CallableHandle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         if let Some(k) = self.started.iter().position(|&s| s == handle) {
             self.started.remove(k);
         }
         self.reference.finish(handle, if ok { Ok(id) } else { Err(chip_err(id)) })
     }
 
-    fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn pin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.reference.pin(handle);
         if r.is_ok() {
             self.pinned.push(handle);
@@ -308,7 +310,7 @@ impl Model {
         r
     }
 
-    fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unpin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.reference.unpin(handle);
         if r.is_ok() {
             let k = self.pinned.iter().position(|&p| p == handle).expect("model: a pin is held for a pinned slot");
@@ -339,9 +341,9 @@ struct Sut {
     /// Ids of every artifact the table handed back through `Release`.
     released: Vec<u64>,
     /// One entry per live registration.
-    registrations: Vec<Handle>,
-    started: Vec<Handle>,
-    pinned: Vec<Handle>,
+    registrations: Vec<CallableHandle>,
+    started: Vec<CallableHandle>,
+    pinned: Vec<CallableHandle>,
 }
 
 impl Sut {
@@ -381,7 +383,7 @@ impl Sut {
         v
     }
 
-    fn forget(list: &mut Vec<Handle>, handle: Handle) {
+    fn forget(list: &mut Vec<CallableHandle>, handle: CallableHandle) {
         if let Some(k) = list.iter().position(|&x| x == handle) {
             list.remove(k);
         }
@@ -395,7 +397,7 @@ impl Sut {
         r
     }
 
-    fn unregister(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unregister(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.handle(SlotInput::Unregister { handle });
         if r.is_ok() {
             Self::forget(&mut self.registrations, handle);
@@ -403,7 +405,7 @@ impl Sut {
         r
     }
 
-    fn finish(&mut self, handle: Handle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
+    fn finish(&mut self, handle: CallableHandle, ok: bool, id: u64) -> Result<SlotReply, SlotError> {
         Self::forget(&mut self.started, handle);
         let result = if ok {
             self.created.push(id);
@@ -414,7 +416,7 @@ impl Sut {
         self.handle(SlotInput::PrepareFinished { handle, result })
     }
 
-    fn pin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn pin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.handle(SlotInput::Pin { handle });
         if r.is_ok() {
             self.pinned.push(handle);
@@ -422,7 +424,7 @@ impl Sut {
         r
     }
 
-    fn unpin(&mut self, handle: Handle) -> Result<SlotReply, SlotError> {
+    fn unpin(&mut self, handle: CallableHandle) -> Result<SlotReply, SlotError> {
         let r = self.handle(SlotInput::Unpin { handle });
         if r.is_ok() {
             Self::forget(&mut self.pinned, handle);

@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 use chiplane_core::chip::{CallableSpec, ChipError, ChipErrorKind, TaskArgs};
 use chiplane_core::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide};
 use chiplane_core::frame::{ControlFrame, ControlReply, TaskFrame};
-use chiplane_core::ids::{DispatchId, Handle, WorkerId};
+use chiplane_core::ids::{CallableHandle, DispatchId, WorkerId};
 use chiplane_core::lane::JobId;
 use chiplane_core::slot::{SlotLimits, SlotState};
 use chiplane_core::{ControlError, RunError, RunOutput};
@@ -45,7 +45,7 @@ struct OnChip {
 /// The register lane's job on the device.
 #[derive(Clone, Hash, Debug)]
 enum RegJob {
-    Prepare { handle: Handle, spec: CallableSpec, cancelled: bool },
+    Prepare { handle: CallableHandle, spec: CallableSpec, cancelled: bool },
     Release { job: JobId, artifact: Artifact },
 }
 
@@ -53,7 +53,7 @@ enum RegJob {
 #[derive(Clone, Hash, Debug)]
 struct Queued {
     dispatch: DispatchId,
-    handle: Handle,
+    handle: CallableHandle,
     /// The callable whose artifact the run must use, if the harness knows.
     expect: Option<u8>,
 }
@@ -127,7 +127,7 @@ impl ModelChip {
     /// `expect`: the callable whose artifact the run must use.
     pub fn task(&mut self, frame: TaskFrame, expect: Option<u8>) -> Result<Option<RunError>, String> {
         let (dispatch, slot, generation) = (frame.id.dispatch, frame.id.slot, frame.id.generation);
-        let handle = Handle { worker: self.side.worker(), index: slot, generation };
+        let handle = CallableHandle { worker: self.side.worker(), index: slot, generation };
         if self.last_queued.is_some_and(|last| last >= dispatch) {
             return Err(format!("task {dispatch:?} reached the chip after {:?} (dispatch order)", self.last_queued));
         }

@@ -6,10 +6,10 @@
 
 use crate::chip::{RunConfig, RunOutput, TaskArgs};
 use crate::conc::cell::Completion;
-use crate::conc::port::{ControlHandle, TaskHandle, TaskResult};
+use crate::conc::port::{PendingControl, PendingTask, TaskResult};
 use crate::error::{EndpointError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlReply, Settlement};
-use crate::ids::{DispatchId, Handle, WorkerId};
+use crate::ids::{CallableHandle, DispatchId, WorkerId};
 use crate::sync::{Arc, Mutex};
 
 use super::queue::Job;
@@ -17,16 +17,16 @@ use super::{LinkOf, Shared, Spawner};
 
 /// A register at L3: accepted (CONTROL_DONE) then settled (the prepare
 /// finished, through the completion ring).
-pub struct L3Register<S: Spawner> {
+pub struct L3PendingRegister<S: Spawner> {
     link: Arc<LinkOf<S>>,
     worker: WorkerId,
-    control: ControlHandle,
-    accepted: Option<Result<Handle, RegisterError>>,
+    control: PendingControl,
+    accepted: Option<Result<CallableHandle, RegisterError>>,
 }
 
-impl<S: Spawner> core::fmt::Debug for L3Register<S> {
+impl<S: Spawner> core::fmt::Debug for L3PendingRegister<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("L3Register").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
+        f.debug_struct("L3PendingRegister").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
     }
 }
 
@@ -41,9 +41,9 @@ fn register_error(e: crate::error::ControlError) -> RegisterError {
     }
 }
 
-impl<S: Spawner> L3Register<S> {
-    pub(super) fn new(link: Arc<LinkOf<S>>, worker: WorkerId, control: ControlHandle) -> Self {
-        L3Register { link, worker, control, accepted: None }
+impl<S: Spawner> L3PendingRegister<S> {
+    pub(super) fn new(link: Arc<LinkOf<S>>, worker: WorkerId, control: PendingControl) -> Self {
+        L3PendingRegister { link, worker, control, accepted: None }
     }
 
     /// The control's dispatch id.
@@ -58,14 +58,14 @@ impl<S: Spawner> L3Register<S> {
 
     /// Block until the child accepted the control; the handle of the slot
     /// (usable at once: a run on a PREPARING slot waits for the prepare).
-    pub fn wait_accepted(&mut self) -> Result<Handle, RegisterError> {
+    pub fn wait_accepted(&mut self) -> Result<CallableHandle, RegisterError> {
         if let Some(r) = &self.accepted {
             return r.clone();
         }
         self.link.wait_until(|| self.control.is_accepted());
         let r = match self.control.try_take_reply().expect("the reply is taken only here") {
             Ok(ControlReply::Registered { slot, generation, .. }) => {
-                Ok(Handle { worker: self.worker, index: slot, generation })
+                Ok(CallableHandle { worker: self.worker, index: slot, generation })
             }
             Ok(other) => unreachable!("a register control replied {other:?}"),
             Err(e) => Err(register_error(e)),
@@ -75,7 +75,7 @@ impl<S: Spawner> L3Register<S> {
     }
 
     /// Block until the prepare settled: `Ok(handle)` when PREPARED.
-    pub fn wait(mut self) -> Result<Handle, RegisterError> {
+    pub fn wait(mut self) -> Result<CallableHandle, RegisterError> {
         let handle = self.wait_accepted()?;
         self.link.wait_until(|| self.control.is_settled());
         match self.control.try_take_settled().expect("the settlement is taken only here") {
@@ -89,20 +89,20 @@ impl<S: Spawner> L3Register<S> {
 
 /// An unregister at L3: accepted, and for the final one, settled when the
 /// artifact was freed.
-pub struct L3Unregister<S: Spawner> {
+pub struct L3PendingUnregister<S: Spawner> {
     link: Arc<LinkOf<S>>,
-    control: ControlHandle,
+    control: PendingControl,
 }
 
-impl<S: Spawner> core::fmt::Debug for L3Unregister<S> {
+impl<S: Spawner> core::fmt::Debug for L3PendingUnregister<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("L3Unregister").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
+        f.debug_struct("L3PendingUnregister").field("dispatch", &self.control.dispatch()).finish_non_exhaustive()
     }
 }
 
-impl<S: Spawner> L3Unregister<S> {
-    pub(super) fn new(link: Arc<LinkOf<S>>, control: ControlHandle) -> Self {
-        L3Unregister { link, control }
+impl<S: Spawner> L3PendingUnregister<S> {
+    pub(super) fn new(link: Arc<LinkOf<S>>, control: PendingControl) -> Self {
+        L3PendingUnregister { link, control }
     }
 
     /// True once finished (or refused).
@@ -138,7 +138,7 @@ pub struct TaskRef {
     pub dispatch: DispatchId,
 }
 
-type Submitted<S> = Vec<(Arc<LinkOf<S>>, TaskHandle)>;
+type Submitted<S> = Vec<(Arc<LinkOf<S>>, PendingTask)>;
 
 /// What an orchestration function sees: submits chip tasks.
 pub struct Orchestrator<S: Spawner> {
@@ -167,7 +167,7 @@ impl<S: Spawner> Orchestrator<S> {
     /// mailbox allows. Errors at the call: a handle of another worker, chip
     /// incarnation (`Handle(Foreign)`), `TooLarge` (named limit), an
     /// endpoint error.
-    pub fn submit(&mut self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<TaskRef, RunError> {
+    pub fn submit(&mut self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<TaskRef, RunError> {
         let (chip, link) = self.shared.link_of(handle).map_err(RunError::Handle)?;
         let t = link.submit_task(handle.index, handle.generation, config, args)?;
         let dispatch = t.dispatch();
@@ -199,18 +199,18 @@ impl<R> RunOutcome<R> {
 }
 
 /// A queued run.
-pub struct L3Run<S: Spawner, R> {
+pub struct L3PendingRun<S: Spawner, R> {
     // The Mutex makes the cell `Sync` for any `R: Send`.
     cell: Arc<Completion<Mutex<JobResult<S, R>>>>,
 }
 
-impl<S: Spawner, R> core::fmt::Debug for L3Run<S, R> {
+impl<S: Spawner, R> core::fmt::Debug for L3PendingRun<S, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("L3Run").field("orchestrated", &self.cell.is_ready()).finish()
+        f.debug_struct("L3PendingRun").field("orchestrated", &self.cell.is_ready()).finish()
     }
 }
 
-impl<S: Spawner, R: Send + 'static> L3Run<S, R> {
+impl<S: Spawner, R: Send + 'static> L3PendingRun<S, R> {
     /// The run's handle and its queue job.
     pub(super) fn job<F>(orch_fn: F) -> (Self, Job<Orchestrator<S>>)
     where
@@ -229,11 +229,11 @@ impl<S: Spawner, R: Send + 'static> L3Run<S, R> {
             });
             assert!(done.complete(Mutex::new(JobResult { value, tasks })).is_ok(), "a run resolves once");
         });
-        (L3Run { cell }, job)
+        (L3PendingRun { cell }, job)
     }
 }
 
-impl<S: Spawner, R> L3Run<S, R> {
+impl<S: Spawner, R> L3PendingRun<S, R> {
     /// True once the function returned and every task it submitted resolved.
     pub fn is_ready(&self) -> bool {
         if !self.cell.is_ready() {
@@ -269,19 +269,19 @@ impl<S: Spawner, R> L3Run<S, R> {
 }
 
 /// One chip task run through the run queue (`L3Worker::call_async`).
-pub struct L3Call<S: Spawner> {
-    run: L3Run<S, Result<TaskRef, RunError>>,
+pub struct L3PendingCall<S: Spawner> {
+    run: L3PendingRun<S, Result<TaskRef, RunError>>,
 }
 
-impl<S: Spawner> core::fmt::Debug for L3Call<S> {
+impl<S: Spawner> core::fmt::Debug for L3PendingCall<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.run.fmt(f)
     }
 }
 
-impl<S: Spawner> L3Call<S> {
-    pub(super) fn new(run: L3Run<S, Result<TaskRef, RunError>>) -> Self {
-        L3Call { run }
+impl<S: Spawner> L3PendingCall<S> {
+    pub(super) fn new(run: L3PendingRun<S, Result<TaskRef, RunError>>) -> Self {
+        L3PendingCall { run }
     }
 
     /// True once the task resolved (or was refused).

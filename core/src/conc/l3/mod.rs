@@ -24,7 +24,7 @@
 //!
 //! # Identities
 //! Every chip child incarnation gets a [`WorkerId::fresh`] id; a handle
-//! names its chip and incarnation through it, and [`Handle::check_worker`]
+//! names its chip and incarnation through it, and [`CallableHandle::check_worker`]
 //! refuses a handle of any other worker, chip or incarnation
 //! (`HandleError::Foreign`) before anything crosses the mailbox. The id
 //! never repeats, so no number of restarts makes an old handle match.
@@ -54,7 +54,7 @@ use crate::chip::{CallableSpec, RunConfig, RunOutput, TargetKind, TaskArgs};
 use crate::error::PoisonReason;
 use crate::error::{ControlError, EndpointError, HandleError, RegisterError, RunError, UnregisterError};
 use crate::frame::ControlOp;
-use crate::ids::{Generation, Handle, SlotIndex, WorkerId};
+use crate::ids::{CallableHandle, Generation, SlotIndex, WorkerId};
 use crate::sync::{thread, Arc, Mutex, MutexGuard};
 
 use super::bell::Futex;
@@ -62,7 +62,9 @@ use super::parent::{Link, LinkOptions};
 use super::port::ChildWatch;
 use super::region::Region;
 
-pub use handles::{L3Call, L3Register, L3Run, L3Unregister, Orchestrator, RunOutcome, TaskRef};
+pub use handles::{
+    L3PendingCall, L3PendingRegister, L3PendingRun, L3PendingUnregister, Orchestrator, RunOutcome, TaskRef,
+};
 use queue::RunQueue;
 
 /// The OS half of an L3 worker (module doc).
@@ -137,7 +139,7 @@ impl<S: Spawner> Shared<S> {
     }
 
     /// The chip (and its link) whose current incarnation issued `handle`.
-    pub(crate) fn link_of(&self, handle: Handle) -> Result<(usize, Arc<LinkOf<S>>), HandleError> {
+    pub(crate) fn link_of(&self, handle: CallableHandle) -> Result<(usize, Arc<LinkOf<S>>), HandleError> {
         let mut first = None;
         for i in 0..self.chips.len() {
             let inc = self.chip(i).expect("in range");
@@ -258,7 +260,7 @@ impl<S: Spawner> L3Worker<S> {
     }
 
     /// Register a chip callable on chip 0 (see [`L3Worker::register_on`]).
-    pub fn register_async(&self, spec: CallableSpec) -> Result<L3Register<S>, RegisterError> {
+    pub fn register_async(&self, spec: CallableSpec) -> Result<L3PendingRegister<S>, RegisterError> {
         self.register_on(0, spec)
     }
 
@@ -266,7 +268,7 @@ impl<S: Spawner> L3Worker<S> {
     /// enter while a task runs). Errors at the call: `WrongTarget`,
     /// `TooLarge` (a limit of the control frame, named), `NoSuchChip`, an
     /// endpoint error.
-    pub fn register_on(&self, chip: usize, spec: CallableSpec) -> Result<L3Register<S>, RegisterError> {
+    pub fn register_on(&self, chip: usize, spec: CallableSpec) -> Result<L3PendingRegister<S>, RegisterError> {
         if spec.kind != TargetKind::ChipCallable {
             return Err(RegisterError::WrongTarget);
         }
@@ -282,17 +284,17 @@ impl<S: Spawner> L3Worker<S> {
                 ControlError::Register(e) => e,
                 ControlError::Unregister(_) => unreachable!("a register submission refused as an unregister"),
             })?;
-        Ok(L3Register::new(link, worker, control))
+        Ok(L3PendingRegister::new(link, worker, control))
     }
 
     /// `register_async(spec)?.wait()`; on `PrepareFailed` the registration
     /// is ended before returning (as the L2 worker's sync `register`).
-    pub fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+    pub fn register(&self, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         self.register_sync(0, spec)
     }
 
     /// `register_on(chip, spec)?.wait()`, ending a failed registration.
-    pub fn register_sync(&self, chip: usize, spec: CallableSpec) -> Result<Handle, RegisterError> {
+    pub fn register_sync(&self, chip: usize, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         let mut pending = self.register_on(chip, spec)?;
         let handle = pending.wait_accepted()?;
         let result = pending.wait();
@@ -307,7 +309,7 @@ impl<S: Spawner> L3Worker<S> {
     /// End one registration of `handle` (an `Unregister` control on the
     /// handle's chip; it may enter while a task runs). A handle of another
     /// worker, chip or incarnation is `Handle(Foreign)` at the call.
-    pub fn unregister_async(&self, handle: Handle) -> Result<L3Unregister<S>, UnregisterError> {
+    pub fn unregister_async(&self, handle: CallableHandle) -> Result<L3PendingUnregister<S>, UnregisterError> {
         let (_, link) = self.shared.link_of(handle).map_err(UnregisterError::Handle)?;
         let control =
             link.submit_control(handle.index, handle.generation, ControlOp::Unregister).map_err(|e| match e {
@@ -315,11 +317,11 @@ impl<S: Spawner> L3Worker<S> {
                 ControlError::Unregister(e) => e,
                 other => unreachable!("an unregister submission refused with {other:?}"),
             })?;
-        Ok(L3Unregister::new(link, control))
+        Ok(L3PendingUnregister::new(link, control))
     }
 
     /// `unregister_async(handle)?.wait()`.
-    pub fn unregister(&self, handle: Handle) -> Result<(), UnregisterError> {
+    pub fn unregister(&self, handle: CallableHandle) -> Result<(), UnregisterError> {
         self.unregister_async(handle)?.wait()
     }
 
@@ -340,12 +342,12 @@ impl<S: Spawner> L3Worker<S> {
     /// the orchestrator thread. The handle resolves when it returned and
     /// every task it submitted resolved. (An orchestration function must not
     /// wait for a run of the same worker: it would wait for itself.)
-    pub fn run_async<R, F>(&self, orch_fn: F) -> L3Run<S, R>
+    pub fn run_async<R, F>(&self, orch_fn: F) -> L3PendingRun<S, R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Orchestrator<S>) -> R + Send + 'static,
     {
-        let (run, job) = L3Run::job(orch_fn);
+        let (run, job) = L3PendingRun::job(orch_fn);
         if let Some(job) = self.queue.push_or_claim(job) {
             // The queue was idle: run it here, then hand the queue back.
             let mut orch = Orchestrator::new(self.shared.clone());
@@ -366,15 +368,20 @@ impl<S: Spawner> L3Worker<S> {
 
     /// One chip task as a run: `run_async(|o| o.submit(handle, args, config))`
     /// (the run queue keeps its order with every other run).
-    pub fn call_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<L3Call<S>, RunError> {
+    pub fn call_async(
+        &self,
+        handle: CallableHandle,
+        args: TaskArgs,
+        config: RunConfig,
+    ) -> Result<L3PendingCall<S>, RunError> {
         // Refuse what the orchestration would refuse at the call already.
         crate::frame::check_args(&args).map_err(RunError::TooLarge)?;
         self.shared.link_of(handle).map_err(RunError::Handle)?;
-        Ok(L3Call::new(self.run_async(move |o| o.submit(handle, args, config))))
+        Ok(L3PendingCall::new(self.run_async(move |o| o.submit(handle, args, config))))
     }
 
     /// `call_async(..)?.wait()`.
-    pub fn call(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
+    pub fn call(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<RunOutput, RunError> {
         self.call_async(handle, args, config)?.wait()
     }
 
@@ -416,51 +423,56 @@ impl<S: Spawner> Drop for L3Worker<S> {
     }
 }
 
-impl<S: Spawner> super::api::Pending for L3Register<S> {
-    type Output = Result<Handle, RegisterError>;
+impl<S: Spawner> super::api::Pending for L3PendingRegister<S> {
+    type Output = Result<CallableHandle, RegisterError>;
     fn is_ready(&self) -> bool {
-        L3Register::is_ready(self)
+        L3PendingRegister::is_ready(self)
     }
     fn wait(self) -> Self::Output {
-        L3Register::wait(self)
+        L3PendingRegister::wait(self)
     }
 }
 
-impl<S: Spawner> super::api::Pending for L3Unregister<S> {
+impl<S: Spawner> super::api::Pending for L3PendingUnregister<S> {
     type Output = Result<(), UnregisterError>;
     fn is_ready(&self) -> bool {
-        L3Unregister::is_ready(self)
+        L3PendingUnregister::is_ready(self)
     }
     fn wait(self) -> Self::Output {
-        L3Unregister::wait(self)
+        L3PendingUnregister::wait(self)
     }
 }
 
-impl<S: Spawner> super::api::Pending for L3Call<S> {
+impl<S: Spawner> super::api::Pending for L3PendingCall<S> {
     type Output = Result<RunOutput, RunError>;
     fn is_ready(&self) -> bool {
-        L3Call::is_ready(self)
+        L3PendingCall::is_ready(self)
     }
     fn wait(self) -> Self::Output {
-        L3Call::wait(self)
+        L3PendingCall::wait(self)
     }
 }
 
 impl<S: Spawner> super::api::Worker for L3Worker<S> {
-    type Register = L3Register<S>;
-    type Unregister = L3Unregister<S>;
-    type Run = L3Call<S>;
+    type Register = L3PendingRegister<S>;
+    type Unregister = L3PendingUnregister<S>;
+    type Run = L3PendingCall<S>;
 
-    fn register_async(&self, spec: CallableSpec) -> Result<L3Register<S>, RegisterError> {
+    fn register_async(&self, spec: CallableSpec) -> Result<L3PendingRegister<S>, RegisterError> {
         L3Worker::register_async(self, spec)
     }
-    fn register(&self, spec: CallableSpec) -> Result<Handle, RegisterError> {
+    fn register(&self, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         L3Worker::register(self, spec)
     }
-    fn unregister_async(&self, handle: Handle) -> Result<L3Unregister<S>, UnregisterError> {
+    fn unregister_async(&self, handle: CallableHandle) -> Result<L3PendingUnregister<S>, UnregisterError> {
         L3Worker::unregister_async(self, handle)
     }
-    fn run_async(&self, handle: Handle, args: TaskArgs, config: RunConfig) -> Result<L3Call<S>, RunError> {
+    fn run_async(
+        &self,
+        handle: CallableHandle,
+        args: TaskArgs,
+        config: RunConfig,
+    ) -> Result<L3PendingCall<S>, RunError> {
         self.call_async(handle, args, config)
     }
 }
