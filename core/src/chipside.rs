@@ -525,25 +525,23 @@ impl<A: Clone, T> ChipSide<A, T> {
             other => unreachable!("register replied {other:?}"),
         };
         let waiter = match waiter {
-            // L3: the parent is owed a settlement for a fresh register only.
-            Waiter::Settle(id) => fresh.then_some(Waiter::Settle(FrameId {
-                dispatch: id.dispatch,
-                slot: handle.index,
-                generation: handle.generation,
-            })),
-            w => Some(w),
+            // L3: the settlement names the slot the register got.
+            Waiter::Settle(id) => {
+                Waiter::Settle(FrameId { dispatch: id.dispatch, slot: handle.index, generation: handle.generation })
+            }
+            w => w,
         };
         if fresh {
             self.specs.insert(handle, spec);
-            if let Some(w) = waiter {
-                self.settle_waiters.entry(handle).or_default().push(w);
-            }
-        } else if let Some(w) = waiter {
+            self.settle_waiters.entry(handle).or_default().push(waiter);
+        } else {
+            // Already registered: settled now (PREPARED or FAILED) or with
+            // the prepare in flight (PREPARING), at L2 and L3 alike.
             match self.table.runnable(handle) {
-                Ok(Some(_)) => self.resolve_register(w, handle, Ok(())),
-                Ok(None) => self.settle_waiters.entry(handle).or_default().push(w),
+                Ok(Some(_)) => self.resolve_register(waiter, handle, Ok(())),
+                Ok(None) => self.settle_waiters.entry(handle).or_default().push(waiter),
                 Err(RunError::PrepareFailed(e)) => {
-                    self.resolve_register(w, handle, Err(RegisterError::PrepareFailed(e)))
+                    self.resolve_register(waiter, handle, Err(RegisterError::PrepareFailed(e)))
                 }
                 Err(e) => unreachable!("a registered slot is neither runnable, preparing nor failed: {e:?}"),
             }

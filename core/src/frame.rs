@@ -356,6 +356,20 @@ pub enum ControlReply {
     Done,
 }
 
+impl ControlReply {
+    /// Does the parent wait for a settlement through the completion ring
+    /// after this reply? Every accepted register (it resolves on its
+    /// slot's settlement: PREPARED or FAILED, now or after the prepare) and
+    /// a final unregister (it resolves when the artifact was freed).
+    pub fn owes_settlement(&self) -> bool {
+        match self {
+            ControlReply::Registered { .. } => true,
+            ControlReply::Unregistered { last } => *last,
+            ControlReply::Done => false,
+        }
+    }
+}
+
 /// Child -> parent: the result of a control (separate field from the task
 /// result: rule 8).
 #[derive(Clone, PartialEq, Debug, Hash)]

@@ -118,17 +118,14 @@ fn a_poisoning_completion_while_a_task_is_queued_resolves_everything() {
     let mut reg = w.register_async(CallableSpec::chip(VECTOR_ADD, vec![4])).unwrap();
     let h = reg.wait_accepted().unwrap();
     let link = common::link(&w, 0);
-    // Hold the parent side until the rogue pushed its bogus completion, then
-    // submit a task by hand and take one step: the step pops the ring first.
-    let mut port = common::hold_when(&link, |r| {
-        // The rogue's push is the only ring entry: tail 1.
-        let _ = r;
-        true
-    });
+    // Hold the parent side, then give the rogue its go signal (the shutdown
+    // flag, which only the child reads) and wait, still holding the port,
+    // for its push: nobody else can pop the ring while the port is held, so
+    // the completion is still in the ring when the task is queued.
+    let mut port = link.port();
+    link.region().request_shutdown();
     let deadline = std::time::Instant::now() + common::BOUND;
-    while link.region().word().load() != chiplane_core::mailbox::word::WordState::Idle.encode()
-        || !ring_has_entry(&link)
-    {
+    while !ring_has_entry(&link) {
         assert!(std::time::Instant::now() < deadline, "the rogue never pushed its completion");
         std::thread::yield_now();
     }

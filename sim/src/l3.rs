@@ -354,16 +354,12 @@ impl Link {
         };
         match d {
             Dispatch::Register { op, caller, callable, .. } => match result {
-                Ok(reply @ ControlReply::Registered { slot, generation, fresh }) => {
+                Ok(reply @ ControlReply::Registered { slot, generation, .. }) => {
                     let handle = CallableHandle { worker: self.worker, index: slot, generation };
                     out.push(L3Out::Hold { op, caller, handle, callable, chip: self.chip });
-                    if fresh {
-                        // Resolves on the settlement (or the endpoint's death).
-                        self.dispatches
-                            .insert(dispatch, Dispatch::Register { op, caller, callable, reply: Some(reply) });
-                    } else {
-                        out.push(L3Out::Resolve(op, OpResult::Register(Ok(handle))));
-                    }
+                    // Resolves on the settlement (or the endpoint's death),
+                    // fresh or not: a slot still preparing or failed says so.
+                    self.dispatches.insert(dispatch, Dispatch::Register { op, caller, callable, reply: Some(reply) });
                 }
                 Ok(other) => cx.check.fail(|| format!("register answered {other:?}")),
                 Err(e) => out.push(L3Out::Resolve(op, OpResult::Register(Err(register_error(e))))),

@@ -51,7 +51,9 @@
 use core::time::Duration;
 use std::collections::BTreeMap;
 
-use crate::chip::{CallableSpec, CancelProbe, Chip, LaneKind, RunConfig, RunOutput, TaskArgs};
+use crate::chip::{
+    CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TaskArgs,
+};
 use crate::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide, Resolution};
 use crate::error::{ControlError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlFrame, ControlReply, TaskFrame};
@@ -347,6 +349,29 @@ impl<C: Chip> Inner<C> {
     }
 }
 
+/// A chip call whose panic becomes a `ChipError` (the `Chip` contract says
+/// devices never panic; if one does anyway, the lane and every handle live
+/// on: defence in depth). Under the model checkers a panic is a failure to
+/// report, so it propagates.
+fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, ChipError>) -> Result<T, ChipError> {
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+    {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ChipError::new(ChipErrorKind::Device, format!("the device panicked in {what}: {msg}")))
+        })
+    }
+    #[cfg(any(chiplane_loom, chiplane_shuttle))]
+    {
+        let _ = what;
+        call()
+    }
+}
+
 fn complete<R>(cell: &Completion<R>, value: R) {
     assert!(cell.complete(value).is_ok(), "a handle resolved twice");
 }
@@ -439,7 +464,7 @@ impl<C: Chip> Shared<C> {
             };
             let Some(RunWork { job, artifact, args, config }) = work else { return };
             let result = match &bound {
-                Ok(()) => self.chip.run(&artifact, &args, &config),
+                Ok(()) => guarded("run", || self.chip.run(&artifact, &args, &config)),
                 Err(e) => Err(e.clone()),
             };
             // Drop our reference before reporting: the release the report
@@ -470,7 +495,7 @@ impl<C: Chip> Shared<C> {
                 None => return,
                 Some(RegWork::Prepare { handle, spec, cancel }) => {
                     let result = match &bound {
-                        Ok(()) => self.chip.prepare(&spec, &FlagProbe(cancel)),
+                        Ok(()) => guarded("prepare", || self.chip.prepare(&spec, &FlagProbe(cancel))),
                         Err(e) => Err(e.clone()),
                     };
                     let mut inner = self.lock();
@@ -484,7 +509,12 @@ impl<C: Chip> Shared<C> {
                     let Ok(artifact) = Arc::try_unwrap(artifact) else {
                         panic!("an artifact released while a run still holds it (Chip contract)");
                     };
-                    self.chip.release(artifact);
+                    // A release that panics still counts as done: the
+                    // artifact is gone either way.
+                    let _ = guarded("release", || {
+                        self.chip.release(artifact);
+                        Ok(())
+                    });
                     self.report(ChipInput::ReleaseFinished { job });
                 }
             }

@@ -363,11 +363,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                 }
                 ParentOutput::ControlDone { dispatch, result } => {
                     self.stats.resolved += 1;
-                    let owed = matches!(
-                        result,
-                        Ok(ControlReply::Registered { fresh: true, .. })
-                            | Ok(ControlReply::Unregistered { last: true })
-                    );
+                    let owed = result.as_ref().is_ok_and(ControlReply::owes_settlement);
                     let cells = self.controls.get(&dispatch).expect("a control resolves once");
                     let (reply, settled) = (cells.reply.clone(), cells.settled.clone());
                     assert!(reply.complete(result).is_ok(), "control {dispatch:?} resolved twice");

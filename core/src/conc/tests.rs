@@ -125,3 +125,37 @@ fn shutdown_resolves_everything_outstanding() {
     tx.send(()).unwrap();
     stopper.join().unwrap();
 }
+
+/// A device that panics (breaking the `Chip` contract): the lane survives,
+/// the handle resolves with a typed device error, the worker serves on.
+#[test]
+fn a_panicking_device_is_a_typed_error_not_a_hang() {
+    struct Panicky;
+    impl Chip for Panicky {
+        type Prepared = ();
+        fn name(&self) -> &str {
+            "panicky"
+        }
+        fn prepare(&self, spec: &CallableSpec, _cancel: &dyn CancelProbe) -> Result<(), ChipError> {
+            assert!(spec.kernel != "boom-prepare", "prepare exploded");
+            Ok(())
+        }
+        fn run(&self, _p: &(), args: &TaskArgs, _config: &RunConfig) -> Result<RunOutput, ChipError> {
+            assert!(args.scalars.first() != Some(&666), "run exploded");
+            Ok(RunOutput::default())
+        }
+        fn release(&self, _p: ()) {}
+    }
+    let w = Worker::new(Panicky, config(4));
+    let e = w.register(CallableSpec::chip("boom-prepare", vec![])).unwrap_err();
+    assert!(
+        matches!(&e, RegisterError::PrepareFailed(c) if c.kind == ChipErrorKind::Device && c.detail.contains("prepare exploded")),
+        "{e:?}"
+    );
+    let h = w.register(CallableSpec::chip("fine", vec![])).unwrap();
+    let boom = TaskArgs { tensors: vec![], scalars: vec![666] };
+    let r = w.run(h, boom, RunConfig::default());
+    assert!(matches!(&r, Err(RunError::Chip(c)) if c.detail.contains("run exploded")), "{r:?}");
+    assert!(w.run(h, TaskArgs::default(), RunConfig::default()).is_ok(), "the lane lives on");
+    w.unregister(h).unwrap();
+}

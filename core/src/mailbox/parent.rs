@@ -531,10 +531,7 @@ impl ParentEndpoint {
                 debug_assert_eq!(id, c.id);
                 self.outputs.push_back(ParentOutput::ControlDone { dispatch: id.dispatch, result: result.clone() });
                 // A settlement is owed for a fresh register and a final unregister.
-                let owed = matches!(
-                    result,
-                    Ok(ControlReply::Registered { fresh: true, .. }) | Ok(ControlReply::Unregistered { last: true })
-                );
+                let owed = result.as_ref().is_ok_and(ControlReply::owes_settlement);
                 if owed {
                     let expect = match result {
                         Ok(ControlReply::Registered { slot, generation, .. }) => {
@@ -660,10 +657,7 @@ impl ParentEndpoint {
             let d = c.id.dispatch;
             let result = match self.control_result.take() {
                 Some((_, Ok(reply))) => {
-                    let owed = matches!(
-                        reply,
-                        ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }
-                    );
+                    let owed = reply.owes_settlement();
                     if owed {
                         self.settlements.insert(d, c.id);
                     }

@@ -15,8 +15,10 @@
 //!   control is in flight;
 //! - `bad-completion`: accepts the first register control properly (a
 //!   fresh registration: the parent now owes... expects a settlement), then
-//!   pushes a completion naming a dispatch nothing waits for (the test then
-//!   submits a task while it sits in the ring: rule 12).
+//!   waits for the shutdown flag (the test's go signal, raised while it
+//!   holds the parent's port) and pushes a completion naming a dispatch
+//!   nothing waits for (the test then submits a task while it sits in the
+//!   ring: rule 12).
 //!
 //! Usage: the L3 worker starts it as any chip child, `EXE MARKER MODE
 //! [child args]` (MODE comes from `L3Config::child_args`). It then waits
@@ -182,6 +184,15 @@ fn main() {
                 .cas(WordState::ControlReady { under_task: false }, done)
                 .unwrap_or_else(|_| std::process::exit(6));
             wait_word(&mailbox, &[WordState::Idle]);
+            // The test holds the parent's port, then raises the shutdown
+            // flag as its go signal: the push lands while nobody can pop it.
+            let deadline = Instant::now() + PATIENCE;
+            while !mailbox.shutdown_requested() {
+                if Instant::now() > deadline {
+                    std::process::exit(6);
+                }
+                std::thread::yield_now();
+            }
             // A settlement for a dispatch nothing waits for.
             let mut producer = chiplane_core::conc::ring::Producer::new(&mailbox);
             let bogus = chiplane_core::frame::CompletionFrame {

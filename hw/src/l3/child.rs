@@ -120,6 +120,7 @@ struct Args {
     device: Device,
     worker: WorkerId,
     slots: usize,
+    spin_iters: Option<u32>,
     trace: Option<String>,
     parent: Option<libc::pid_t>,
 }
@@ -129,6 +130,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         device: Device::Host,
         worker: WorkerId(0),
         slots: SlotLimits::default().capacity,
+        spin_iters: None,
         trace: None,
         parent: None,
     };
@@ -145,6 +147,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--slots" => {
                 let v = value()?;
                 a.slots = v.parse().map_err(|e| format!("--slots {v}: {e}"))?;
+            }
+            "--spin-iters" => {
+                let v = value()?;
+                a.spin_iters = Some(v.parse().map_err(|e| format!("--spin-iters {v}: {e}"))?);
             }
             "--trace" => a.trace = Some(value()?),
             "--parent" => {
@@ -260,6 +266,11 @@ fn serve_traced<C: Chip>(mailbox: MailboxRef, chip: C, args: &Args) -> i32 {
 
 fn serve<C: Chip>(mailbox: MailboxRef, chip: C, args: &Args, after_shutdown: impl FnOnce()) -> i32 {
     crate::tune::tight_timer_slack();
+    // The parent calibrated the spin budget on this machine; use its figure
+    // (no second calibration in every child).
+    if let Some(iters) = args.spin_iters {
+        chiplane_core::conc::wait::set_spin_budget(iters);
+    }
     let limits = SlotLimits { capacity: args.slots, ..SlotLimits::default() };
     let config = NodeConfig { worker: args.worker, limits, events: None };
     let futex = Arc::new(SysFutex);

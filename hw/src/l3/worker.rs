@@ -166,6 +166,8 @@ impl Spawner for ProcessSpawner {
             .arg(worker.to_string())
             .arg("--slots")
             .arg(c.slots.to_string())
+            .arg("--spin-iters")
+            .arg(chiplane_core::conc::wait::spin_budget().to_string())
             .arg("--parent")
             .arg(std::process::id().to_string());
         if let Some(dir) = &c.trace_dir {

@@ -1,49 +1,74 @@
-//! The mutant runner (design.md section 8).
+//! The mutant runner (design.md section 8; docs/verification.md).
 //!
 //! ```text
-//! cargo run -p chiplane-models --release --bin mutants [-- --quick] [--only NAME[,NAME]]
+//! cargo run -p chiplane-models --release --bin mutants -- [MODE] [--only NAME[,NAME]] [--kind KIND[,KIND]]
+//!   (no mode)       each mutant's quick kill (the fastest checker), full bounds
+//!   --quick         the same at CI bounds (the quick stage of scripts/test-all)
+//!   --all           the matrix: every checker kind of every mutant
+//!   --interleaving  the interleaving-only mutants: the std suite passes, loom or shuttle kills
 //! ```
-//! First a baseline: every checker it will use must pass without a mutant
-//! (a checker that fails on correct code would "kill" everything). Then for
-//! each mutant it builds every checker with `CHIPLANE_MUTANT=NAME` (core's
-//! build.rs turns that into `--cfg chiplane_mutant="NAME"`; each backend
-//! keeps its own CARGO_TARGET_DIR so dependencies are not rebuilt), runs the
-//! checkers in table order, stops at the first that fails and prints
-//! `NAME killed-by CHECKER TEST in SECONDS s`, `NAME SURVIVED` (every
-//! checker passed), or `NAME no-checker`. Exits 1 unless every selected
-//! mutant was killed (2 when the baseline fails).
+//! First a baseline: every checker the mode will use must pass without a
+//! mutant (a checker that fails on correct code would "kill" everything).
+//! Then each mutant is built into each checker (`CHIPLANE_MUTANT=NAME`, which
+//! core's build.rs turns into `--cfg chiplane_mutant="NAME"`; each backend
+//! has its own build directory under [`target_base`], so a switch rebuilds
+//! only core and its dependents) and run. A checker that times out or fails
+//! to build does not count as a kill.
 //!
-//! A checker that times out or fails to build does not count as a kill.
+//! Exit status: 0 when every selected mutant is killed as the table says
+//! (`--all`: by every kind that should see it, and by two kinds unless the
+//! table says why one is enough; `--interleaving`: the std suite passes and
+//! loom or shuttle kills); 1 otherwise; 2 on bad usage or a failing
+//! baseline.
 
-use std::io::Read;
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chiplane_models::mutants::{table, Checker};
+use chiplane_models::mutants::{
+    miri_available, table, target_base, workspace, Cell, Checker, Kind, MutantRow, Verdict, REASONS,
+};
 
-struct Opts {
-    quick: bool,
-    /// Run every checker of each mutant (the table's and `extra`), one line per kill.
-    all: bool,
-    only: Option<Vec<String>>,
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Kill,
+    All,
+    Interleaving,
 }
 
+struct Opts {
+    mode: Mode,
+    quick: bool,
+    only: Option<Vec<String>>,
+    kinds: Option<Vec<Kind>>,
+}
+
+const USAGE: &str =
+    "usage: mutants [--quick | --all | --interleaving] [--only NAME[,NAME]] [--kind loom,shuttle,exhaustive,sim,fuzz,miri,std]";
+
 fn parse_args() -> Result<Opts, String> {
-    let mut opts = Opts { quick: false, all: false, only: None };
+    let mut opts = Opts { mode: Mode::Kill, quick: false, only: None, kinds: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
-            "--all" => opts.all = true,
+            "--all" => opts.mode = Mode::All,
+            "--interleaving" => opts.mode = Mode::Interleaving,
             "--only" => {
                 let v = it.next().ok_or("--only needs NAME[,NAME]")?;
                 opts.only = Some(v.split(',').map(|s| s.trim().to_string()).collect());
             }
-            other => {
-                return Err(format!("unknown argument {other}; usage: mutants [--quick] [--all] [--only NAME[,NAME]]"))
+            "--kind" => {
+                let v = it.next().ok_or("--kind needs KIND[,KIND]")?;
+                let kinds: Result<Vec<Kind>, String> =
+                    v.split(',').map(|s| Kind::parse(s.trim()).ok_or(format!("unknown kind {s}"))).collect();
+                opts.kinds = Some(kinds?);
             }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
     Ok(opts)
@@ -52,13 +77,15 @@ fn parse_args() -> Result<Opts, String> {
 /// Outcome of one command.
 enum Outcome {
     Passed,
-    /// Failed; the first failing test's name if cargo printed one.
-    Failed(Option<String>, String),
+    /// Killed; what killed it (a test, a seed, a configuration).
+    Killed(Option<String>),
+    /// Neither: a kill script's error exit, a build failure.
+    Error(String),
     TimedOut,
-    SpawnError(String),
 }
 
-fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, timeout: Duration) -> Outcome {
+/// Run `args` of `checker` (its build step when `build`).
+fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, timeout: Duration) -> (Outcome, String) {
     let mut cmd = Command::new(checker.program);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in &checker.env {
@@ -70,13 +97,12 @@ fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, ti
         }
     }
     cmd.env("CHIPLANE_MUTANT", mutant.unwrap_or("none"));
-    // Relative target dirs are relative to the workspace root.
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd.current_dir(workspace());
     // Own process group, so a timeout stops cargo and the test binary.
     cmd.process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Outcome::SpawnError(format!("{}: {e}", checker.program)),
+        Err(e) => return (Outcome::Error(format!("cannot run {}: {e}", checker.program)), String::new()),
     };
     let pid = child.id();
     let mut stdout = child.stdout.take().expect("piped");
@@ -97,57 +123,85 @@ fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, ti
         Ok((status, out)) => {
             let err = err_reader.join().unwrap_or_default();
             let text = format!("{out}\n{err}");
-            match status {
-                Ok(s) if s.success() => Outcome::Passed,
-                _ => Outcome::Failed(failing_test(&text), text),
-            }
+            let code = status.ok().and_then(|s| s.code());
+            let outcome = match (checker.verdict, code) {
+                (Verdict::FailureKills, Some(0)) => Outcome::Passed,
+                (Verdict::FailureKills, _) => Outcome::Killed(what_failed(&text)),
+                (Verdict::KillScript, Some(0)) => Outcome::Killed(what_failed(&text)),
+                (Verdict::KillScript, Some(1)) => Outcome::Passed,
+                (Verdict::KillScript, c) => Outcome::Error(format!("exit {c:?}: {}", tail(&text, 5))),
+            };
+            (outcome, text)
         }
         Err(_) => {
             let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
-            Outcome::TimedOut
+            (Outcome::TimedOut, String::new())
         }
     }
 }
 
-/// The failing test: the first `test NAME ... FAILED` line of cargo's
-/// output, else the test thread named in the first `thread 'NAME' ...
-/// panicked` line (a test binary that aborts, as loom does after reporting
-/// a deadlock, prints no FAILED line).
-fn failing_test(text: &str) -> Option<String> {
-    // A sim campaign: seeds to first failure.
+/// What failed, from the checker's output: the sim's first failing seed,
+/// the exhaustive check's violated configuration, the fuzz target, or the
+/// first failing test (`test NAME ... FAILED`, else the panicking test
+/// thread: loom aborts after reporting a deadlock), with the test binary
+/// cargo was running.
+fn what_failed(text: &str) -> Option<String> {
     if let Some(seed) = text.lines().find_map(|l| l.trim().strip_prefix("first-failure seed=")) {
-        let n: u64 = seed.trim().parse().unwrap_or(0);
-        return Some(format!("campaign (first failure at seed {n}: {} seeds)", n + 1));
+        return Some(format!("seed {}", seed.trim()));
     }
-    // The exhaustive check: the configuration whose exploration found it.
     let mut config = None;
     for l in text.lines() {
         if !l.starts_with(' ') && l.contains(" states, ") {
             config = l.split(':').next().map(str::to_string);
         }
-        if l.trim_start().starts_with("VIOLATION") || l.trim_start().starts_with("UNREACHED") {
-            return Some(format!("{} ({})", config.unwrap_or_default(), l.trim()));
+        let t = l.trim_start();
+        if t.starts_with("VIOLATION") || t.starts_with("UNREACHED") {
+            let what: String = t.chars().take(70).collect();
+            return Some(format!("{}: {what}", config.unwrap_or_default()));
         }
     }
-    // fuzz/kill-mutant.sh: `NAME killed-by fuzz TARGET in S s`.
     if let Some(t) = text.lines().find_map(|l| {
         let (_, t) = l.split_once(" killed-by fuzz ")?;
         Some(t.split(" in ").next().unwrap_or(t).to_string())
     }) {
         return Some(t);
     }
-    let failed = text.lines().find_map(|l| {
-        let rest = l.trim().strip_prefix("test ")?;
-        let name = rest.strip_suffix(" ... FAILED")?;
-        Some(name.trim().to_string())
-    });
-    failed.or_else(|| {
-        text.lines().find_map(|l| {
-            let rest = l.strip_prefix("thread '")?;
-            let (name, tail) = rest.split_once('\'')?;
-            (tail.contains("panicked") && name != "main").then(|| name.to_string())
-        })
-    })
+    let mut binary: Option<String> = None;
+    let mut panicked: Option<String> = None;
+    for l in text.lines() {
+        let t = l.trim();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            // `Running tests/loom.rs (target/...)` or `Running unittests src/lib.rs (...)`
+            let path = rest.split(" (").next().unwrap_or(rest);
+            binary = Some(path.trim_start_matches("unittests ").to_string());
+            if let Some(dir) = rest.split(" (").nth(1) {
+                // the package, from target/.../deps/NAME-HASH
+                let file = dir.trim_end_matches(')').rsplit('/').next().unwrap_or("");
+                let pkg = file.rsplit_once('-').map_or(file, |(n, _)| n);
+                if path.starts_with("src/") || path.starts_with("unittests") {
+                    binary = Some(format!("{pkg} {}", path.trim_start_matches("unittests ")));
+                }
+            }
+        }
+        if let Some(name) = t.strip_prefix("test ").and_then(|r| r.strip_suffix(" ... FAILED")) {
+            let name = name.trim();
+            return Some(match &binary {
+                Some(b) => format!("{b} {name}"),
+                None => name.to_string(),
+            });
+        }
+        if panicked.is_none() {
+            if let Some((name, tail)) = l.strip_prefix("thread '").and_then(|r| r.split_once('\'')) {
+                if tail.contains("panicked") && name != "main" {
+                    panicked = Some(match &binary {
+                        Some(b) => format!("{b} {name}"),
+                        None => name.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    panicked
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -159,12 +213,96 @@ fn build(checker: &Checker, mutant: Option<&str>, quick: bool) -> Result<(), Str
     if checker.build_args.is_empty() {
         return Ok(());
     }
-    match run(checker, &checker.build_args, mutant, quick, Duration::from_secs(1800)) {
-        Outcome::Passed => Ok(()),
-        Outcome::Failed(_, text) => Err(tail(&text, 15)),
-        Outcome::TimedOut => Err("build timed out".into()),
-        Outcome::SpawnError(e) => Err(e),
+    let mut c = checker.clone();
+    c.verdict = Verdict::FailureKills;
+    match run(&c, &checker.build_args, mutant, quick, Duration::from_secs(3600)) {
+        (Outcome::Passed, _) => Ok(()),
+        (Outcome::TimedOut, _) => Err("build timed out".into()),
+        (Outcome::Error(e), _) => Err(e),
+        (Outcome::Killed(_), text) => Err(tail(&text, 15)),
     }
+}
+
+/// The result of one checker against one mutant.
+#[derive(Clone, Debug)]
+enum Result1 {
+    Killed { secs: f64, what: String },
+    Survived { secs: f64 },
+    NotRun(String),
+}
+
+fn attempt(checker: &Checker, mutant: &str, quick: bool) -> Result1 {
+    if let Err(e) = build(checker, Some(mutant), quick) {
+        eprintln!("  {mutant}: {} {} build failed (not a kill):\n{e}", checker.kind.name(), checker.label);
+        return Result1::NotRun("build failed".into());
+    }
+    let t0 = Instant::now();
+    let (outcome, text) = run(checker, &checker.args, Some(mutant), quick, Duration::from_secs(checker.timeout_s));
+    let secs = t0.elapsed().as_secs_f64();
+    let r = match outcome {
+        Outcome::Passed => Result1::Survived { secs },
+        Outcome::Killed(what) => Result1::Killed {
+            secs,
+            what: what.unwrap_or_else(|| format!("{} (unnamed failure: {})", checker.label, tail(&text, 1))),
+        },
+        Outcome::Error(e) => {
+            eprintln!("  {mutant}: {} {} error (not a kill): {e}", checker.kind.name(), checker.label);
+            Result1::NotRun("error".into())
+        }
+        Outcome::TimedOut => Result1::NotRun(format!("timed out after {} s", checker.timeout_s)),
+    };
+    eprintln!("  {mutant}: {} {}: {}", checker.kind.name(), checker.label, describe(&r));
+    r
+}
+
+fn describe(r: &Result1) -> String {
+    match r {
+        Result1::Killed { secs, what } => format!("killed in {secs:.1} s ({what})"),
+        Result1::Survived { secs } => format!("survived ({secs:.0} s)"),
+        Result1::NotRun(why) => why.clone(),
+    }
+}
+
+/// Run `checkers` in order until one kills.
+fn first_kill(checkers: &[Checker], mutant: &str, quick: bool) -> Result1 {
+    let mut last = Result1::NotRun("no checker".into());
+    for c in checkers {
+        last = attempt(c, mutant, quick);
+        if matches!(last, Result1::Killed { .. }) {
+            return last;
+        }
+    }
+    last
+}
+
+/// Every checker the runs will use must pass without a mutant.
+fn baseline(checkers: Vec<&Checker>, quick: bool) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for checker in checkers {
+        if !seen.insert(checker.key()) {
+            continue;
+        }
+        build(checker, None, quick)
+            .map_err(|e| format!("baseline build failed: {} {}\n{e}", checker.kind.name(), checker.label))?;
+        let t0 = Instant::now();
+        let (outcome, text) = run(checker, &checker.args, None, quick, Duration::from_secs(checker.timeout_s));
+        let secs = t0.elapsed().as_secs_f64();
+        match outcome {
+            Outcome::Passed => eprintln!("baseline ok {} {} in {secs:.1} s", checker.kind.name(), checker.label),
+            Outcome::Killed(what) => {
+                return Err(format!(
+                    "baseline FAILED {} {}: {}\n{}",
+                    checker.kind.name(),
+                    checker.label,
+                    what.unwrap_or_default(),
+                    tail(&text, 30)
+                ))
+            }
+            Outcome::TimedOut => return Err(format!("baseline TIMEOUT {} {}", checker.kind.name(), checker.label)),
+            Outcome::Error(e) => return Err(format!("baseline error {} {}: {e}", checker.kind.name(), checker.label)),
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -176,11 +314,6 @@ fn main() -> ExitCode {
         }
     };
     let mut rows = table();
-    if opts.all {
-        for r in rows.iter_mut() {
-            r.checkers.extend(chiplane_models::mutants::extra(r.name));
-        }
-    }
     if let Some(only) = &opts.only {
         for name in only {
             if !rows.iter().any(|r| r.name == name) {
@@ -190,87 +323,215 @@ fn main() -> ExitCode {
         }
         rows.retain(|r| only.iter().any(|n| n == r.name));
     }
-
-    // Baseline: every checker in use passes on correct code.
-    let mut seen = std::collections::BTreeSet::new();
-    for checker in rows.iter().flat_map(|r| r.checkers.iter()) {
-        if !seen.insert(checker.key()) {
-            continue;
-        }
-        if let Err(e) = build(checker, None, opts.quick) {
-            println!("baseline build-failed {} {:?}\n{e}", checker.name, checker.args);
-            return ExitCode::from(2);
-        }
-        let t0 = Instant::now();
-        match run(checker, &checker.args, None, opts.quick, Duration::from_secs(checker.timeout_s)) {
-            Outcome::Passed => {
-                eprintln!("baseline ok {} {} in {:.1} s", checker.name, test_of(checker), t0.elapsed().as_secs_f64())
-            }
-            Outcome::Failed(test, text) => {
-                println!("baseline FAILED {} {}\n{}", checker.name, test.unwrap_or_default(), tail(&text, 30));
-                return ExitCode::from(2);
-            }
-            Outcome::TimedOut => {
-                println!("baseline TIMEOUT {} {}", checker.name, test_of(checker));
-                return ExitCode::from(2);
-            }
-            Outcome::SpawnError(e) => {
-                println!("baseline cannot run {}: {e}", checker.name);
-                return ExitCode::from(2);
-            }
-        }
+    if opts.mode == Mode::Interleaving {
+        rows.retain(|r| r.interleaving_only);
     }
-
-    let mut all_killed = true;
-    for row in &rows {
-        if row.checkers.is_empty() {
-            println!("{} no-checker", row.name);
-            all_killed = false;
-            continue;
+    eprintln!("mutant builds under {}", target_base().display());
+    let t0 = Instant::now();
+    let ok = match opts.mode {
+        Mode::Kill => quick_kills(&rows, &opts),
+        Mode::All => matrix(&rows, &opts),
+        Mode::Interleaving => interleaving(&rows, &opts),
+    };
+    let wall = t0.elapsed().as_secs_f64();
+    println!("wall time {:.0} s ({:.1} min)", wall, wall / 60.0);
+    match ok {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            println!("{e}");
+            ExitCode::from(2)
         }
-        let mut verdict = None;
-        for checker in &row.checkers {
-            if let Err(e) = build(checker, Some(row.name), opts.quick) {
-                eprintln!("{}: {} build failed:\n{e}", row.name, checker.name);
-                continue;
-            }
-            let t0 = Instant::now();
-            match run(checker, &checker.args, Some(row.name), opts.quick, Duration::from_secs(checker.timeout_s)) {
-                Outcome::Passed => eprintln!("{}: {} {} passed (not killed)", row.name, checker.name, test_of(checker)),
-                Outcome::Failed(test, text) => {
-                    let secs = t0.elapsed().as_secs_f64();
-                    let test =
-                        test.unwrap_or_else(|| format!("{}(unnamed failure: {})", test_of(checker), tail(&text, 1)));
-                    let line = format!("{} killed-by {} {} in {:.1} s", row.name, checker.name, test, secs);
-                    if opts.all {
-                        println!("{line}");
-                        verdict.get_or_insert(line);
-                        continue;
-                    }
-                    verdict = Some(line);
-                    break;
-                }
-                Outcome::TimedOut => eprintln!("{}: {} timed out (not a kill)", row.name, checker.name),
-                Outcome::SpawnError(e) => eprintln!("{}: {} cannot run: {e}", row.name, checker.name),
-            }
-        }
-        match verdict {
-            Some(_) if opts.all => {}
-            Some(v) => println!("{v}"),
-            None => {
-                println!("{} SURVIVED", row.name);
-                all_killed = false;
-            }
-        }
-    }
-    if all_killed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 
-/// The `--test` target of a cargo checker (for messages).
-fn test_of(checker: &Checker) -> String {
-    checker.args.iter().skip_while(|a| *a != "--test").nth(1).cloned().unwrap_or_else(|| checker.args.join(" "))
+/// Default and `--quick`: one kill per mutant, its fastest checker.
+fn quick_kills(rows: &[MutantRow], opts: &Opts) -> Result<bool, String> {
+    baseline(rows.iter().map(|r| &r.quick).collect(), opts.quick)?;
+    let mut all = true;
+    for row in rows {
+        match attempt(&row.quick, row.name, opts.quick) {
+            Result1::Killed { secs, what } => {
+                println!("{} killed-by {} {} in {secs:.1} s", row.name, row.quick.kind.name(), what)
+            }
+            other => {
+                println!("{} SURVIVED {} {}: {}", row.name, row.quick.kind.name(), row.quick.label, describe(&other));
+                all = false;
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(all)
+}
+
+fn wanted(opts: &Opts, kind: Kind) -> bool {
+    opts.kinds.as_ref().is_none_or(|k| k.contains(&kind))
+}
+
+/// The checkers of a cell the matrix runs (`None`: nothing to run).
+fn runnable<'a>(row: &'a MutantRow, kind: Kind, opts: &Opts) -> Option<&'a [Checker]> {
+    match row.cell(kind) {
+        Cell::Kill(cs) if wanted(opts, kind) && (kind != Kind::Miri || miri_available()) => Some(cs),
+        _ => None,
+    }
+}
+
+/// `--all`: the matrix.
+fn matrix(rows: &[MutantRow], opts: &Opts) -> Result<bool, String> {
+    let used: Vec<&Checker> =
+        rows.iter().flat_map(|r| Kind::ALL.iter().filter_map(|&k| runnable(r, k, opts)).flatten()).collect();
+    baseline(used, opts.quick)?;
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let mut problems = Vec::new();
+    for row in rows {
+        eprintln!("{}:", row.name);
+        let mut cells = Vec::new();
+        let mut kills = Vec::new();
+        for kind in Kind::ALL {
+            let text = match (row.cell(kind), runnable(row, kind, opts)) {
+                (Cell::CannotSee((short, _)), _) => format!("cannot see: {short}"),
+                (Cell::Kill(_), None) if kind == Kind::Miri && !miri_available() => {
+                    "no stage yet (hook: core/tests/miri.rs)".to_string()
+                }
+                (Cell::Kill(_), None) => "not selected".to_string(),
+                (Cell::Kill(_), Some(cs)) => {
+                    let r = first_kill(cs, row.name, opts.quick);
+                    match &r {
+                        Result1::Killed { secs, what } => {
+                            kills.push(kind);
+                            format!("killed in {secs:.1} s ({what})")
+                        }
+                        Result1::Survived { .. } => {
+                            if kind != Kind::Miri {
+                                problems.push(format!("{}: {} survived", row.name, kind.name()));
+                            }
+                            "SURVIVED".to_string()
+                        }
+                        Result1::NotRun(why) => {
+                            if kind != Kind::Miri {
+                                problems.push(format!("{}: {} {why}", row.name, kind.name()));
+                            }
+                            format!("not a kill: {why}")
+                        }
+                    }
+                }
+            };
+            cells.push(text);
+        }
+        let verdict = match (kills.len(), row.single) {
+            (0, _) if opts.kinds.is_none() => {
+                problems.push(format!("{}: SURVIVED every checker that should see it", row.name));
+                "SURVIVED".to_string()
+            }
+            (0, _) => "no kill in the selected kinds".to_string(),
+            (1, Some(_)) => "killed by 1 kind (only one can see it)".to_string(),
+            (1, None) if opts.kinds.is_none() => {
+                problems.push(format!("{}: killed by one kind only, and the table gives no reason", row.name));
+                "killed by 1 kind: NOT ENOUGH".to_string()
+            }
+            (n, _) => format!("killed by {n} kinds"),
+        };
+        let line = format!("| `{}` | {} | {verdict} |", row.name, cells.join(" | "));
+        eprintln!("{line}");
+        lines.push(line);
+    }
+    if !problems.is_empty() {
+        ok = false;
+    }
+    let header: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    println!("| mutant | {} | verdict |", header.join(" | "));
+    println!("|---|{}---|", "---|".repeat(header.len()));
+    for l in &lines {
+        println!("{l}");
+    }
+    println!();
+    for row in rows.iter().filter(|r| r.single.is_some()) {
+        println!("- `{}`: one kind suffices: {}", row.name, row.single.unwrap_or_default());
+    }
+    println!();
+    println!("cannot see:");
+    for (short, long) in REASONS {
+        println!("- {short}: {long}");
+    }
+    if problems.is_empty() {
+        println!("every mutant killed as the table says");
+    } else {
+        for p in &problems {
+            println!("PROBLEM {p}");
+        }
+    }
+    Ok(ok)
+}
+
+/// `--interleaving`: for each interleaving-only mutant, the std suite
+/// (proptests included) passes with it compiled in, and loom or shuttle
+/// kills it.
+fn interleaving(rows: &[MutantRow], opts: &Opts) -> Result<bool, String> {
+    let std_suite = Checker::std_suite();
+    let models = |r: &MutantRow| -> Vec<Checker> {
+        [Kind::Loom, Kind::Shuttle]
+            .into_iter()
+            .flat_map(|k| match r.cell(k) {
+                Cell::Kill(cs) => cs.clone(),
+                Cell::CannotSee(_) => Vec::new(),
+            })
+            .collect()
+    };
+    let all_models: Vec<Checker> = rows.iter().flat_map(models).collect();
+    let mut used: Vec<&Checker> = vec![&std_suite];
+    used.extend(all_models.iter());
+    baseline(used, opts.quick)?;
+    let mut ok = true;
+    let mut lines = Vec::new();
+    for row in rows {
+        eprintln!("{}:", row.name);
+        let mut runs = Vec::new();
+        let mut seen_by = None;
+        for _ in 0..row.std_runs {
+            let r = attempt(&std_suite, row.name, opts.quick);
+            match &r {
+                Result1::Survived { secs } => runs.push(format!("passes ({secs:.0} s)")),
+                Result1::Killed { what, .. } => {
+                    runs.push(format!("FAILS: {what}"));
+                    seen_by.get_or_insert(what.clone());
+                }
+                Result1::NotRun(why) => runs.push(format!("not run: {why}")),
+            }
+        }
+        let kill = first_kill(&models(row), row.name, opts.quick);
+        let killed = match &kill {
+            Result1::Killed { secs, what } => {
+                let kind = models(row)
+                    .iter()
+                    .find(|c| what.contains(c.label.as_str()))
+                    .map_or("", |c| c.kind.name())
+                    .to_string();
+                format!("killed by {kind} in {secs:.1} s ({what})")
+            }
+            other => format!("NOT KILLED: {}", describe(other)),
+        };
+        let passes = runs.iter().all(|r| r.starts_with("passes"));
+        let verdict = if let Some(t) = seen_by {
+            ok = false;
+            format!("NOT interleaving-only: seen by {t}")
+        } else if !passes {
+            ok = false;
+            "std suite not run".to_string()
+        } else if !matches!(kill, Result1::Killed { .. }) {
+            ok = false;
+            "SURVIVED the models".to_string()
+        } else {
+            "interleaving-only".to_string()
+        };
+        let line = format!("| `{}` | {} | {killed} | {verdict} |", row.name, runs.join("; "));
+        eprintln!("{line}");
+        lines.push(line);
+    }
+    println!("| mutant | std suite with the mutant (cargo test --workspace) | loom / shuttle | verdict |");
+    println!("|---|---|---|---|");
+    for l in &lines {
+        println!("{l}");
+    }
+    Ok(ok)
 }

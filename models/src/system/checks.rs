@@ -2,7 +2,6 @@
 //! [`System::check_final`] at quiescence) and the named states a run went
 //! through ([`Reached`]).
 
-use chiplane_core::frame::ControlReply;
 use chiplane_core::ids::SlotIndex;
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::slot::SlotState;
@@ -143,14 +142,7 @@ impl System {
         if h.parent.settlements_owed() > 0 {
             return self.fail("a settlement is still owed at quiescence".into());
         }
-        let owed = |r: &Resolution| {
-            matches!(
-                r,
-                Resolution::Control(Ok(
-                    ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true }
-                ))
-            )
-        };
+        let owed = |r: &Resolution| matches!(r, Resolution::Control(Ok(reply)) if reply.owes_settlement());
         if let Some(d) = h.resolved.iter().find(|(d, r)| owed(r) && !h.settled.contains_key(d)).map(|(d, _)| *d) {
             return self.fail(format!("settlement for {d:?} never arrived"));
         }

@@ -587,10 +587,7 @@ fn check_resolutions(sys: &System, r: &Reference) {
                         "control {d:?}: the caller got another result than the backend produced"
                     );
                 }
-                let owes = matches!(
-                    result,
-                    Ok(ControlReply::Registered { fresh: true, .. } | ControlReply::Unregistered { last: true })
-                );
+                let owes = result.as_ref().is_ok_and(ControlReply::owes_settlement);
                 owed.insert(*d, owes);
             }
             Resolution::Settled(result) => {
