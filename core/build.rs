@@ -2,7 +2,7 @@
 //!
 //! `CHIPLANE_MUTANT=NAME cargo ...` compiles core with
 //! `--cfg chiplane_mutant="NAME"`, which re-introduces exactly one bug that
-//! the design prevents (design.md section 8). The cfg is emitted here rather
+//! the design prevents (docs/protocol.md section 8). The cfg is emitted here rather
 //! than through RUSTFLAGS so that switching mutants rebuilds only core and its
 //! dependents, never the dependency tree. `RUSTFLAGS=--cfg chiplane_mutant=..`
 //! works as well.

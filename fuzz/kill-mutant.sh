@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run one fuzz campaign against a core mutant (design.md section 8).
+# Run one fuzz campaign against a core mutant (docs/protocol.md section 8).
 #
 #   fuzz/kill-mutant.sh NAME TARGET [SECONDS]      (default 60 s)
 #

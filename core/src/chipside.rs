@@ -31,7 +31,7 @@
 //! `handle(Run)` pins and queues -> `StartRun` once it is at the head of the
 //! run lane and its slot is PREPARED -> `handle(RunFinished)` -> `Resolve`.
 //!
-//! # Rules it keeps (design.md sections 3 and 5)
+//! # Rules it keeps (docs/protocol.md sections 3 and 5)
 //! - pin before enqueue; one unpin per pin, when the run retires, whatever
 //!   the outcome, before its result goes out;
 //! - the run lane is FIFO: a run whose slot is PREPARING waits at the head
@@ -878,7 +878,7 @@ impl<A: Clone, T> ChipSide<A, T> {
     }
 }
 
-/// MUTANT `sync_bypasses_queue` support (design.md section 8): a run that
+/// MUTANT `sync_bypasses_queue` support (docs/protocol.md section 8): a run that
 /// goes around the run lane.
 #[cfg(chiplane_mutant = "sync_bypasses_queue")]
 impl<A: Clone, T> ChipSide<A, T> {

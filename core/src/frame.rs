@@ -323,7 +323,7 @@ pub enum ControlOp {
 
 impl ControlOp {
     /// Chip-callable controls may enter during TASK_RUNNING; memory and
-    /// domain controls wait for IDLE (design.md section 4, rule 3).
+    /// domain controls wait for IDLE (docs/protocol.md section 4, rule 3).
     pub fn allowed_during_task(&self) -> bool {
         matches!(self, ControlOp::Register { .. } | ControlOp::Unregister)
     }

@@ -12,7 +12,7 @@
 //! - [`chip`]: the `Chip` trait every device implements;
 //! - [`error`]: per-operation error types.
 //!
-//! See `docs/` and design.md for the protocol.
+//! See `docs/` and docs/protocol.md for the protocol.
 
 pub mod chip;
 pub mod chipside;

@@ -1,4 +1,4 @@
-//! The sequential reference model of the slot table (design.md section 3):
+//! The sequential reference model of the slot table (docs/protocol.md section 3):
 //! the one reference every checker of [`crate::slot::SlotTable`] uses (the
 //! simulator's safety checker, the proptest state machine in
 //! `core/tests/slot_props.rs` and the `slot_table` fuzz harness in
@@ -417,7 +417,7 @@ mod tests {
         SlotLimits { capacity: 2, generation_max: Generation(2) }
     }
 
-    /// The model follows design.md section 3 on a short script (each step
+    /// The model follows docs/protocol.md section 3 on a short script (each step
     /// checked against the table of transitions by hand, not by the table).
     #[test]
     fn follows_the_design_on_a_script() {

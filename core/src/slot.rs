@@ -1,6 +1,6 @@
 //! The slot table: chip-side private records of registered callables.
 //!
-//! # States (design.md section 3)
+//! # States (docs/protocol.md section 3)
 //! ```text
 //! EMPTY --register--> PREPARING                    (generation += 1)
 //! PREPARING --prepare ok--> PREPARED

@@ -1,4 +1,4 @@
-//! Unit tests for every transition of design.md section 4, driving the pure
+//! Unit tests for every transition of docs/protocol.md section 4, driving the pure
 //! endpoint machines by hand (each side alone, the other side played by the
 //! test), including each rejected one.
 

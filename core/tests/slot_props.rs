@@ -1,5 +1,5 @@
 //! Property test: random sequences of slot-table inputs against the
-//! reference model of design.md section 3 (`chiplane_core::reference`, the
+//! reference model of docs/protocol.md section 3 (`chiplane_core::reference`, the
 //! one reference model every slot-table checker uses; needs the
 //! `reference` feature: `cargo test -p chiplane-core --features reference`).
 //!

@@ -1,4 +1,4 @@
-//! One test per transition of the slot table (design.md section 3), each
+//! One test per transition of the slot table (docs/protocol.md section 3), each
 //! rejected transition included. Every step checks `check_invariants` and
 //! the exact outputs owed.
 

@@ -23,7 +23,7 @@
 //! did not visit, and `bin/exhaustive` fails on it.
 //!
 //! # Reachability
-//! Each named state of design.md (every value of the word; every slot
+//! Each named state of docs/protocol.md (every value of the word; every slot
 //! state, RETIRED once the bounds allow a slot's last generation to be
 //! freed and FAILED with chip errors; a control during TASK_RUNNING; a
 //! deferred TASK_DONE; a full ring; with deaths a child death, a torn write

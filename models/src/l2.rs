@@ -1,4 +1,4 @@
-//! Bodies of the L2 scenarios of design.md section 7 (S3, S4, S5, S6, S7,
+//! Bodies of the L2 scenarios of docs/protocol.md section 7 (S3, S4, S5, S6, S7,
 //! S10). Each body is one execution: the loom files in `models/tests/` run
 //! it under `loom::model` (every interleaving), the shuttle files under PCT
 //! and random schedulers. The same body also runs once on std threads in

@@ -1,4 +1,4 @@
-//! Bodies of the L3 (mailbox) scenarios of design.md section 7, on the
+//! Bodies of the L3 (mailbox) scenarios of docs/protocol.md section 7, on the
 //! production code: the chip child is core's `serve_loop` over core's
 //! `NodeBackend` (a `ChipNode` with its real run-lane and register-lane
 //! threads), the parent is core's `Link` (the caller's own steps and, where

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The simulator as a mutant checker: for each mutant of design.md section 8
+# The simulator as a mutant checker: for each mutant of docs/protocol.md section 8
 # that the sim can see, build with CHIPLANE_MUTANT=NAME and run a campaign of
 # at most 10,000 seeds that stops at the first failing seed; print a table of
 # seeds to first failure. Exits non-zero if a mutant survives.

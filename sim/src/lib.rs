@@ -72,13 +72,13 @@
 //!
 //! The checkers have teeth: each is shown to reject a planted wrong
 //! observation (`tests/checker_teeth.rs`, unit tests), every mutant of
-//! design.md section 8 that the simulator can see is killed by a campaign
+//! docs/protocol.md section 8 that the simulator can see is killed by a campaign
 //! (`sim/scripts/mutants.sh`), and a planted driver bug
 //! (`Options::planted_lost_completion`, tests only) is caught by the
 //! liveness checker.
 //!
 //! # Coverage
-//! Each seed counts how often it reached each named scenario of design.md
+//! Each seed counts how often it reached each named scenario of docs/protocol.md
 //! section 7 (and restarts, foreign-handle rejections, rule 12's stale
 //! answers: [`sched::Coverage`]); a campaign prints the sums and tests
 //! assert they are reached.

@@ -59,7 +59,7 @@ enum Cmd {
         #[arg(long)]
         no_progress: bool,
     },
-    /// The seed's overlap experiment in virtual time (design.md section 1).
+    /// The seed's overlap experiment in virtual time (docs/protocol.md section 1).
     Overlap {
         /// Seed of the trial jitter.
         #[arg(long, default_value_t = 0)]
@@ -167,7 +167,7 @@ fn real_main(cmd: Cmd) -> Result<ExitCode, String> {
             for (k, v) in &c.counts {
                 println!("  {k}: {v}");
             }
-            println!("named scenarios reached (design.md section 7):");
+            println!("named scenarios reached (docs/protocol.md section 7):");
             for (name, n) in chiplane_sim::sched::Coverage::NAMES.iter().zip(c.cov.0) {
                 println!("  {name}: {n}");
             }

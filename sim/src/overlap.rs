@@ -1,4 +1,4 @@
-//! The seed's overlap experiment in virtual time (design.md section 1).
+//! The seed's overlap experiment in virtual time (docs/protocol.md section 1).
 //!
 //! C1 = a long `repeat_vector_add`, C2 = a `vector_add`; trials 5; delays 0
 //! and 2 ms before C2's register; at L2 and L3. Timing covers C1's run and
@@ -26,7 +26,7 @@
 //!   run1 = 9656.6, run2 = 8817.9 us.
 //!
 //! Each trial draws all three within +-1 % (the seed's trial-to-trial
-//! spread). The simulated serial path follows design.md's formula and
+//! spread). The simulated serial path follows docs/protocol.md's formula and
 //! *does* include the delay, so at 2 ms it is 2 ms longer than the seed's.
 //! The simulated mailbox at L3 adds its own cost to both paths: 200 ns per
 //! shared-memory action or wake-up ([`MAILBOX_STEP_NS`]); about 19 of them

@@ -70,11 +70,11 @@ pub struct Ctx {
     pub trace: Trace,
     /// Faults are injected only while the workload runs; cleanup is fault free.
     pub faults_on: bool,
-    /// How often each named scenario of design.md section 7 was reached.
+    /// How often each named scenario of docs/protocol.md section 7 was reached.
     pub cov: Coverage,
 }
 
-/// Reach counts of the named scenarios S1..S11 and S13 (design.md section
+/// Reach counts of the named scenarios S1..S11 and S13 (docs/protocol.md section
 /// 7), index 0 = S1, and of rule 12's stale answers. A campaign sums them; a
 /// test asserts every one is reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -46,7 +46,7 @@ fn faults_and_paths_are_exercised() {
     assert!(runs > 1000, "only {runs} runs in 200 seeds");
 }
 
-/// Every named scenario of design.md section 7 is reached within 500 seeds
+/// Every named scenario of docs/protocol.md section 7 is reached within 500 seeds
 /// (rule 12's stale answer is rarer: `regressions.rs` searches for it).
 #[test]
 fn every_named_scenario_is_reached() {

@@ -1,6 +1,6 @@
 //! The checkers reject what they must: each check is fed a planted wrong
 //! observation and must report it (a checker that never fails proves
-//! nothing). The mutants of design.md section 8 (`sim/scripts/mutants.sh`)
+//! nothing). The mutants of docs/protocol.md section 8 (`sim/scripts/mutants.sh`)
 //! and the planted driver bug in `regressions.rs` show the same for whole
 //! campaigns.
 

@@ -1,4 +1,4 @@
-//! One worker API for both levels (design.md section 5): the same method
+//! One worker API for both levels (docs/protocol.md section 5): the same method
 //! set on the L2 worker ([`super::worker::L2Worker`], in-process) and the L3
 //! worker ([`super::l3::L3Worker`], chip children), so code written against
 //! one runs against the other. At L3 the chip comes from the handle.

@@ -1,6 +1,6 @@
 //! Doorbells: how a side of the mailbox sleeps until the other has done
 //! something for it, and how the other wakes it *only if it sleeps*
-//! (design.md rule 11).
+//! (docs/protocol.md rule 11).
 //!
 //! # The words (in the shared region, one cache line per bell)
 //! - `seq`: bumped by a waker that found a sleeper; the sleeper blocks on
@@ -28,7 +28,7 @@
 //! once or wakes it. No doorbell is lost, and a waker whose peer is awake
 //! pays a fence and a load, never a system call.
 //!
-//! Mutant `missed_doorbell` (design.md section 8) drops F2: the waker's
+//! Mutant `missed_doorbell` (docs/protocol.md section 8) drops F2: the waker's
 //! load of `sleepers` may miss a sleeper that has not yet seen the work
 //! (the store-buffering outcome), and the sleeper sleeps with work waiting
 //! (loom reports the deadlock: models never time out).

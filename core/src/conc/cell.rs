@@ -27,10 +27,10 @@
 //!   either the waiter's CAS sees READY (and does not sleep) or the publish
 //!   sees PARKED (and the producer's notify, taken under the gate lock, comes
 //!   after the waiter released the lock inside `Condvar::wait`);
-//! - a waiter spins briefly before parking (design.md rule 11); under loom
+//! - a waiter spins briefly before parking (docs/protocol.md rule 11); under loom
 //!   and shuttle it does not spin (spinning only adds schedules);
 //!
-//! Mutant `lost_wakeup` (design.md section 8): the producer notifies before
+//! Mutant `lost_wakeup` (docs/protocol.md section 8): the producer notifies before
 //! it publishes the value, so a waiter that parks in between sleeps forever.
 
 use core::time::Duration;

@@ -7,7 +7,7 @@
 //!   [`ChipNode::run`], [`ChipNode::unregister`]) and, at L3, the chip
 //!   child's serve loop ([`ChipNode::accept_task`],
 //!   [`ChipNode::apply_control`]). Each takes the lock for a few bookkeeping
-//!   steps and returns at once: *it never waits for a lane* (design.md
+//!   steps and returns at once: *it never waits for a lane* (docs/protocol.md
 //!   rule 9).
 //! - the **run lane thread** calls `chip.bind_lane(Run)` once, then executes
 //!   the machine's `StartRun` outputs one at a time; before it parks it

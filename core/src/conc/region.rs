@@ -1,5 +1,5 @@
 //! The mailbox region: one fixed-size block of plain memory shared by a
-//! parent and a chip child (design.md section 4).
+//! parent and a chip child (docs/protocol.md section 4).
 //!
 //! # Layout (`#[repr(C)]`, std backend; every offset is fixed by the type)
 //! ```text

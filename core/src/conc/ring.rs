@@ -1,5 +1,5 @@
 //! The completion ring: a bounded single-producer single-consumer ring in the
-//! mailbox region (design.md rule 10). The child produces settlements, the
+//! mailbox region (docs/protocol.md rule 10). The child produces settlements, the
 //! parent consumes them.
 //!
 //! # Indices

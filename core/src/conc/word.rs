@@ -16,7 +16,7 @@
 //!   from the value the writer's role expects (rule 7): a CAS from anything
 //!   but POISONED fails once the word is POISONED.
 //!
-//! Mutant sites (design.md section 8):
+//! Mutant sites (docs/protocol.md section 8):
 //! - `relaxed_publish`: the CAS publishes with Relaxed on success, so a
 //!   reader's Acquire load no longer synchronises with the frame write (loom
 //!   reports the unsynchronised field access);

@@ -2,7 +2,7 @@
 //! lane thread share one [`ChipNode`] (the slot registry and the lanes).
 //!
 //! Every sync call is exactly its async form followed by `wait()`
-//! (design.md section 5): a sync `run` goes through the one run queue, so it
+//! (docs/protocol.md section 5): a sync `run` goes through the one run queue, so it
 //! never overtakes an earlier `run_async`.
 //!
 //! `register_async` / `unregister_async` take chip callables only; an
@@ -13,7 +13,7 @@
 //! before returning `PrepareFailed` (an async caller holds
 //! `PendingRegister::handle()` and unregisters it when it chooses).
 //!
-//! Mutant `sync_bypasses_queue` (design.md section 8): the sync `run` calls
+//! Mutant `sync_bypasses_queue` (docs/protocol.md section 8): the sync `run` calls
 //! the chip directly on the caller's thread.
 
 use crate::chip::{CallableSpec, Chip, RunConfig, RunOutput, TaskArgs};

@@ -33,7 +33,7 @@
 //!    retired the task) and `Settled` (the register lane settled a prepare or
 //!    freed an artifact, with the dispatch of the control that caused it).
 //!
-//! # Transitions it drives (design.md section 4)
+//! # Transitions it drives (docs/protocol.md section 4)
 //! TASK_READY -> TASK_RUNNING after the copy and the pin (rule 1);
 //! TASK_READY -> TASK_DONE for a task refused before running;
 //! CONTROL_READY(u) -> CONTROL_DONE(u) after acting (rule 9: no lane wait);

@@ -34,7 +34,7 @@
 //!    may execute outputs and feed answers in any order the call order
 //!    above allows, before or after the verdict.
 //!
-//! # Transitions it drives (design.md section 4)
+//! # Transitions it drives (docs/protocol.md section 4)
 //! IDLE -> TASK_READY (task), IDLE -> CONTROL_READY(idle), TASK_RUNNING ->
 //! CONTROL_READY(task) (chip-callable controls only: rule 3), CONTROL_DONE(u)
 //! -> u (restore, by CAS: rule 7), TASK_DONE -> IDLE.
@@ -632,7 +632,7 @@ impl ParentEndpoint {
         self.gone = Some(err.clone());
         self.withdraw();
         if self.poisoned.is_none() {
-            // The word goes POISONED on the parent side (design.md section 4).
+            // The word goes POISONED on the parent side (docs/protocol.md section 4).
             let reason = match &err {
                 EndpointError::LivenessTimeout => PoisonReason::LivenessTimeout,
                 EndpointError::Poisoned(r) => r.clone(),

@@ -1,4 +1,4 @@
-//! The completion ring's indices, pure (design.md rule 10): what a push or
+//! The completion ring's indices, pure (docs/protocol.md rule 10): what a push or
 //! a pop may do given `head` (written only by the consumer, the parent) and
 //! `tail` (written only by the producer, the child). The concurrent layer
 //! (`conc::ring`) keeps them in atomics; the simulator, the exhaustive

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(WordState::decode(u32::MAX), None);
     }
 
-    /// Every (state, transition) pair: exactly the design.md table is legal.
+    /// Every (state, transition) pair: exactly the docs/protocol.md table is legal.
     #[test]
     fn transition_table_is_exactly_the_design() {
         use WordState::*;

@@ -1,4 +1,4 @@
-//! The mutant runner (design.md section 8; docs/verification.md).
+//! The mutant runner (docs/protocol.md section 8; docs/verification.md).
 //!
 //! ```text
 //! cargo run -p chiplane-models --release --bin mutants -- [MODE] [--only NAME[,NAME]] [--kind KIND[,KIND]]

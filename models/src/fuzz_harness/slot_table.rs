@@ -1,6 +1,6 @@
 //! Target `slot_table`: an `arbitrary`-derived sequence of owner operations
 //! (register, unregister, prepare finished ok/err, pin, unpin, drain) driving
-//! `chiplane_core::slot::SlotTable` against the reference model of design.md
+//! `chiplane_core::slot::SlotTable` against the reference model of docs/protocol.md
 //! section 3 (`chiplane_core::reference`, the one reference model every
 //! slot-table checker uses).
 //!

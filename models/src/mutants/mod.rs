@@ -1,4 +1,4 @@
-//! The mutant table: for each mutant of design.md section 8 (core/build.rs
+//! The mutant table: for each mutant of docs/protocol.md section 8 (core/build.rs
 //! lists them), which checkers must kill it, which cannot see it and why
 //! (run by `cargo run -p chiplane-models --release --bin mutants`; see
 //! docs/verification.md).

@@ -8,7 +8,7 @@ use chiplane_core::slot::SlotState;
 
 use super::{Resolution, System};
 
-/// A named state of design.md that a check must be shown to reach.
+/// A named state of docs/protocol.md that a check must be shown to reach.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Named {
     /// The word held this value.

@@ -1,5 +1,5 @@
 //! The L3 worker: a parent with one chip child per chip, each reached
-//! through its own mailbox region (design.md sections 2, 4, 5). Everything
+//! through its own mailbox region (docs/protocol.md sections 2, 4, 5). Everything
 //! but the OS lives here; the OS half is a [`Spawner`]: hw's starts a chip
 //! child *process* on a memfd region and blocks on real futexes, the models'
 //! starts a child *thread* on a heap region with [`super::bell::LocalFutex`].

@@ -18,7 +18,7 @@
 //!
 //! Checks (a panic is a crash), at the moment they happen:
 //! - every successful CAS is in the design's table for its side
-//!   (design.md section 4: `mailbox::word::legal`, core's table written
+//!   (docs/protocol.md section 4: `mailbox::word::legal`, core's table written
 //!   from the design, not from the transition functions);
 //! - TASK_RUNNING is published only after the chip side queued the
 //!   published task (rule 1);
