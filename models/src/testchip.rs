@@ -103,12 +103,15 @@ pub enum Hold {
     Release,
 }
 
+/// The gates set on a test chip, by callable name and the step they hold.
+type Gates = Arc<Mutex<BTreeMap<(String, Hold), Arc<Gate>>>>;
+
 /// The recording chip. Cheap to clone (shared record).
 #[derive(Clone)]
 pub struct TestChip {
     record: Arc<Mutex<Record>>,
     honour_cancel: bool,
-    gates: Arc<Mutex<BTreeMap<(String, Hold), Arc<Gate>>>>,
+    gates: Gates,
     hooks: Arc<Mutex<BTreeMap<String, PrepareHook>>>,
 }
 

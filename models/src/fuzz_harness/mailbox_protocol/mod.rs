@@ -523,7 +523,7 @@ fn finish(sys: &mut System, r: &mut Reference) {
     let clean = !sys.fault && sys.child_alive();
     if clean {
         // Give every registration back through the mailbox, then nothing may leak.
-        let held: Vec<_> = r.registrations.iter().flat_map(|(&h, &n)| std::iter::repeat(h).take(n as usize)).collect();
+        let held: Vec<_> = r.registrations.iter().flat_map(|(&h, &n)| std::iter::repeat_n(h, n as usize)).collect();
         for (slot, generation) in held {
             let input = ParentInput::SubmitControl { slot, generation, op: ControlOp::Unregister };
             submit(sys, r, input, Sub::Unregister { slot, generation });
