@@ -51,9 +51,7 @@
 use core::time::Duration;
 use std::collections::BTreeMap;
 
-use crate::chip::{
-    CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TaskArgs,
-};
+use crate::chip::{CallableSpec, CancelProbe, Chip, ChipError, LaneKind, RunConfig, RunOutput, TaskArgs};
 use crate::chipside::{ChildEvent, ChipInput, ChipOutput, ChipRefusal, ChipReply, ChipSide, Resolution};
 use crate::error::{ControlError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlFrame, ControlReply, TaskFrame};
@@ -362,7 +360,7 @@ fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, ChipError>) -> Result
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(ChipError::new(ChipErrorKind::Device, format!("the device panicked in {what}: {msg}")))
+            Err(ChipError::new(crate::chip::ChipErrorKind::Device, format!("the device panicked in {what}: {msg}")))
         })
     }
     #[cfg(any(chiplane_loom, chiplane_shuttle))]
