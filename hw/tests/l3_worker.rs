@@ -260,5 +260,5 @@ fn a_missing_init_hook_is_a_clear_error() {
     }
     let e = r.unwrap_err();
     assert!(e.reason.contains("chiplane_hw::init()"), "{e}");
-    let _ = within("nothing", || ());
+    within("nothing", || ());
 }

@@ -133,7 +133,7 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         // Release: pairs with the sleeper's Acquire load of `seen`; the
         // value change is what the futex compares.
         self.seq.fetch_add(1, Ordering::Release);
-        self.futex.wake(&self.seq);
+        self.futex.wake(self.seq);
         true
     }
 
@@ -150,7 +150,7 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         let slept = if busy() {
             false
         } else {
-            self.futex.wait(&self.seq, seen, timeout);
+            self.futex.wait(self.seq, seen, timeout);
             true
         };
         // Relaxed: a waker that still sees us counted rings once more,
