@@ -14,6 +14,8 @@
 //!
 //! See `docs/` and docs/protocol.md for the protocol.
 
+#![warn(missing_docs)]
+
 pub mod chip;
 pub mod chipside;
 pub mod error;

@@ -14,6 +14,8 @@
 //!
 //! Every `unsafe` block opens with `// SAFETY:`.
 
+#![warn(missing_docs)]
+
 pub mod devices;
 pub mod l3;
 pub mod overlap;
