@@ -33,6 +33,7 @@ pub enum TargetKind {
 /// What the chip needs to prepare a callable.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct CallableSpec {
+    /// What kind of target this is (only `ChipCallable` registers).
     pub kind: TargetKind,
     /// Kernel name understood by the device (`vector_add`, ...).
     pub kernel: String,
@@ -68,20 +69,26 @@ impl CallableSpec {
 /// Arguments of one run: f32 tensors and u64 scalars.
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct TaskArgs {
+    /// Input tensors, each a flat list of f32 elements.
     pub tensors: Vec<Vec<f32>>,
+    /// Scalar arguments.
     pub scalars: Vec<u64>,
 }
 
 /// Per-run configuration (the seed's `CallConfig`, reduced).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct RunConfig {
+    /// Threads per block requested for the launch; a device may ignore it
+    /// (the host and CUDA devices do today).
     pub block_dim: u32,
+    /// Device-defined launch flags (0 = none).
     pub flags: u32,
 }
 
 /// What a run produced.
 #[derive(Clone, PartialEq, Debug, Default)]
 pub struct RunOutput {
+    /// Output tensors, each a flat list of f32 elements.
     pub tensors: Vec<Vec<f32>>,
 }
 
@@ -113,12 +120,16 @@ impl core::hash::Hash for RunOutput {
 /// Which lane a thread serves.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum LaneKind {
+    /// The run lane: calls `run`.
     Run,
+    /// The register lane: calls `prepare` and `release`.
     Register,
 }
 
 /// Cooperative cancellation probe handed to `prepare`.
 pub trait CancelProbe {
+    /// Has the final unregister asked this prepare to stop? A prepare that
+    /// sees `true` may return `ChipErrorKind::Cancelled` at once.
     fn is_cancelled(&self) -> bool;
 }
 
@@ -150,6 +161,7 @@ pub enum ChipErrorKind {
 }
 
 impl ChipErrorKind {
+    /// The kind with wire code `code`, or `None` for an unknown code.
     pub fn from_code(code: u16) -> Option<Self> {
         Some(match code {
             1 => Self::InvalidSpec,
@@ -165,6 +177,7 @@ impl ChipErrorKind {
 /// A device error.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ChipError {
+    /// What went wrong, by category.
     pub kind: ChipErrorKind,
     /// Human-readable detail; at most `ChipError::DETAIL_MAX_BYTES` bytes
     /// survive a trip through the mailbox.
@@ -175,6 +188,7 @@ impl ChipError {
     /// Longest detail carried by a frame.
     pub const DETAIL_MAX_BYTES: usize = 192;
 
+    /// An error of `kind` with a human-readable `detail`.
     pub fn new(kind: ChipErrorKind, detail: impl Into<String>) -> Self {
         ChipError { kind, detail: detail.into() }
     }

@@ -46,20 +46,28 @@ use std::sync::mpsc;
 /// What the suite exercised on a device that passed.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Report {
+    /// The device's `Chip::name`.
     pub device: String,
+    /// Prepares the suite called (successful or not).
     pub prepares: usize,
+    /// Runs the suite called.
     pub runs: usize,
+    /// Artifacts the suite released.
     pub releases: usize,
     /// At least one prepare returned `Cancelled` (a device that never polls
     /// its probe passes with `false`; the host device must report `true`).
     pub cancel_observed: bool,
+    /// Prepares done by the concurrent check (`Config::concurrent_iterations`,
+    /// at least 1).
     pub concurrent_iterations: usize,
 }
 
 /// The first check that failed, and why.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ConformanceFailure {
+    /// The check's name (`bind_lane`, `catalogue`, ...).
     pub check: &'static str,
+    /// What the device did wrong.
     pub detail: String,
 }
 
@@ -336,6 +344,8 @@ pub struct CancelAfter {
 }
 
 impl CancelAfter {
+    /// A probe that answers `false` to its first `after` polls and `true`
+    /// from then on.
     pub fn new(after: u32) -> Self {
         CancelAfter { after, polls: Cell::new(0) }
     }

@@ -93,13 +93,28 @@ use crate::chip::{CallableSpec, RunConfig, RunOutput, TaskArgs};
 use crate::error::{ControlError, Limit, RegisterError, RunError, TooLarge};
 use crate::ids::{DispatchId, Generation, SlotIndex};
 
+/// The first four bytes of every frame (`"CHLP"` read as little endian);
+/// anything else decodes as `FrameError::BadMagic`.
 pub const FRAME_MAGIC: u32 = 0x504c_4843; // "CHLP"
+/// The frame format version this codec writes and the only one it reads
+/// (any other decodes as `FrameError::BadVersion`).
 pub const FRAME_VERSION: u16 = 2;
+/// Size of the fixed header that starts every frame.
 pub const HEADER_BYTES: usize = 32;
+/// Capacity of the mailbox's task field: the largest `TaskFrame`, header
+/// included.
 pub const TASK_FRAME_BYTES: usize = 64 * 1024;
+/// Capacity of the mailbox's control field: the largest `ControlFrame`,
+/// header included.
 pub const CONTROL_FRAME_BYTES: usize = 4 * 1024;
+/// Capacity of the mailbox's task result field: the largest
+/// `TaskResultFrame`, header included.
 pub const TASK_RESULT_BYTES: usize = 64 * 1024;
+/// Capacity of the mailbox's control result field: the largest
+/// `ControlResultFrame`, header included.
 pub const CONTROL_RESULT_BYTES: usize = 1024;
+/// Capacity of one completion ring entry: the largest `CompletionFrame`,
+/// header included.
 pub const COMPLETION_BYTES: usize = 512;
 /// Longest kernel name a control frame carries.
 pub const KERNEL_MAX_BYTES: usize = 256;
@@ -137,26 +152,36 @@ pub const FIELD_NAMES: &[&str] = &[
 pub enum FrameError {
     /// Fewer bytes than the header or than the header's `payload_len` says.
     Truncated {
+        /// Bytes the frame needs.
         need: usize,
+        /// Bytes that were there.
         have: usize,
     },
     /// More bytes than header + payload_len.
     TrailingBytes {
+        /// Bytes past the end of the frame.
         extra: usize,
     },
+    /// The first four bytes are not `FRAME_MAGIC` (carried: what was read).
     BadMagic(u32),
+    /// The header's version is not `FRAME_VERSION` (carried: what was read).
     BadVersion(u16),
+    /// The header's kind byte names no `FrameKind` (carried: the byte).
     BadKind(u8),
     /// The frame is of another kind than the field it was read from.
     WrongKind {
+        /// The `FrameKind` code the field holds.
         expected: u8,
+        /// The `FrameKind` code the header named.
         got: u8,
     },
     /// A reserved byte or field was not zero.
     ReservedNonZero,
     /// The frame (or a count inside it) exceeds its capacity.
     TooLarge {
+        /// Bytes the frame (or count) needs.
         bytes: usize,
+        /// Bytes its field holds at most.
         max: usize,
     },
     /// A field held an out-of-range value (an enum code, a bool, a count).
@@ -220,18 +245,24 @@ pub fn check_output(out: &RunOutput) -> Result<(), TooLarge> {
     Ok(())
 }
 
-/// Frame kinds.
+/// Frame kinds: the header's kind byte (the discriminant is the wire code).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[repr(u8)]
 pub enum FrameKind {
+    /// A `TaskFrame` (parent -> child, the task field).
     Task = 1,
+    /// A `ControlFrame` (parent -> child, the control field).
     Control = 2,
+    /// A `TaskResultFrame` (child -> parent, the task result field).
     TaskResult = 3,
+    /// A `ControlResultFrame` (child -> parent, the control result field).
     ControlResult = 4,
+    /// A `CompletionFrame` (child -> parent, the completion ring).
     Completion = 5,
 }
 
 impl FrameKind {
+    /// The kind with wire code `code`, or `None` for an unknown code.
     pub fn from_code(code: u8) -> Option<FrameKind> {
         Some(match code {
             1 => FrameKind::Task,
@@ -295,16 +326,22 @@ impl Header {
 /// The identity every frame carries.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct FrameId {
+    /// The dispatch this frame belongs to; a reply carries its request's.
     pub dispatch: DispatchId,
+    /// The slot the frame is about (0 for a register control).
     pub slot: SlotIndex,
+    /// The slot's generation the sender saw (0 for a register control).
     pub generation: Generation,
 }
 
 /// Parent -> child: run a prepared callable.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct TaskFrame {
+    /// The dispatch and the handle (slot, generation) to run.
     pub id: FrameId,
+    /// How to launch the callable.
     pub config: RunConfig,
+    /// The run's inputs.
     pub args: TaskArgs,
 }
 
@@ -312,13 +349,26 @@ pub struct TaskFrame {
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub enum ControlOp {
     /// Register (and prepare) a chip callable. `id.slot`/`id.generation` are 0.
-    Register { spec: CallableSpec },
+    Register {
+        /// What to register.
+        spec: CallableSpec,
+    },
     /// End one registration of the handle named by `id.slot`/`id.generation`.
     Unregister,
     /// A memory control (allocate/free device memory); waits for IDLE.
-    Memory { bytes: u64, free: bool },
+    Memory {
+        /// Size of the allocation.
+        bytes: u64,
+        /// `true` frees, `false` allocates.
+        free: bool,
+    },
     /// A domain control (device-wide settings); waits for IDLE.
-    Domain { code: u32, value: u64 },
+    Domain {
+        /// Which setting (device-defined).
+        code: u32,
+        /// Its new value.
+        value: u64,
+    },
 }
 
 impl ControlOp {
@@ -332,14 +382,18 @@ impl ControlOp {
 /// Parent -> child: a control.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct ControlFrame {
+    /// The dispatch and, for an unregister, the handle (slot, generation).
     pub id: FrameId,
+    /// What the control asks for.
     pub op: ControlOp,
 }
 
 /// Child -> parent: the result of a task.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct TaskResultFrame {
+    /// The task's identity, echoed.
     pub id: FrameId,
+    /// The run's output or why it failed.
     pub result: Result<RunOutput, RunError>,
 }
 
@@ -348,10 +402,20 @@ pub struct TaskResultFrame {
 pub enum ControlReply {
     /// Register accepted: the handle's slot and generation; `fresh` = a
     /// prepare was queued (its settlement comes through the completion ring).
-    Registered { slot: SlotIndex, generation: Generation, fresh: bool },
+    Registered {
+        /// The handle's slot.
+        slot: SlotIndex,
+        /// The handle's generation.
+        generation: Generation,
+        /// A prepare was queued (the callable was not registered yet).
+        fresh: bool,
+    },
     /// Unregister accepted; `last` = teardown started (the free's settlement
     /// comes through the completion ring).
-    Unregistered { last: bool },
+    Unregistered {
+        /// That was the last registration: the slot's teardown started.
+        last: bool,
+    },
     /// Memory or domain control done.
     Done,
 }
@@ -374,7 +438,9 @@ impl ControlReply {
 /// result: rule 8).
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct ControlResultFrame {
+    /// The control's identity, echoed.
     pub id: FrameId,
+    /// What the control did, or why it was refused.
     pub result: Result<ControlReply, ControlError>,
 }
 
@@ -390,17 +456,25 @@ pub enum Settlement {
 /// Child -> parent through the completion ring.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct CompletionFrame {
+    /// The dispatch of the control that owed this settlement and the slot
+    /// (slot, generation) that settled.
     pub id: FrameId,
+    /// What settled.
     pub settlement: Settlement,
 }
 
 /// Any frame.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub enum Frame {
+    /// Parent -> child: run a prepared callable.
     Task(TaskFrame),
+    /// Parent -> child: a control.
     Control(ControlFrame),
+    /// Child -> parent: the result of a task.
     TaskResult(TaskResultFrame),
+    /// Child -> parent: the result of a control.
     ControlResult(ControlResultFrame),
+    /// Child -> parent: a settlement through the completion ring.
     Completion(CompletionFrame),
 }
 
@@ -516,6 +590,7 @@ impl Frame {
         Ok(len)
     }
 
+    /// This frame's kind (the header's kind byte).
     pub fn kind(&self) -> FrameKind {
         match self {
             Frame::Task(_) => FrameKind::Task,
@@ -526,6 +601,7 @@ impl Frame {
         }
     }
 
+    /// The identity in this frame's header.
     pub fn id(&self) -> FrameId {
         match self {
             Frame::Task(f) => f.id,

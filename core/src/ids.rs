@@ -139,8 +139,11 @@ impl fmt::Debug for CallableDigest {
 /// A registered callable as seen by its user.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct CallableHandle {
+    /// The worker that issued it (any other worker refuses it: `Foreign`).
     pub worker: WorkerId,
+    /// The slot it names.
     pub index: SlotIndex,
+    /// The slot's generation at registration (a later one makes it `Stale`).
     pub generation: Generation,
 }
 

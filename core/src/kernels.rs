@@ -13,8 +13,13 @@
 
 use crate::chip::{CallableSpec, ChipError, ChipErrorKind, RunOutput, TaskArgs};
 
+/// Kernel name of `a + b` (params `[n]`).
 pub const VECTOR_ADD: &str = "vector_add";
+/// Kernel name of `a + repeat * b` as `repeat` passes (params `[n]`, scalar
+/// `repeat`): the long run.
 pub const REPEAT_VECTOR_ADD: &str = "repeat_vector_add";
+/// Kernel name of `a + b` whose prepare allocates and touches a buffer
+/// (params `[n, prepare_bytes]`): the long prepare.
 pub const HEAVY_PREPARE: &str = "heavy_prepare";
 
 /// Largest `n` a spec may ask for (keeps a run's tensors inside a task frame).
@@ -25,9 +30,24 @@ pub const PREPARE_BYTES_MAX: u64 = 1 << 30;
 /// A validated kernel spec.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kernel {
-    VectorAdd { n: usize },
-    RepeatVectorAdd { n: usize },
-    HeavyPrepare { n: usize, prepare_bytes: u64 },
+    /// `vector_add`.
+    VectorAdd {
+        /// Tensor length (1 to `N_MAX`).
+        n: usize,
+    },
+    /// `repeat_vector_add`.
+    RepeatVectorAdd {
+        /// Tensor length (1 to `N_MAX`).
+        n: usize,
+    },
+    /// `heavy_prepare`.
+    HeavyPrepare {
+        /// Tensor length (1 to `N_MAX`).
+        n: usize,
+        /// Bytes the prepare allocates and touches (at most
+        /// `PREPARE_BYTES_MAX`).
+        prepare_bytes: u64,
+    },
 }
 
 impl Kernel {
@@ -56,6 +76,7 @@ impl Kernel {
         }
     }
 
+    /// The tensor length every argument (and the output) has.
     pub fn n(&self) -> usize {
         match *self {
             Kernel::VectorAdd { n } | Kernel::RepeatVectorAdd { n } | Kernel::HeavyPrepare { n, .. } => n,

@@ -29,8 +29,13 @@ pub struct JobId(pub u64);
 /// Inputs of a lane.
 #[derive(Debug)]
 pub enum LaneInput<J> {
+    /// Queue a job at the back; `handle` returns its id.
     Enqueue(J),
-    Finished { id: JobId },
+    /// The executor finished the running job.
+    Finished {
+        /// The id `Start` gave the job.
+        id: JobId,
+    },
 }
 
 /// What the executor must do.
@@ -38,13 +43,22 @@ pub enum LaneInput<J> {
 #[must_use]
 pub enum LaneOutput<J> {
     /// Run this job now, then report `Finished { id }`.
-    Start { id: JobId, job: J },
+    Start {
+        /// The job's id, to report in `Finished`.
+        id: JobId,
+        /// The job to run.
+        job: J,
+    },
 }
 
 /// `Finished` named a job that is not running.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LaneError {
-    NotRunning { id: JobId },
+    /// `id` is not the running job (an executor bug); nothing changed.
+    NotRunning {
+        /// The id `Finished` named.
+        id: JobId,
+    },
 }
 
 /// A FIFO lane. See the module doc.
@@ -63,6 +77,7 @@ impl<J> Default for Lane<J> {
 }
 
 impl<J> Lane<J> {
+    /// An idle lane with an empty queue; its first job gets id 0.
     pub fn new() -> Self {
         Lane { queue: VecDeque::new(), running: None, next_id: JobId(0), started: 0 }
     }
@@ -143,9 +158,19 @@ impl<J> Lane<J> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RegisterJob<A> {
     /// Prepare the callable registered as `handle`.
-    Prepare { handle: crate::ids::CallableHandle, digest: crate::ids::CallableDigest },
+    Prepare {
+        /// The registration to prepare (report its result for this handle).
+        handle: crate::ids::CallableHandle,
+        /// What to prepare.
+        digest: crate::ids::CallableDigest,
+    },
     /// Release an artifact (exactly once).
-    Release { handle: crate::ids::CallableHandle, artifact: A },
+    Release {
+        /// The registration the artifact was prepared for.
+        handle: crate::ids::CallableHandle,
+        /// The artifact to release.
+        artifact: A,
+    },
 }
 
 /// The register lane.
@@ -154,6 +179,7 @@ pub type RegisterLane<A> = Lane<RegisterJob<A>>;
 /// A run waiting on the run lane (already pinned).
 #[derive(Debug, Clone, PartialEq, Hash)]
 pub struct RunJob<P> {
+    /// The callable to run (its slot is pinned).
     pub handle: crate::ids::CallableHandle,
     /// Caller's token for the completion (a dispatch id at L3, a cell at L2).
     pub payload: P,

@@ -97,11 +97,20 @@ use crate::ids::{CallableDigest, CallableHandle, Generation, SlotIndex, WorkerId
 /// The state of one slot (without its payload).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum SlotState {
+    /// Free: the next fresh register may take it.
     Empty,
+    /// Registered; its prepare runs (or waits) on the register lane. Runs
+    /// may pin it and wait for the settlement.
     Preparing,
+    /// Registered and prepared: runs run.
     Prepared,
+    /// Registered, but the prepare failed: runs fail with that error.
     Failed,
+    /// The final unregister came while preparing: the prepare is asked to
+    /// stop; the slot frees once it returned and no run holds a pin.
     Cancelling,
+    /// Tombstoned by the final unregister: no new pins; the slot frees when
+    /// the last pinned run retires.
     Unregistering,
     /// The generation space is used up; the slot is never reused.
     Retired,
@@ -110,7 +119,11 @@ pub enum SlotState {
 /// Limits of a table. Model checkers shrink both (fewer states to explore).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub struct SlotLimits {
+    /// Number of slots (at most `u32::MAX`); a register with none EMPTY is
+    /// `RegisterError::TableFull`.
     pub capacity: usize,
+    /// The last generation a slot may reach; a slot there retires when it
+    /// next becomes EMPTY.
     pub generation_max: Generation,
 }
 
@@ -124,15 +137,32 @@ impl Default for SlotLimits {
 #[derive(Debug, Clone, Hash)]
 pub enum SlotInput<A> {
     /// Register a chip callable by digest.
-    Register { digest: CallableDigest },
+    Register {
+        /// The callable's digest (equal digests share one slot).
+        digest: CallableDigest,
+    },
     /// End one registration of `handle`; the last one tears the slot down.
-    Unregister { handle: CallableHandle },
+    Unregister {
+        /// The handle to unregister.
+        handle: CallableHandle,
+    },
     /// The register lane finished the prepare started for `handle`.
-    PrepareFinished { handle: CallableHandle, result: Result<A, ChipError> },
+    PrepareFinished {
+        /// The handle from the prepare's `StartPrepare`.
+        handle: CallableHandle,
+        /// The artifact, or the device's error.
+        result: Result<A, ChipError>,
+    },
     /// Pin the slot for a run about to be queued.
-    Pin { handle: CallableHandle },
+    Pin {
+        /// The handle to run.
+        handle: CallableHandle,
+    },
     /// A run that pinned `handle` retired (whatever its outcome).
-    Unpin { handle: CallableHandle },
+    Unpin {
+        /// The handle the run pinned.
+        handle: CallableHandle,
+    },
 }
 
 /// Immediate replies of `handle`.
@@ -140,11 +170,14 @@ pub enum SlotInput<A> {
 pub enum SlotReply {
     /// `fresh` is true when a new slot generation began (a prepare is owed).
     Registered {
+        /// The handle of the registration.
         handle: CallableHandle,
+        /// A new generation began: `StartPrepare` is queued.
         fresh: bool,
     },
     /// `last` is true for the final unregister (teardown started).
     Unregistered {
+        /// That was the last registration: teardown started.
         last: bool,
     },
     /// The prepare result was applied.
@@ -154,16 +187,21 @@ pub enum SlotReply {
     /// The slot is pinned; `ready` says whether it is PREPARED already (else
     /// PREPARING: the run waits for `Settled` in FIFO order).
     Pinned {
+        /// The slot is PREPARED (else PREPARING).
         ready: bool,
     },
+    /// The pin was released.
     Unpinned,
 }
 
 /// Errors of `handle`, one per input kind.
 #[derive(Clone, PartialEq, Eq, Debug, Hash)]
 pub enum SlotError {
+    /// `Register` was refused (the table is full).
     Register(RegisterError),
+    /// `Unregister` was refused (bad handle, or its registrations ended).
     Unregister(UnregisterError),
+    /// `Pin` was refused: the run fails with this error.
     Pin(RunError),
     /// `Unpin` of a slot that holds no pin for this handle: a caller bug.
     Unpin(HandleError),
@@ -177,16 +215,37 @@ pub enum SlotError {
 #[must_use]
 pub enum SlotOutput<A> {
     /// Start preparing the callable registered as `handle` on the register lane.
-    StartPrepare { handle: CallableHandle, digest: CallableDigest },
+    StartPrepare {
+        /// The new registration; report back with `PrepareFinished` for it.
+        handle: CallableHandle,
+        /// What to prepare.
+        digest: CallableDigest,
+    },
     /// Ask the in-flight prepare of `handle` to stop at its next safe point.
-    Cancel { handle: CallableHandle },
+    Cancel {
+        /// The registration whose prepare to cancel.
+        handle: CallableHandle,
+    },
     /// Release this artifact (exactly once) on the register lane.
-    Release { handle: CallableHandle, artifact: A },
+    Release {
+        /// The registration the artifact was prepared for.
+        handle: CallableHandle,
+        /// The artifact, moved out of the table.
+        artifact: A,
+    },
     /// The prepare of `handle` settled: waiters on the slot may proceed.
     /// `Ok` = PREPARED; `Err` = FAILED or cancelled.
-    Settled { handle: CallableHandle, result: Result<(), RegisterError> },
+    Settled {
+        /// The registration that settled.
+        handle: CallableHandle,
+        /// `Ok` = PREPARED; `Err` = why not.
+        result: Result<(), RegisterError>,
+    },
     /// `handle`'s slot reached EMPTY (or Retired): teardown finished.
-    Freed { handle: CallableHandle },
+    Freed {
+        /// The registration whose slot was freed.
+        handle: CallableHandle,
+    },
 }
 
 /// One slot's record.
@@ -249,6 +308,7 @@ impl<A> SlotTable<A> {
         SlotTable { worker, limits, slots, lookup: BTreeMap::new(), outputs: VecDeque::new(), stale_completions: 0 }
     }
 
+    /// The worker this table belongs to (a handle of another is `Foreign`).
     pub fn worker(&self) -> WorkerId {
         self.worker
     }

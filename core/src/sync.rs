@@ -23,9 +23,11 @@ mod imp {
     pub use std::hint::spin_loop;
     pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    /// Threads of the backend.
     pub mod thread {
         pub use std::thread::{current, park, spawn, yield_now, Builder, JoinHandle, Thread};
     }
+    /// The backend's name.
     pub const BACKEND: &str = "std";
 }
 
@@ -34,9 +36,11 @@ mod imp {
     pub use loom::hint::spin_loop;
     pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    /// Threads of the backend.
     pub mod thread {
         pub use loom::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
     }
+    /// The backend's name.
     pub const BACKEND: &str = "loom";
 }
 
@@ -45,9 +49,11 @@ mod imp {
     pub use shuttle::hint::spin_loop;
     pub use shuttle::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
+    /// Threads of the backend.
     pub mod thread {
         pub use shuttle::thread::{current, park, spawn, yield_now, JoinHandle, Thread};
     }
+    /// The backend's name.
     pub const BACKEND: &str = "shuttle";
 }
 
@@ -66,10 +72,12 @@ pub struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(chiplane_loom))]
 impl<T> UnsafeCell<T> {
+    /// A cell holding `data`.
     pub const fn new(data: T) -> Self {
         UnsafeCell(std::cell::UnsafeCell::new(data))
     }
 
+    /// The value, consuming the cell.
     pub fn into_inner(self) -> T {
         self.0.into_inner()
     }

@@ -17,11 +17,10 @@
 //! - **overlap**: `run_async(C1)`; sleep(delay); `register_async(C2).wait()`
 //!   while C1 runs; `run_async(C2)`; wait for both.
 //!
-//! The serial trial's own segments are the components of that pair: `ideal
-//! = max(run(C1), delay + prepare(C2)) + run(C2)` and
+//! The serial trial's own segments are the components of that pair:
+//! `ideal = max(run(C1), delay + prepare(C2)) + run(C2)` and
 //! `efficiency = (serial - overlap) / (serial - ideal)` (docs/protocol.md
-//! section 1), per pair. The
-//! report gives the median of each figure over the pairs with a 95%
+//! section 1), per pair. The report gives the median of each figure over the pairs with a 95%
 //! distribution-free interval (order statistics of the binomial), so an
 //! efficiency above 1 always shows how far its interval reaches. The delay
 //! is part of the experiment (the seed's), not a synchronisation.

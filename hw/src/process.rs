@@ -75,6 +75,9 @@ pub struct ChildCommand {
 }
 
 impl ChildCommand {
+    /// Run `program` with no arguments of its own, inheriting our stdout
+    /// and stderr, not killed with the spawning thread (see the builder
+    /// methods to change each).
     pub fn new(program: impl AsRef<Path>) -> Self {
         ChildCommand {
             program: program.as_ref().to_path_buf(),

@@ -40,15 +40,20 @@ use crate::sync::{AtomicU32, Condvar, Mutex, Ordering, UnsafeCell};
 /// Stage of a completion cell.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Stage {
+    /// No value yet; the producer may claim the cell.
     Empty,
+    /// The producer claimed the cell and is writing the value.
     Storing,
+    /// The value is published; waiters may read it.
     Ready,
+    /// The value was moved out by its consumer.
     Taken,
 }
 
 /// A snapshot of a cell's state word.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct CellState {
+    /// Where the value is in its life.
     pub stage: Stage,
     /// A waiter may be asleep on the gate.
     pub parked: bool,
@@ -57,8 +62,11 @@ pub struct CellState {
 const PARKED_BIT: u32 = 1 << 8;
 
 impl CellState {
+    /// A fresh cell: no value, no sleeper.
     pub const EMPTY: CellState = CellState { stage: Stage::Empty, parked: false };
 
+    /// The u32 stored in the cell's state word (stage in the low byte,
+    /// `parked` as bit 8).
     pub const fn encode(self) -> u32 {
         let stage = match self.stage {
             Stage::Empty => 0,

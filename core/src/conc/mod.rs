@@ -2,10 +2,11 @@
 //! by cfg), checked by the loom and shuttle models in `models/tests/`.
 //!
 //! - [`cell`]: completion cells (one producer, any number of waiters; spin
-//!   then park; no lost wake-up) and the [`cell::Notifier`] hook;
+//!   then park; no lost wake-up);
 //! - [`node`]: [`node::ChipNode`], the slot registry plus the run lane and
 //!   register lane threads of one chip, driving core's pure machines
-//!   (`SlotTable`, `Lane`); non-blocking submit, handles that resolve once;
+//!   (`SlotTable`, `Lane`); non-blocking submit, handles that resolve once
+//!   (at L3, results go to an [`node::Events`] sink instead);
 //! - [`worker`]: the L2 worker, sync calls = async calls + `wait()`.
 //!
 //! Everything here names its primitives through `crate::sync`. Clippy's

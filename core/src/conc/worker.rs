@@ -34,11 +34,16 @@ impl<C: Chip> L2Worker<C> {
         L2Worker { node: ChipNode::new(chip, config) }
     }
 
-    /// The node underneath (inspection, the notifier).
+    /// The node underneath (inspection: slots, counters).
     pub fn node(&self) -> &ChipNode<C> {
         &self.node
     }
 
+    /// Register (and prepare, on the register lane) a chip callable; returns
+    /// at once. Errors at the call: `WrongTarget`, `TableFull`,
+    /// `Endpoint(ShutDown)`. The pending register holds the handle at once
+    /// (runs may be queued on it) and resolves on the prepare's settlement:
+    /// `Ok(handle)` when PREPARED, else `PrepareFailed` or `Cancelled`.
     pub fn register_async(&self, spec: CallableSpec) -> Result<PendingRegister, RegisterError> {
         self.node.register(spec)
     }
@@ -59,6 +64,11 @@ impl<C: Chip> L2Worker<C> {
         result
     }
 
+    /// Queue a run of `handle` on the run lane (FIFO with every other run
+    /// of this worker; the slot is pinned first). Errors at the call: a
+    /// foreign or stale handle, a slot that is not runnable, a failed
+    /// prepare, `Endpoint(ShutDown)`. A run of a callable still preparing
+    /// waits for the settlement.
     pub fn run_async(&self, handle: CallableHandle, args: TaskArgs, config: RunConfig) -> Result<PendingRun, RunError> {
         self.node.run(handle, args, config)
     }
@@ -76,6 +86,11 @@ impl<C: Chip> L2Worker<C> {
         }
     }
 
+    /// End one registration of `handle`; returns at once. The pending
+    /// unregister resolves when accepted, the final one when its slot was
+    /// freed (after the last queued run of it retired). Errors at the call:
+    /// a foreign or stale handle, `NotRegistered` (its registrations already
+    /// ended), `Endpoint(ShutDown)`.
     pub fn unregister_async(&self, handle: CallableHandle) -> Result<PendingUnregister, UnregisterError> {
         self.node.unregister(handle)
     }

@@ -66,7 +66,12 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub enum ChildInput {
     /// The driver loaded the word (raw) and the ring's free entries.
-    Observed { word: u32, ring_free: usize },
+    Observed {
+        /// The state word's raw value (Acquire load).
+        word: u32,
+        /// Free entries in the completion ring.
+        ring_free: usize,
+    },
     /// Answer to the last `Cas`: `Err(actual raw value)` on failure.
     CasResult(Result<(), u32>),
     /// Answer to the last `Read`.
@@ -78,23 +83,60 @@ pub enum ChildInput {
     /// Answer to `ApplyControl`.
     ControlApplied(Result<ControlReply, ControlError>),
     /// The run lane retired the task `dispatch`.
-    RunFinished { dispatch: DispatchId, result: Result<RunOutput, RunError> },
+    RunFinished {
+        /// The task's dispatch.
+        dispatch: DispatchId,
+        /// The run's output or why it failed.
+        result: Result<RunOutput, RunError>,
+    },
     /// The register lane settled what control `id.dispatch` started
     /// (`id.slot`/`id.generation` name the slot).
-    Settled { id: FrameId, settlement: Settlement },
+    Settled {
+        /// The dispatch of the control that started it, and the slot.
+        id: FrameId,
+        /// What settled.
+        settlement: Settlement,
+    },
 }
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Hash)]
 #[must_use]
 pub enum ChildOutput {
-    Read { field: Field },
+    /// Copy the frame out of `field` (`Frame::decode_field`) and answer
+    /// `ReadResult`.
+    Read {
+        /// The mailbox field to read.
+        field: Field,
+    },
+    /// Pin the task's slot and queue the run on the run lane (never run it
+    /// here: rule 9); answer `TaskAccepted` or `TaskRejected`.
     AcceptTask(TaskFrame),
+    /// Apply the control to the slot table without waiting for a lane;
+    /// answer `ControlApplied`.
     ApplyControl(ControlFrame),
-    Write { field: Field, frame: Frame },
-    Cas { from: WordState, to: WordState },
+    /// Encode `frame` into `field` (no answer).
+    Write {
+        /// The mailbox field to write.
+        field: Field,
+        /// The frame to encode there.
+        frame: Frame,
+    },
+    /// Compare-and-swap the state word (Release on success, Acquire on
+    /// failure); answer `CasResult`.
+    Cas {
+        /// The value the word must hold.
+        from: WordState,
+        /// The value to store.
+        to: WordState,
+    },
+    /// Push a settlement into the completion ring (there is room; no answer).
     Push(CompletionFrame),
-    Poison { reason: PoisonReason },
+    /// Swap POISONED into the word and stop serving.
+    Poison {
+        /// Why the mailbox is poisoned.
+        reason: PoisonReason,
+    },
 }
 
 /// The driver fed an input the machine did not ask for (a driver bug).
@@ -190,6 +232,8 @@ impl Default for ChildEndpoint {
 }
 
 impl ChildEndpoint {
+    /// A machine that has seen IDLE and nothing else: no task, no control,
+    /// no settlement held; it wants the word first.
     pub fn new() -> Self {
         ChildEndpoint {
             word: WordState::Idle,

@@ -67,9 +67,25 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Debug)]
 pub enum ParentInput {
     /// Queue a task (a run of the prepared callable `{slot, generation}`).
-    SubmitTask { slot: SlotIndex, generation: Generation, config: RunConfig, args: TaskArgs },
+    SubmitTask {
+        /// The handle's slot.
+        slot: SlotIndex,
+        /// The handle's generation.
+        generation: Generation,
+        /// How to launch the callable.
+        config: RunConfig,
+        /// The run's inputs.
+        args: TaskArgs,
+    },
     /// Queue a control. For `Register`, slot and generation are 0.
-    SubmitControl { slot: SlotIndex, generation: Generation, op: ControlOp },
+    SubmitControl {
+        /// The handle's slot (0 for a register).
+        slot: SlotIndex,
+        /// The handle's generation (0 for a register).
+        generation: Generation,
+        /// What the control asks for.
+        op: ControlOp,
+    },
     /// The driver loaded the word (raw value, decoded here).
     Observed(u32),
     /// Answer to the last `Cas`: `Err(actual raw value)` on failure.
@@ -90,20 +106,51 @@ pub enum ParentInput {
 #[must_use]
 pub enum ParentOutput {
     /// Encode `frame` into `field` (no answer).
-    Write { field: Field, frame: Frame },
+    Write {
+        /// The mailbox field to write.
+        field: Field,
+        /// The frame to encode there.
+        frame: Frame,
+    },
     /// CAS the word `from -> to`; answer `CasResult`.
-    Cas { from: WordState, to: WordState },
+    Cas {
+        /// The value the word must hold.
+        from: WordState,
+        /// The value to store.
+        to: WordState,
+    },
     /// Decode the frame in `field`; answer `ReadResult`.
-    Read { field: Field },
+    Read {
+        /// The mailbox field to read.
+        field: Field,
+    },
     /// The task `dispatch` resolved.
-    TaskDone { dispatch: DispatchId, result: Result<RunOutput, RunError> },
+    TaskDone {
+        /// The task's dispatch (as `SubmitTask` returned it).
+        dispatch: DispatchId,
+        /// The run's output or why it failed.
+        result: Result<RunOutput, RunError>,
+    },
     /// The control `dispatch` resolved (accepted or refused).
-    ControlDone { dispatch: DispatchId, result: Result<ControlReply, ControlError> },
+    ControlDone {
+        /// The control's dispatch (as `SubmitControl` returned it).
+        dispatch: DispatchId,
+        /// What the control did, or why it was refused.
+        result: Result<ControlReply, ControlError>,
+    },
     /// The settlement owed to control `dispatch` arrived (or failed).
-    Settled { dispatch: DispatchId, result: Result<Settlement, EndpointError> },
+    Settled {
+        /// The dispatch of the control that owed it.
+        dispatch: DispatchId,
+        /// What settled, or the endpoint error that ended the wait.
+        result: Result<Settlement, EndpointError>,
+    },
     /// Swap POISONED into the word, kill and reap the child, then feed
     /// `ChildGone`.
-    Poison { reason: PoisonReason },
+    Poison {
+        /// Why the mailbox is poisoned.
+        reason: PoisonReason,
+    },
 }
 
 impl ParentOutput {
@@ -148,7 +195,10 @@ pub struct UnexpectedInput(pub &'static str);
 /// Result of `handle`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum ParentError {
+    /// A submission was refused; the caller gets the error (as a
+    /// `RunError` or `ControlError`) and may retry a smaller one.
     Submit(SubmitError),
+    /// The driver fed an input the machine did not ask for (a driver bug).
     Unexpected(UnexpectedInput),
 }
 
@@ -225,6 +275,8 @@ impl Default for ParentEndpoint {
 }
 
 impl ParentEndpoint {
+    /// A machine for a fresh mailbox (the word IDLE, nothing queued or in
+    /// flight); its first dispatch id is 1.
     pub fn new() -> Self {
         ParentEndpoint {
             next_dispatch: DispatchId(1),

@@ -21,25 +21,35 @@
 /// Who is attempting a transition (for diagnostics and checkers).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Side {
+    /// The parent (host) endpoint.
     Parent,
+    /// The child (chip) endpoint.
     Child,
 }
 
 /// A snapshot of the state word.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum WordState {
+    /// Nothing in flight: the parent may publish a task or a control.
     Idle,
+    /// A task frame is published; the child copies it out next.
     TaskReady,
+    /// The child copied the task out, pinned its slot and queued the run;
+    /// chip-callable controls may enter now (rule 3).
     TaskRunning,
     /// A control is published; `under_task` = it entered during TASK_RUNNING.
     ControlReady {
+        /// The control entered during TASK_RUNNING (else from IDLE).
         under_task: bool,
     },
     /// The control's result is written; the parent restores `under_task`.
     ControlDone {
+        /// Restore TASK_RUNNING (else IDLE) after reading the result.
         under_task: bool,
     },
+    /// The task's result is written; the parent reads it and returns to IDLE.
     TaskDone,
+    /// Poisoned (one way, rule 10): nothing is published again.
     Poisoned,
 }
 

@@ -79,6 +79,16 @@ fn device_err(detail: impl Into<String>) -> ChipError {
     ChipError::new(ChipErrorKind::Device, detail)
 }
 
+/// A loader error as a `Device` error whose detail carries the loader's own
+/// reason (the `dlerror()` text): libloading's `Display` says only "dlopen
+/// failed" / "dlsym failed" and keeps that text in `source()`.
+fn loader_err(what: impl std::fmt::Display, e: &libloading::Error) -> ChipError {
+    match std::error::Error::source(e) {
+        Some(reason) => device_err(format!("{what}: {e}: {reason}")),
+        None => device_err(format!("{what}: {e}")),
+    }
+}
+
 fn cancelled(step: &str) -> ChipError {
     ChipError::new(ChipErrorKind::Cancelled, format!("prepare cancelled {step}"))
 }
@@ -144,7 +154,7 @@ impl HostChip {
                 libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
             )
         }
-        .map_err(|e| device_err(format!("dlopen of kernel library copy: {e}")))?;
+        .map_err(|e| loader_err("dlopen of kernel library copy", &e))?;
         Ok(LoadedLibrary { lib, _memfd: fd })
     }
 }
@@ -163,7 +173,7 @@ impl LoadedLibrary {
         // pointer is only called while `self.lib` is loaded, since the
         // artifact owns both.
         let sym = unsafe { self.lib.get::<T>(name.to_bytes_with_nul()) }
-            .map_err(|e| device_err(format!("symbol {name:?}: {e}")))?;
+            .map_err(|e| loader_err(format_args!("symbol {name:?}"), &e))?;
         Ok(*sym)
     }
 }
@@ -457,6 +467,9 @@ mod tests {
         let chip = HostChip::with_library(&p).unwrap();
         let e = chip.prepare(&CallableSpec::chip(VECTOR_ADD, vec![1]), &NeverCancel).unwrap_err();
         assert_eq!(e.kind, ChipErrorKind::Device);
+        // The loader's reason (dlerror(), which names the file it tried)
+        // travels in the detail, not only "dlopen failed".
+        assert!(e.detail.contains("dlopen failed: /proc/self/fd/"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

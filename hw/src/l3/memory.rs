@@ -87,6 +87,8 @@ impl Mailbox {
         &self.shm
     }
 
+    /// The mailbox region inside the mapping (also reachable through
+    /// `Deref`).
     pub fn region(&self) -> &Region {
         // SAFETY: `region` points into `self.shm`'s mapping, which is valid
         // for the lifetime of `&self`.

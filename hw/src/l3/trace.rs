@@ -21,9 +21,14 @@ pub fn mono_ns() -> u64 {
 /// One complete event (a span on a track).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Span {
+    /// The track within its process: a lane (`run lane`, `register lane`)
+    /// or a caller's own track.
     pub track: String,
+    /// What ran (`prepare vector_add[16]`, `run ...`, or a caller's label).
     pub name: String,
+    /// Start, on `CLOCK_MONOTONIC` ([`mono_ns`]).
     pub start_ns: u64,
+    /// End, on the same clock.
     pub end_ns: u64,
 }
 
@@ -33,6 +38,7 @@ impl Span {
         format!("{}\t{}\t{}\t{}", self.track, self.name, self.start_ns, self.end_ns)
     }
 
+    /// Parse a line written by [`Span::to_line`]; `None` if it is not one.
     pub fn from_line(line: &str) -> Option<Span> {
         let mut it = line.split('\t');
         let (track, name) = (it.next()?.to_string(), it.next()?.to_string());
@@ -46,10 +52,13 @@ impl Span {
 pub struct SpanLog(Mutex<Vec<Span>>);
 
 impl SpanLog {
+    /// Record one span (any thread).
     pub fn push(&self, track: &str, name: String, start_ns: u64, end_ns: u64) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(Span { track: track.into(), name, start_ns, end_ns });
     }
 
+    /// Every span recorded since the last `take`, in recording order; the
+    /// log is empty afterwards.
     pub fn take(&self) -> Vec<Span> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -58,7 +67,9 @@ impl SpanLog {
 /// A device that records its lane work into a [`SpanLog`].
 #[derive(Debug)]
 pub struct TracedChip<C> {
+    /// The device that does the work.
     pub inner: C,
+    /// Where its spans go.
     pub log: Arc<SpanLog>,
 }
 

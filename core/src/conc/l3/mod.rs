@@ -10,8 +10,9 @@
 //! # Threads
 //! - **callers** (any thread): `register*` / `unregister*` submit a control
 //!   on the chip's link and publish it themselves; `run` / `run_async` queue
-//!   an orchestration function ([`queue`]). A caller that waits steps the
-//!   link itself (the fast path of [`super::parent::Link::wait_until`]).
+//!   an orchestration function (the private `queue` module). A caller that
+//!   waits steps the link itself (the fast path of
+//!   [`super::parent::Link::wait_until`]).
 //! - one **driver** thread per chip ([`super::parent::Link::drive`]): async
 //!   handles, settlements and liveness. It runs inside `catch_unwind`: if it
 //!   dies anyway, the chip is failed with `PoisonReason::DriverDied` and

@@ -66,12 +66,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::chip::{CallableSpec, ChipError, ChipErrorKind, RunConfig, RunOutput, TargetKind, TaskArgs};
+use crate::chip::{CallableSpec, ChipError, RunConfig, RunOutput, TargetKind, TaskArgs};
 use crate::error::{ControlError, EndpointError, RegisterError, RunError, UnregisterError};
 use crate::frame::{ControlFrame, ControlOp, ControlReply, FrameId, Settlement, TaskFrame};
 use crate::ids::{CallableHandle, DispatchId, WorkerId};
-use crate::lane::{JobId, Lane, LaneInput, LaneOutput, RegisterJob, RunJob};
-use crate::slot::{SlotError, SlotInput, SlotLimits, SlotOutput, SlotReply, SlotState, SlotTable};
+use crate::lane::{JobId, Lane, LaneInput, RegisterJob, RunJob};
+use crate::slot::{SlotError, SlotInput, SlotLimits, SlotReply, SlotTable};
+
+mod audit;
+mod machine;
+mod routing;
+
+pub use audit::Audit;
+use routing::Waiter;
 
 /// What an L3 chip side tells the child endpoint (fed as
 /// `ChildInput::RunFinished` / `ChildInput::Settled`).
@@ -251,56 +258,6 @@ pub enum ChipOutput<A, T> {
     Event(ChildEvent),
 }
 
-/// One audited step (see the module doc).
-#[derive(Clone, Debug, Hash)]
-pub enum Audit<A> {
-    /// An input fed to the slot table and its reply.
-    Input {
-        /// The input.
-        input: SlotInput<A>,
-        /// The table's reply.
-        reply: Result<SlotReply, SlotError>,
-    },
-    /// An output of the slot table.
-    Output(SlotOutput<A>),
-    /// The run at the head of the run lane asked the table whether it may
-    /// run (`Ok(Some(..))`: it started).
-    Runnable {
-        /// The run's handle.
-        handle: CallableHandle,
-        /// The table's answer (the artifact cloned).
-        result: Result<Option<A>, RunError>,
-    },
-    /// Run lane job `job` became the head (runs start in this order).
-    Head {
-        /// The lane job.
-        job: JobId,
-    },
-}
-
-/// Who waits for a result.
-#[derive(Debug, Clone, Hash)]
-enum Waiter<T> {
-    Caller(T),
-    /// L3: the settlement of a fresh register, under this identity.
-    Settle(FrameId),
-    /// L3: the settlement of a final unregister.
-    Free(FrameId),
-    /// L3: the result of a task.
-    Task(DispatchId),
-}
-
-impl<T> Waiter<T> {
-    fn kind(&self) -> &'static str {
-        match self {
-            Waiter::Caller(_) => "caller",
-            Waiter::Settle(_) => "settlement",
-            Waiter::Free(_) => "free",
-            Waiter::Task(_) => "task",
-        }
-    }
-}
-
 /// A run on the run lane.
 #[derive(Debug, Clone, Hash)]
 struct Ticket<T> {
@@ -369,16 +326,6 @@ impl<A: Clone, T> ChipSide<A, T> {
             outputs: VecDeque::new(),
             audit: None,
         }
-    }
-
-    /// Record (or stop recording) the audit trail (module doc).
-    pub fn set_audit(&mut self, on: bool) {
-        self.audit = on.then(VecDeque::new);
-    }
-
-    /// The next audited step, oldest first.
-    pub fn poll_audit(&mut self) -> Option<Audit<A>> {
-        self.audit.as_mut()?.pop_front()
     }
 
     /// The slot table (read only).
@@ -636,245 +583,6 @@ impl<A: Clone, T> ChipSide<A, T> {
             self.resolve_run(job.payload.waiter, Err(RunError::Endpoint(EndpointError::ShutDown)));
         }
         self.recheck = true;
-    }
-
-    // ---------------------------------------------------------------- the machine
-
-    /// Feed the slot table (audited).
-    fn feed(&mut self, input: SlotInput<A>) -> Result<SlotReply, SlotError> {
-        let copy = self.audit.is_some().then(|| input.clone());
-        let reply = self.table.handle(input);
-        if let (Some(audit), Some(input)) = (self.audit.as_mut(), copy) {
-            audit.push_back(Audit::Input { input, reply: reply.clone() });
-        }
-        reply
-    }
-
-    /// Drain the table, start what the lanes can start, tear down once the
-    /// run lane is empty after a shutdown; until nothing changes.
-    fn settle(&mut self) {
-        loop {
-            let mut progress = false;
-            while let Some(out) = self.table.poll() {
-                if let Some(audit) = self.audit.as_mut() {
-                    audit.push_back(Audit::Output(out.clone()));
-                }
-                self.act(out);
-                progress = true;
-            }
-            progress |= self.advance_register();
-            progress |= self.advance_run();
-            progress |= self.teardown();
-            if !progress {
-                break;
-            }
-        }
-        // The table asserts its invariants only in debug builds; the model
-        // checkers run optimised, so check them here under loom and shuttle.
-        #[cfg(any(chiplane_loom, chiplane_shuttle))]
-        if let Err(broken) = self.table.check_invariants() {
-            panic!("slot table invariant broken: {broken}");
-        }
-    }
-
-    fn act(&mut self, out: SlotOutput<A>) {
-        match out {
-            SlotOutput::StartPrepare { handle, digest } => {
-                debug_assert!(self.specs.contains_key(&handle), "prepare owed without its spec");
-                let _ = self.reg_lane.handle(LaneInput::Enqueue(RegisterJob::Prepare { handle, digest }));
-            }
-            SlotOutput::Cancel { handle } => {
-                if self.reg_cur.is_some_and(|(_, c)| c == RegCur::Prepare(handle)) {
-                    self.outputs.push_back(ChipOutput::Cancel { handle });
-                    return;
-                }
-                let queued = self
-                    .reg_lane
-                    .remove_queued(|j| matches!(j, RegisterJob::Prepare { handle: h, .. } if *h == handle));
-                assert_eq!(queued.len(), 1, "a cancel names a prepare queued or running");
-                // Never started: it stops at its first safe point, before it began.
-                self.specs.remove(&handle);
-                let result = Err(ChipError::new(ChipErrorKind::Cancelled, "cancelled before it started"));
-                let reply = self.feed(SlotInput::PrepareFinished { handle, result });
-                assert!(reply.is_ok(), "a cancelled queued prepare was refused: {reply:?}");
-            }
-            SlotOutput::Release { handle, artifact } => {
-                let _ = self.reg_lane.handle(LaneInput::Enqueue(RegisterJob::Release { handle, artifact }));
-                *self.releases_owed.entry(handle).or_insert(0) += 1;
-            }
-            SlotOutput::Settled { handle, result } => {
-                for w in self.settle_waiters.remove(&handle).unwrap_or_default() {
-                    self.resolve_register(w, handle, result.clone());
-                }
-                // The head of the run lane may wait for this slot.
-                self.recheck = true;
-            }
-            SlotOutput::Freed { handle } => {
-                if self.releases_owed.contains_key(&handle) {
-                    self.freed.insert(handle);
-                } else {
-                    self.resolve_freed(handle);
-                }
-            }
-        }
-    }
-
-    fn advance_register(&mut self) -> bool {
-        if self.reg_cur.is_some() {
-            return false;
-        }
-        let Some(LaneOutput::Start { id, job }) = self.reg_lane.poll() else { return false };
-        match job {
-            RegisterJob::Prepare { handle, .. } => {
-                let spec = self.specs.remove(&handle).expect("a prepare starts with its spec");
-                self.reg_cur = Some((id, RegCur::Prepare(handle)));
-                self.outputs.push_back(ChipOutput::StartPrepare { handle, spec });
-            }
-            RegisterJob::Release { handle, artifact } => {
-                self.reg_cur = Some((id, RegCur::Release(handle)));
-                self.outputs.push_back(ChipOutput::StartRelease { job: id, handle, artifact });
-            }
-        }
-        true
-    }
-
-    fn advance_run(&mut self) -> bool {
-        let mut progress = false;
-        if self.head.is_none() {
-            let Some(LaneOutput::Start { id, job }) = self.run_lane.poll() else { return false };
-            if let Some(audit) = self.audit.as_mut() {
-                audit.push_back(Audit::Head { job: id });
-            }
-            self.head = Some(Head { job: id, handle: job.handle, ticket: job.payload, running: false });
-            self.recheck = true;
-            progress = true;
-        }
-        if !self.recheck {
-            return progress;
-        }
-        self.recheck = false;
-        let head = self.head.as_mut().expect("set above");
-        if head.running {
-            return progress;
-        }
-        if self.shutting_down {
-            let head = self.head.take().expect("checked");
-            self.retire(head, Err(RunError::Endpoint(EndpointError::ShutDown)));
-            return true;
-        }
-        let runnable = self.table.runnable(head.handle).map(|a| a.cloned());
-        if let Some(audit) = self.audit.as_mut() {
-            audit.push_back(Audit::Runnable { handle: head.handle, result: runnable.clone() });
-        }
-        match runnable {
-            Ok(Some(artifact)) => {
-                let (args, config) = head.ticket.work.take().expect("a run starts once");
-                head.running = true;
-                let (job, handle) = (head.job, head.handle);
-                self.outputs.push_back(ChipOutput::StartRun { job, handle, artifact, args, config });
-                true
-            }
-            // PREPARING: wait (FIFO: everything behind waits too).
-            Ok(None) => progress,
-            Err(e) => {
-                let head = self.head.take().expect("checked");
-                self.retire(head, Err(e));
-                true
-            }
-        }
-    }
-
-    /// After a shutdown, once the run lane is empty: fail register waiters,
-    /// end every registration still held.
-    fn teardown(&mut self) -> bool {
-        if !self.run_lane_done() || self.teardown_done {
-            return false;
-        }
-        self.teardown_done = true;
-        let waiters = core::mem::take(&mut self.settle_waiters);
-        for (handle, ws) in waiters {
-            for w in ws {
-                self.resolve_register(w, handle, Err(RegisterError::Endpoint(EndpointError::ShutDown)));
-            }
-        }
-        let worker = self.table.worker();
-        for i in 0..self.table.limits().capacity {
-            let index = crate::ids::SlotIndex(i as u32);
-            if !matches!(self.table.state(index), Some(SlotState::Preparing | SlotState::Prepared | SlotState::Failed))
-            {
-                continue;
-            }
-            let generation = self.table.generation(index).unwrap_or_default();
-            let handle = CallableHandle { worker, index, generation };
-            for _ in 0..self.table.registrations(index) {
-                let reply = self.feed(SlotInput::Unregister { handle });
-                assert!(reply.is_ok(), "teardown unregister refused: {reply:?}");
-            }
-        }
-        true
-    }
-
-    /// The head retires: unpin (before its result goes out), finish the job.
-    fn retire(&mut self, head: Head<T>, result: Result<RunOutput, RunError>) {
-        let unpinned = self.feed(SlotInput::Unpin { handle: head.handle });
-        assert_eq!(unpinned, Ok(SlotReply::Unpinned), "one unpin per pin");
-        let finished = self.run_lane.handle(LaneInput::Finished { id: head.job });
-        assert_eq!(finished, Ok(None), "the head was the running job");
-        self.resolve_run(head.ticket.waiter, result);
-        self.recheck = true;
-    }
-
-    fn release_done(&mut self, handle: CallableHandle) {
-        let owed = self.releases_owed.get_mut(&handle).expect("a release was owed");
-        *owed -= 1;
-        if *owed == 0 {
-            self.releases_owed.remove(&handle);
-            if self.freed.remove(&handle) {
-                self.resolve_freed(handle);
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- routing
-
-    fn resolve_register(&mut self, w: Waiter<T>, handle: CallableHandle, result: Result<(), RegisterError>) {
-        let out = match w {
-            Waiter::Caller(t) => {
-                ChipOutput::Resolve { waiter: t, resolution: Resolution::Registered(result.map(|()| handle)) }
-            }
-            Waiter::Settle(id) => {
-                ChipOutput::Event(ChildEvent::Settled { id, settlement: Settlement::Prepared(result) })
-            }
-            other => unreachable!("a {} waiter waits for a register", other.kind()),
-        };
-        self.outputs.push_back(out);
-    }
-
-    fn resolve_freed(&mut self, handle: CallableHandle) {
-        for w in self.free_waiters.remove(&handle).unwrap_or_default() {
-            let out = match w {
-                Waiter::Caller(t) => ChipOutput::Resolve { waiter: t, resolution: Resolution::Unregistered(Ok(())) },
-                Waiter::Free(id) => ChipOutput::Event(ChildEvent::Settled { id, settlement: Settlement::Freed }),
-                other => unreachable!("a {} waiter waits for a free", other.kind()),
-            };
-            self.outputs.push_back(out);
-        }
-    }
-
-    fn resolve_run(&mut self, w: Waiter<T>, result: Result<RunOutput, RunError>) {
-        let out = match w {
-            Waiter::Caller(t) => ChipOutput::Resolve { waiter: t, resolution: Resolution::Ran(result) },
-            Waiter::Task(dispatch) => {
-                // The child must always be able to write its result frame.
-                let result = match result {
-                    Ok(out) => crate::frame::check_output(&out).map(|()| out).map_err(RunError::TooLarge),
-                    Err(e) => Err(e),
-                };
-                ChipOutput::Event(ChildEvent::RunFinished { dispatch, result })
-            }
-            other => unreachable!("a {} waiter waits for a run", other.kind()),
-        };
-        self.outputs.push_back(out);
     }
 }
 
