@@ -49,10 +49,10 @@
 //! The same calls on an [`L3Worker`] over chip child processes. Each chip
 //! child is, by default, this very program re-executed with a marker, so
 //! `main` must call [`init`] before anything else: in a chip child it
-//! serves the chip and exits, in the parent it returns at once. (Marked
-//! `no_run`, so the doc tests start no child processes; it is compiled.)
+//! serves the chip and exits, in the parent it returns at once. (This
+//! doctest runs: its own binary is re-executed as the two chip children.)
 //!
-//! ```no_run
+//! ```
 //! use chiplane_hw::{CallableSpec, L3Config, RunConfig, TaskArgs, Worker};
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
