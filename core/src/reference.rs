@@ -18,8 +18,14 @@
 //! table's come out ([`Owed::of`]) and compare them in order; after a step
 //! compare the whole table with [`SlotModel::compare_table`].
 //!
+//! The proptest and the fuzz harness drive the table and the model the same
+//! way, through [`harness`] (the model side and the table side, with the
+//! comparison after a step and the final teardown).
+//!
 //! Compiled only with the `reference` feature (test support, like
 //! `conformance`).
+
+pub mod harness;
 
 use std::collections::{BTreeMap, VecDeque};
 
