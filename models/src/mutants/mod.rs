@@ -84,9 +84,12 @@ pub struct Checker {
 
 /// Where the runner's builds go: `$CHIPLANE_MUTANTS_TARGET`, else
 /// `$CARGO_TARGET_DIR/mutants`, else `target/mutants` of the workspace.
-/// One directory per backend below it (`loom`, `shuttle`, `release`,
-/// `test`, `fuzz`, `miri`), so a mutant switch rebuilds only core and its
-/// dependents there.
+/// The std suite builds in it directly, every other backend in its own
+/// directory below it (`loom`, `shuttle`, `release`, `fuzz`, `miri`), so a
+/// mutant switch rebuilds only core and its dependents there. The suite
+/// (`scripts/test-all`) sets it to the workspace's `target` and exports the
+/// same profile settings as [`profile_env`], so the mutant stage reuses
+/// the builds of the std, loom, shuttle and miri stages.
 pub fn target_base() -> PathBuf {
     if let Some(d) = std::env::var_os("CHIPLANE_MUTANTS_TARGET").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
@@ -240,7 +243,7 @@ impl Checker {
             "cargo test --workspace".into(),
             &["test", "--workspace"],
             &["test", "--workspace", "--no-run"],
-            "test",
+            "",
         )
     }
 
@@ -253,7 +256,7 @@ impl Checker {
             format!("{pkg} --test {file} {name}"),
             &["test", "-p", pkg, "--test", file, "--", name],
             &["test", "-p", pkg, "--test", file, "--no-run"],
-            "test",
+            "",
         )
     }
 
