@@ -157,7 +157,7 @@ impl SharedMemory {
     fn checked<T>(&self, offset: usize) -> Option<NonNull<T>> {
         let size = std::mem::size_of::<T>();
         let end = offset.checked_add(size)?;
-        if end > self.len || offset % std::mem::align_of::<T>() != 0 {
+        if end > self.len || !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         // SAFETY: `offset + size <= len`, so the pointer stays inside the

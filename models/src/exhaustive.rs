@@ -321,7 +321,7 @@ fn search(sh: &Shared, item: Item, reached: &mut Reached) {
         let actions = next.candidates();
         stack.push(Node { state: next, fp, via: Some(a), actions, next: 0, changed: false });
         expanded += 1;
-        if expanded % 1024 == 0 {
+        if expanded.is_multiple_of(1024) {
             if sh.start.elapsed() >= sh.bounds.time_max {
                 sh.cut(Cut::Time);
             }

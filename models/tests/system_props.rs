@@ -42,7 +42,7 @@ fn walk(cfg: Config, choices: &[u16]) -> Result<System, (String, Vec<Action>)> {
         }
         let c = choices.get(i).copied().unwrap_or(0) as usize;
         // Users act rarely (1 step in 8) so that work is in flight when they do.
-        if c % 8 != 0 && enabled.iter().any(|a| !a.is_user()) {
+        if !c.is_multiple_of(8) && enabled.iter().any(|a| !a.is_user()) {
             enabled.retain(|a| !a.is_user());
         }
         let pick = (c / 8) % enabled.len();
@@ -86,7 +86,12 @@ fn random_walks_reach_the_named_states() {
             x ^= x << 17;
             choices.push(x as u16);
         }
-        let cfg = Config { ops_max: 8, allow_death: x % 4 == 0, allow_chip_errors: x % 3 == 0, ..Config::default() };
+        let cfg = Config {
+            ops_max: 8,
+            allow_death: x.is_multiple_of(4),
+            allow_chip_errors: x.is_multiple_of(3),
+            ..Config::default()
+        };
         let s = walk(cfg, &choices).expect("no violation");
         deferred += s.saw(Named::DeferredTaskDone) as u32;
         during += s.saw(Named::ControlDuringTask) as u32;

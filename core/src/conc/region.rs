@@ -210,7 +210,7 @@ impl Region {
         if len < Self::size_bytes() {
             return Err(RegionError::TooSmall { bytes: len, need: Self::size_bytes() });
         }
-        if (ptr as usize) % Self::align_bytes() != 0 {
+        if !(ptr as usize).is_multiple_of(Self::align_bytes()) {
             return Err(RegionError::Misaligned { align: Self::align_bytes() });
         }
         Ok(())

@@ -89,7 +89,7 @@ pub fn walk(cfg: Config, choices: &[u8]) -> System {
             return s;
         }
         let c = usize::from(choices.get(i).copied().unwrap_or(0));
-        if c % 8 != 0 && enabled.iter().any(|a| !a.is_user()) {
+        if !c.is_multiple_of(8) && enabled.iter().any(|a| !a.is_user()) {
             enabled.retain(|a| !a.is_user());
         }
         let a = enabled[(c / 8) % enabled.len()];
