@@ -8,7 +8,8 @@
 //!   region), inheritable by a child process.
 //! - [`l3`]: the L3 worker and the chip child process over a memfd
 //!   mailbox (core's protocol in real shared memory between processes).
-//! - [`overlap`]: the seed's overlap experiment (`chiplane overlap`).
+//! - [`overlap`]: the seed's overlap experiment (`chiplane overlap`);
+//!   [`cli`] parses its command line.
 //! - [`process`]: spawning a chip child executable that inherits the memfd,
 //!   and its liveness (exited? kill, reap, respawn).
 //!
@@ -90,6 +91,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod devices;
 pub mod l3;
 pub mod overlap;
