@@ -161,9 +161,10 @@ where
         "-h" | "--help" | "help" => Ok(Cli::Help(HELP.to_string())),
         "-V" | "--version" => Ok(Cli::Version(format!("chiplane {}", env!("CARGO_PKG_VERSION")))),
         "overlap" => overlap(args),
-        other if other.starts_with('-') => {
-            Err(CliError::UnknownFlag { given: other.to_string(), suggestion: closest(other, &["--help", "--version"]) })
-        }
+        other if other.starts_with('-') => Err(CliError::UnknownFlag {
+            given: other.to_string(),
+            suggestion: closest(other, &["--help", "--version"]),
+        }),
         other => Err(CliError::UnknownCommand { given: other.to_string(), suggestion: closest(other, COMMANDS) }),
     }
 }
