@@ -29,8 +29,9 @@
 //!   `run_async` to `wait` returning: the L3 per-run overhead.
 //!
 //! After criterion, it prints the L3 pipelined throughput (batches of
-//! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread)
-//! and the CPU an idle worker's child uses.
+//! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread),
+//! the futex wake-ups per idle control and per no-op run, and the CPU an
+//! idle worker's child uses.
 //!
 //! The chip child and the peer processes are the `chiplane` program (it
 //! calls `chiplane_hw::init`) and this bench's own binary (`--peer ...`).
@@ -304,6 +305,43 @@ fn throughput() {
     );
 }
 
+/// Futex wake calls per operation (doorbell rings that found a sleeper:
+/// the parent's bell, rung by the child; the child's bell, rung by the
+/// parent) for back-to-back idle register controls and no-op runs. A
+/// caller that waits steps the port itself and the driver keeps off the
+/// parent's bell meanwhile, so these are the hops that still sleep.
+fn wakeups() {
+    const OPS: u64 = 5_000;
+    let rings = |w: &L3Worker| {
+        let link = w.link(0).expect("chip 0");
+        let r = link.region();
+        (r.parent_bell().rings(), r.child_bell().rings())
+    };
+    let report = |what: &str, before: (u32, u32), after: (u32, u32)| {
+        println!(
+            "wakeups {what}: per op {:.2} futex wakes of the parent, {:.2} of the child",
+            after.0.wrapping_sub(before.0) as f64 / OPS as f64,
+            after.1.wrapping_sub(before.1) as f64 / OPS as f64
+        );
+    };
+    let w = l3(Device::Host);
+    let spec = CallableSpec::chip(VECTOR_ADD, vec![64]);
+    let h = w.register(spec.clone()).unwrap();
+    let before = rings(&w);
+    for _ in 0..OPS {
+        assert_eq!(w.register_async(spec.clone()).unwrap().wait().unwrap(), h);
+        w.unregister(h).unwrap();
+    }
+    report("idle/l3_control (register + unregister)", before, rings(&w));
+    let w = l3(Device::Null);
+    let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
+    let before = rings(&w);
+    for _ in 0..OPS {
+        Worker::run_async(&w, h, TaskArgs::default(), RunConfig::default()).unwrap().wait().unwrap();
+    }
+    report("idle/l3_run_noop", before, rings(&w));
+}
+
 /// CPU time (user + system, clock ticks) of process `pid`.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -358,5 +396,6 @@ fn main() {
     l3_run_noop(&mut c, "idle");
     c.final_summary();
     throughput();
+    wakeups();
     idle_cpu();
 }

@@ -12,9 +12,19 @@
 //!   spinning for the process's spin budget; then it sleeps on the parent's
 //!   doorbell, which the child rings when it publishes, and steps again when
 //!   woken. One wake-up per hop, no thread in between;
+//! - **the caller that polls** a handle (`is_ready`): it steps the port
+//!   once first, so a poller sees what the child published without help;
 //! - **the driver thread** ([`Link::drive`]), for what nobody waits on
-//!   (async handles, settlements) and for liveness: it sleeps on the same
-//!   doorbell and steps the port when rung.
+//!   (async handles, settlements) and for liveness. It sleeps on the
+//!   parent's doorbell only while work is outstanding *and no caller
+//!   waits* in `wait_until`; otherwise (nothing outstanding, or a waiter
+//!   steps for it) it sleeps on its own bell in this process, so a reply
+//!   that a spinning caller will read costs the child no futex call and
+//!   wakes no thread. Its own bell is rung by [`Link::stop`] and by the
+//!   last waiter leaving `wait_until` while work is still outstanding.
+//!   Work submitted asynchronously and then neither waited on nor polled is
+//!   found by the driver within its sleep bound (`idle_poll`): nobody is
+//!   looking at it meanwhile.
 //!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
@@ -42,9 +52,9 @@ use crate::chip::{RunConfig, TaskArgs};
 use crate::error::{ControlError, EndpointError, RunError};
 use crate::frame::ControlOp;
 use crate::ids::{Generation, SlotIndex};
-use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
 
-use super::bell::{Doorbell, Futex};
+use super::bell::{BellWords, Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
 use super::wait::Backoff;
@@ -79,6 +89,11 @@ pub struct Link<R, W, F: ?Sized> {
     futex: Arc<F>,
     /// The driver returns once this is set and nothing is outstanding.
     stop: AtomicBool,
+    /// Callers inside [`Link::wait_until`] (they step the port themselves).
+    waiters: AtomicU32,
+    /// The driver's own bell (this process's memory; the child never rings
+    /// it): where the driver sleeps while it is not needed (module doc).
+    driver_words: BellWords,
     options: LinkOptions,
 }
 
@@ -102,6 +117,8 @@ where
             region,
             futex,
             stop: AtomicBool::new(false),
+            waiters: AtomicU32::new(0),
+            driver_words: BellWords::new(),
             options,
         }
     }
@@ -126,6 +143,23 @@ where
 
     fn parent_bell(&self) -> Doorbell<'_, F> {
         Doorbell::new(self.region.parent_bell(), &*self.futex)
+    }
+
+    fn driver_bell(&self) -> Doorbell<'_, F> {
+        Doorbell::new(&self.driver_words, &*self.futex)
+    }
+
+    /// The driver's own bell's words (diagnostics and tests: how often a
+    /// waker found the driver asleep there).
+    pub fn driver_bell_words(&self) -> &BellWords {
+        &self.driver_words
+    }
+
+    /// Callers inside `wait_until`.
+    fn waiters(&self) -> u32 {
+        // Relaxed: every decision on it is re-checked under a doorbell
+        // handshake (its fences order this load; module doc of `bell`).
+        self.waiters.load(Ordering::Relaxed)
     }
 
     /// One step of the port under its lock; rings the child when the step
@@ -194,6 +228,12 @@ where
     /// the caller's fast path, then sleeps on the parent's bell). `ready`
     /// must turn true through this port (a handle of it resolving).
     pub fn wait_until(&self, mut ready: impl FnMut() -> bool) {
+        if ready() {
+            return;
+        }
+        // While we wait we step the port: the driver may leave the
+        // parent's bell to us (module doc). The guard hands it back.
+        let _waiting = Waiting::enter(self);
         let mut backoff = Backoff::default();
         loop {
             if ready() {
@@ -234,19 +274,26 @@ where
     /// The driver thread's loop (module doc). Returns after [`Link::stop`]
     /// once nothing is outstanding.
     pub fn drive(&self) {
+        // Acquire: pairs with `stop`'s Release store.
+        let stopping = || self.stop.load(Ordering::Acquire);
         loop {
             if self.step() {
                 continue;
             }
             let outstanding = self.outstanding();
-            // Acquire: pairs with `stop`'s Release store.
-            if self.stop.load(Ordering::Acquire) && !outstanding {
+            if stopping() && !outstanding {
                 return;
             }
-            let timeout = if outstanding { self.options.liveness_poll } else { self.options.idle_poll };
-            // Acquire: as above (a stop rung meanwhile ends the sleep).
-            self.parent_bell()
-                .sleep(|| self.stop.load(Ordering::Acquire) || self.step() || self.check_liveness(), timeout);
+            if outstanding && self.waiters() == 0 {
+                // Nobody else steps: the child's rings are for us.
+                self.parent_bell()
+                    .sleep(|| stopping() || self.step() || self.check_liveness(), self.options.liveness_poll);
+            } else {
+                // Idle, or a waiter steps for us: our own bell, rung by
+                // `stop` and by the last waiter leaving with work left.
+                let timeout = if outstanding { self.options.liveness_poll } else { self.options.idle_poll };
+                self.driver_bell().sleep(|| stopping() || (self.waiters() == 0 && self.outstanding()), timeout);
+            }
         }
     }
 
@@ -254,9 +301,10 @@ where
     pub fn stop(&self) {
         // Release: pairs with the driver's Acquire loads.
         self.stop.store(true, Ordering::Release);
-        // Wake the driver even if it sleeps without a timeout (a ring finds
-        // it through the sleepers count).
+        // Wake the driver wherever it sleeps, even without a timeout (a
+        // ring finds it through the sleepers count).
         self.parent_bell().ring();
+        self.driver_bell().ring();
     }
 
     /// Refuse new submissions and raise the region's sticky shutdown flag;
@@ -272,5 +320,52 @@ where
     pub fn fail(&self, err: EndpointError) {
         self.port().fail(err);
         self.parent_bell().ring();
+    }
+}
+
+/// A caller inside [`Link::wait_until`]: counted while it waits; the last
+/// one out rings the driver's bell when work is still outstanding (the
+/// driver may sleep there, leaving the parent's bell to the waiters).
+struct Waiting<'a, R, W, F>
+where
+    R: Deref<Target = Region> + Clone,
+    W: ChildWatch,
+    F: Futex + ?Sized,
+{
+    link: &'a Link<R, W, F>,
+}
+
+impl<'a, R, W, F> Waiting<'a, R, W, F>
+where
+    R: Deref<Target = Region> + Clone,
+    W: ChildWatch,
+    F: Futex + ?Sized,
+{
+    fn enter(link: &'a Link<R, W, F>) -> Self {
+        // Relaxed: the driver reads it only to choose a bell and re-checks
+        // under that bell's handshake; a stale read costs it one wake-up.
+        link.waiters.fetch_add(1, Ordering::Relaxed);
+        Waiting { link }
+    }
+}
+
+impl<R, W, F> Drop for Waiting<'_, R, W, F>
+where
+    R: Deref<Target = Region> + Clone,
+    W: ChildWatch,
+    F: Futex + ?Sized,
+{
+    fn drop(&mut self) {
+        // Relaxed: ordered before the driver's re-check by the ring's F2
+        // fence below (which pairs with F1 of the driver's `sleep`).
+        let was = self.link.waiters.fetch_sub(1, Ordering::Relaxed);
+        if was == 1 {
+            // Outstanding is asked under the port's lock, after the
+            // decrement: a driver that re-checks after it sees `waiters`
+            // 0; one that re-checked before is found by this ring.
+            if self.link.outstanding() {
+                self.link.driver_bell().ring();
+            }
+        }
     }
 }

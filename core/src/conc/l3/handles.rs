@@ -52,8 +52,12 @@ impl<S: Spawner> L3PendingRegister<S> {
     }
 
     /// True once the settlement arrived (or the control was refused).
+    /// Steps the chip's port once first (a poller makes progress itself).
     pub fn is_ready(&self) -> bool {
-        self.control.is_settled()
+        self.control.is_settled() || {
+            self.link.step();
+            self.control.is_settled()
+        }
     }
 
     /// Block until the child accepted the control; the handle of the slot
@@ -105,9 +109,12 @@ impl<S: Spawner> L3PendingUnregister<S> {
         L3PendingUnregister { link, control }
     }
 
-    /// True once finished (or refused).
+    /// True once finished (or refused). Steps the chip's port once first.
     pub fn is_ready(&self) -> bool {
-        self.control.is_settled()
+        self.control.is_settled() || {
+            self.link.step();
+            self.control.is_settled()
+        }
     }
 
     /// Block until accepted, and for a final unregister until freed.
@@ -234,14 +241,22 @@ impl<S: Spawner, R: Send + 'static> L3PendingRun<S, R> {
 }
 
 impl<S: Spawner, R> L3PendingRun<S, R> {
-    /// True once the function returned and every task it submitted resolved.
+    /// True once the function returned and every task it submitted
+    /// resolved. Steps the port of each task not yet resolved once first.
     pub fn is_ready(&self) -> bool {
         if !self.cell.is_ready() {
             return false;
         }
         // Peek without taking: the tasks' cells say whether they resolved.
         self.cell
-            .peek(|r| r.lock().unwrap_or_else(|e| e.into_inner()).tasks.iter().all(|(_, t)| t.is_ready()))
+            .peek(|r| {
+                r.lock().unwrap_or_else(|e| e.into_inner()).tasks.iter().all(|(link, t)| {
+                    t.is_ready() || {
+                        link.step();
+                        t.is_ready()
+                    }
+                })
+            })
             .unwrap_or(true)
     }
 
