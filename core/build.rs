@@ -24,6 +24,7 @@ const MUTANTS: &[&str] = &[
     "lost_lane_wake",
     "missed_doorbell",
     "stale_incarnation",
+    "driver_not_rung",
 ];
 
 fn main() {

@@ -632,6 +632,28 @@ pub fn l3_memory_round_trip() -> bool {
     true
 }
 
+/// S15, the driver's hand-over: a caller waits (`wait_until`, stepping the
+/// port; the driver keeps off the parent's bell meanwhile) for the first of
+/// two memory controls and leaves while the second is still outstanding;
+/// then it blocks on the second *without stepping* (`wait_reply`), so only
+/// the driver can finish it. The last waiter out must ring the driver's own
+/// bell (a lost ring is a deadlock: nothing times out). Returns whether the
+/// driver slept on its own bell and was rung there (the named situation).
+pub fn s15_driver_handover() -> bool {
+    let rig = Rig::start(1, TestChip::new(true), true);
+    let link = &rig.link;
+    let memory = || {
+        link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
+            .expect("submit memory")
+    };
+    let (first, second) = (memory(), memory());
+    assert_eq!(reply(link, &first), Ok(ControlReply::Done));
+    assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
+    let handed_over = link.driver_bell_words().rings() > 0;
+    rig.finish();
+    handed_over
+}
+
 /// A task the child refuses before it runs (a handle of no registration):
 /// TASK_READY -> TASK_DONE without the run lane. Returns true.
 pub fn l3_refused_task() -> bool {

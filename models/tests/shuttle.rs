@@ -37,6 +37,7 @@ scenario_tests! { shuttle;
     // S12: seven settlements through a two-entry ring: three wraps.
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => l3::s14_doorbell(),
+    s15_driver_handover => l3::s15_driver_handover(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
     ring_push_pop => l3::ring_push_pop(),

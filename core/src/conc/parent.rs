@@ -22,9 +22,12 @@
 //!   that a spinning caller will read costs the child no futex call and
 //!   wakes no thread. Its own bell is rung by [`Link::stop`] and by the
 //!   last waiter leaving `wait_until` while work is still outstanding.
-//!   Work submitted asynchronously and then neither waited on nor polled is
-//!   found by the driver within its sleep bound (`idle_poll`): nobody is
-//!   looking at it meanwhile.
+//!   Work submitted asynchronously and then neither waited on (through
+//!   `wait_until`) nor polled is found by the driver within its sleep
+//!   bound (`idle_poll`); a thread that blocks on a port handle's own
+//!   `wait` (which does not step) is served by the driver at once only if
+//!   a `wait_until` left after the submission (S15), else within that
+//!   bound.
 //!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
@@ -228,11 +231,10 @@ where
     /// the caller's fast path, then sleeps on the parent's bell). `ready`
     /// must turn true through this port (a handle of it resolving).
     pub fn wait_until(&self, mut ready: impl FnMut() -> bool) {
-        if ready() {
-            return;
-        }
         // While we wait we step the port: the driver may leave the
-        // parent's bell to us (module doc). The guard hands it back.
+        // parent's bell to us (module doc). The guard hands it back, also
+        // when `ready` holds at once: work submitted before this wait and
+        // still outstanding after it is the driver's from here on.
         let _waiting = Waiting::enter(self);
         let mut backoff = Backoff::default();
         loop {
@@ -363,6 +365,11 @@ where
             // Outstanding is asked under the port's lock, after the
             // decrement: a driver that re-checks after it sees `waiters`
             // 0; one that re-checked before is found by this ring.
+            // MUTANT driver_not_rung: the last waiter leaves without
+            // handing the port back; the driver sleeps on its own bell with
+            // work outstanding (a deadlock in the models, where sleeps are
+            // untimed; a delay of up to `idle_poll` in production).
+            #[cfg(not(chiplane_mutant = "driver_not_rung"))]
             if self.link.outstanding() {
                 self.link.driver_bell().ring();
             }

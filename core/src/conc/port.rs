@@ -103,7 +103,9 @@ impl PendingTask {
     pub fn try_take(&self) -> Option<TaskResult> {
         self.cell.try_take()
     }
-    /// Block until resolved (another thread must drive the port).
+    /// Block until resolved, without stepping: another thread must drive
+    /// the port (the driver does once a `Link::wait_until` left it work,
+    /// else within its `idle_poll`); `Link::wait_until` steps itself.
     pub fn wait(&self) -> Option<TaskResult> {
         self.cell.wait()
     }
@@ -134,11 +136,11 @@ impl PendingControl {
     pub fn try_take_settled(&self) -> Option<SettleResult> {
         self.settled.try_take()
     }
-    /// Block until accepted (another thread must drive the port).
+    /// Block until accepted, without stepping (see `PendingTask::wait`).
     pub fn wait_reply(&self) -> Option<ControlResult> {
         self.reply.wait()
     }
-    /// Block until settled (another thread must drive the port).
+    /// Block until settled, without stepping (see `PendingTask::wait`).
     pub fn wait_settled(&self) -> Option<SettleResult> {
         self.settled.wait()
     }

@@ -166,6 +166,21 @@ fn what_failed(text: &str) -> Option<String> {
     }) {
         return Some(t);
     }
+    // Miri: undefined behaviour (a data race, say) or a deadlock aborts the
+    // test process, so no `... FAILED` line follows; name the test it was in.
+    let mut current: Option<&str> = None;
+    for l in text.lines() {
+        let t = l.trim();
+        if let Some((name, _)) = t.strip_prefix("test ").and_then(|r| r.split_once(" ... ")) {
+            current = Some(name);
+        }
+        if let Some((_, e)) = t.split_once("error: ") {
+            if e.starts_with("Undefined Behavior") || e.starts_with("the evaluated program deadlocked") {
+                let what: String = e.chars().take(70).collect();
+                return Some(format!("{}: {what}", current.unwrap_or("miri")));
+            }
+        }
+    }
     let mut binary: Option<String> = None;
     let mut panicked: Option<String> = None;
     for l in text.lines() {
