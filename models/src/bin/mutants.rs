@@ -134,7 +134,11 @@ fn run(checker: &Checker, args: &[String], mutant: Option<&str>, quick: bool, ti
             (outcome, text)
         }
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            // `--` before the negative id: without it procps' kill took
+            // `-KILL -PID` for something wider than the checker's group
+            // (twice a timeout here killed every process of the session,
+            // the runner included).
+            let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{pid}")]).status();
             (Outcome::TimedOut, String::new())
         }
     }

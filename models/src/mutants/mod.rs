@@ -362,11 +362,24 @@ const INTERLEAVING: Reason =
 const NO_TARGET: Reason = ("no target", "no fuzz target drives the concurrent layer");
 const NOT_SYS: Reason = ("one worker", "its system has one worker and one incarnation: no foreign handle to present");
 const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs the parent's driver thread beside the child and its two lanes: loom did not finish that shape in 7 minutes at preemption bound 1 (shuttle runs it)");
+const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter that parks in the window sleeps for good: core's unit tests blocked until the runner's 600 s timeout, in two runs of two sessions); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
 const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (idle_poll, 100 ms): a lost hand-over ring only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
-pub const REASONS: &[Reason] =
-    &[SC, SEQ_MEM, CONC, NO_LANE_WORK, MIRI_SCOPE, NO_RESTART, INTERLEAVING, NO_TARGET, NOT_SYS, FIVE_THREADS, BOUNDED];
+pub const REASONS: &[Reason] = &[
+    SC,
+    SEQ_MEM,
+    CONC,
+    NO_LANE_WORK,
+    MIRI_SCOPE,
+    NO_RESTART,
+    INTERLEAVING,
+    NO_TARGET,
+    NOT_SYS,
+    FIVE_THREADS,
+    HANGS,
+    BOUNDED,
+];
 
 /// The table. Every mutant of core/build.rs appears exactly once, its
 /// cells in [`Kind::ALL`] order.
@@ -540,22 +553,21 @@ pub fn table() -> Vec<MutantRow> {
             ],
             Checker::loom("s5_sync_after_async"),
         ),
-        il(
-            row(
-                "lost_wakeup",
-                "core/src/conc/cell.rs (notify before the value is published)",
-                vec![
-                    loom(&["s10_cell_wait_notify"]),
-                    shuttle(&["s10_cell_wait_notify"]),
-                    No(CONC),
-                    No(CONC),
-                    No(NO_TARGET),
-                    miri(),
-                    No(INTERLEAVING),
-                ],
-                Checker::loom("s10_cell_wait_notify"),
-            ),
-            1,
+        // Not interleaving-only: the std suite hangs with it (twice seen,
+        // in core's unit tests), so it sees it; a hang is not a kill.
+        row(
+            "lost_wakeup",
+            "core/src/conc/cell.rs (notify before the value is published)",
+            vec![
+                loom(&["s10_cell_wait_notify"]),
+                shuttle(&["s10_cell_wait_notify"]),
+                No(CONC),
+                No(CONC),
+                No(NO_TARGET),
+                miri(),
+                No(HANGS),
+            ],
+            Checker::loom("s10_cell_wait_notify"),
         ),
         il(
             row(
