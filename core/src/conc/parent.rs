@@ -191,6 +191,15 @@ where
         self.step_as(|| false)
     }
 
+    /// A poller's answer: `ready()`, and if not yet, once more after one
+    /// step of the port (so a poller makes progress without the driver).
+    pub fn ready_after_step(&self, ready: impl Fn() -> bool) -> bool {
+        ready() || {
+            self.step();
+            ready()
+        }
+    }
+
     /// Queue a run of `{slot, generation}` and publish it if the mailbox
     /// allows (the caller's own step).
     pub fn submit_task(

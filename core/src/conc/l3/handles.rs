@@ -54,10 +54,7 @@ impl<S: Spawner> L3PendingRegister<S> {
     /// True once the settlement arrived (or the control was refused).
     /// Steps the chip's port once first (a poller makes progress itself).
     pub fn is_ready(&self) -> bool {
-        self.control.is_settled() || {
-            self.link.step();
-            self.control.is_settled()
-        }
+        self.link.ready_after_step(|| self.control.is_settled())
     }
 
     /// Block until the child accepted the control; the handle of the slot
@@ -111,10 +108,7 @@ impl<S: Spawner> L3PendingUnregister<S> {
 
     /// True once finished (or refused). Steps the chip's port once first.
     pub fn is_ready(&self) -> bool {
-        self.control.is_settled() || {
-            self.link.step();
-            self.control.is_settled()
-        }
+        self.link.ready_after_step(|| self.control.is_settled())
     }
 
     /// Block until accepted, and for a final unregister until freed.
@@ -250,12 +244,11 @@ impl<S: Spawner, R> L3PendingRun<S, R> {
         // Peek without taking: the tasks' cells say whether they resolved.
         self.cell
             .peek(|r| {
-                r.lock().unwrap_or_else(|e| e.into_inner()).tasks.iter().all(|(link, t)| {
-                    t.is_ready() || {
-                        link.step();
-                        t.is_ready()
-                    }
-                })
+                r.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .tasks
+                    .iter()
+                    .all(|(link, t)| link.ready_after_step(|| t.is_ready()))
             })
             .unwrap_or(true)
     }
