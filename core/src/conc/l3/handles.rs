@@ -63,7 +63,9 @@ impl<S: Spawner> L3PendingRegister<S> {
         if let Some(r) = &self.accepted {
             return r.clone();
         }
-        self.link.wait_until(|| self.control.is_accepted());
+        if !self.control.is_accepted() {
+            self.link.wait_until(|| self.control.is_accepted());
+        }
         let r = match self.control.try_take_reply().expect("the reply is taken only here") {
             Ok(ControlReply::Registered { slot, generation, .. }) => {
                 Ok(CallableHandle { worker: self.worker, index: slot, generation })
@@ -77,8 +79,13 @@ impl<S: Spawner> L3PendingRegister<S> {
 
     /// Block until the prepare settled: `Ok(handle)` when PREPARED.
     pub fn wait(mut self) -> Result<CallableHandle, RegisterError> {
+        // One wait for the reply and the settlement together (a refusal
+        // settles at once): two waits in a row would hand the port back to
+        // the driver between them, a wake-up of the driver for nothing.
+        if !self.control.is_settled() {
+            self.link.wait_until(|| self.control.is_settled());
+        }
         let handle = self.wait_accepted()?;
-        self.link.wait_until(|| self.control.is_settled());
         match self.control.try_take_settled().expect("the settlement is taken only here") {
             Ok(None) | Ok(Some(Settlement::Prepared(Ok(())))) => Ok(handle),
             Ok(Some(Settlement::Prepared(Err(e)))) => Err(e),
