@@ -307,21 +307,25 @@ fn throughput() {
 
 /// Futex wake calls per operation (doorbell rings that found a sleeper:
 /// the parent's bell, rung by the child; the child's bell, rung by the
-/// parent) for back-to-back idle register controls and no-op runs. A
-/// caller that waits steps the port itself and the driver keeps off the
-/// parent's bell meanwhile, so these are the hops that still sleep.
+/// parent; the parent's driver's own bell, rung by the last waiter that
+/// leaves with work outstanding) for back-to-back idle register controls,
+/// no-op runs, and pipelined no-op runs (a batch submitted, then waited in
+/// order). A caller that waits steps the port itself and the driver keeps
+/// off the parent's bell meanwhile, so these are the hops that still sleep.
 fn wakeups() {
     const OPS: u64 = 5_000;
     let rings = |w: &L3Worker| {
         let link = w.link(0).expect("chip 0");
         let r = link.region();
-        (r.parent_bell().rings(), r.child_bell().rings())
+        (r.parent_bell().rings(), r.child_bell().rings(), link.driver_bell_words().rings())
     };
-    let report = |what: &str, before: (u32, u32), after: (u32, u32)| {
+    let report = |what: &str, before: (u32, u32, u32), after: (u32, u32, u32)| {
+        let per = |a: u32, b: u32| a.wrapping_sub(b) as f64 / OPS as f64;
         println!(
-            "wakeups {what}: per op {:.2} futex wakes of the parent, {:.2} of the child",
-            after.0.wrapping_sub(before.0) as f64 / OPS as f64,
-            after.1.wrapping_sub(before.1) as f64 / OPS as f64
+            "wakeups {what}: per op {:.2} futex wakes of the parent, {:.2} of the child, {:.2} of the parent's driver",
+            per(after.0, before.0),
+            per(after.1, before.1),
+            per(after.2, before.2)
         );
     };
     let w = l3(Device::Host);
@@ -340,6 +344,13 @@ fn wakeups() {
         Worker::run_async(&w, h, TaskArgs::default(), RunConfig::default()).unwrap().wait().unwrap();
     }
     report("idle/l3_run_noop", before, rings(&w));
+    let before = rings(&w);
+    let handles: Vec<_> =
+        (0..OPS).map(|_| Worker::run_async(&w, h, TaskArgs::default(), RunConfig::default()).unwrap()).collect();
+    for r in handles {
+        r.wait().unwrap();
+    }
+    report("l3_pipelined (no-op runs)", before, rings(&w));
 }
 
 /// CPU time (user + system, clock ticks) of process `pid`.

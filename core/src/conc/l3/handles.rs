@@ -77,14 +77,20 @@ impl<S: Spawner> L3PendingRegister<S> {
         r
     }
 
-    /// Block until the prepare settled: `Ok(handle)` when PREPARED.
-    pub fn wait(mut self) -> Result<CallableHandle, RegisterError> {
-        // One wait for the reply and the settlement together (a refusal
-        // settles at once): two waits in a row would hand the port back to
-        // the driver between them, a wake-up of the driver for nothing.
+    /// Block until the control settled (a refusal settles at once), in
+    /// one wait for the reply and the settlement together: two waits in a
+    /// row would hand the port back to the driver between them (the last
+    /// waiter out rings it while the settlement is owed), a wake-up of the
+    /// driver for nothing.
+    pub(super) fn settle(&self) {
         if !self.control.is_settled() {
             self.link.wait_until(|| self.control.is_settled());
         }
+    }
+
+    /// Block until the prepare settled: `Ok(handle)` when PREPARED.
+    pub fn wait(mut self) -> Result<CallableHandle, RegisterError> {
+        self.settle();
         let handle = self.wait_accepted()?;
         match self.control.try_take_settled().expect("the settlement is taken only here") {
             Ok(None) | Ok(Some(Settlement::Prepared(Ok(())))) => Ok(handle),

@@ -297,6 +297,7 @@ impl<S: Spawner> L3Worker<S> {
     /// `register_on(chip, spec)?.wait()`, ending a failed registration.
     pub fn register_sync(&self, chip: usize, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
         let mut pending = self.register_on(chip, spec)?;
+        pending.settle();
         let handle = pending.wait_accepted()?;
         let result = pending.wait();
         if let Err(RegisterError::PrepareFailed(_)) = &result {
