@@ -13,13 +13,16 @@
 //! cores (at most 2: a busy lane may already hold one) the budget is a
 //! quarter of that, so a spinning thread does not keep a lane off its core.
 //! `CHIPLANE_SPIN_NS` overrides the measured budget (0: never spin).
+//! [`set_budgets`] also sets core's under-task budget: 0 on at most 2
+//! cores (a long task holds one; the caller and the serve loop share the
+//! other), else the same as the budget.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chiplane_core::conc::bell::{BellWords, Doorbell};
-use chiplane_core::conc::wait::set_spin_budget;
+use chiplane_core::conc::wait::{set_spin_budget, set_under_task_spin_budget};
 
 use crate::l3::memory::SysFutex;
 
@@ -53,9 +56,21 @@ pub fn calibrate() -> Calibration {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| measured.clamp(1_000, 100_000));
         let spin_iters = ((spin_ns as f64 / spin_iter_ns.max(0.1)) as u64).min(u64::from(u32::MAX)) as u32;
-        set_spin_budget(spin_iters);
+        set_budgets(spin_iters);
         Calibration { spin_iter_ns, wake_ns, cores, spin_ns, spin_iters }
     })
+}
+
+/// Set the process's spin budgets from `spin_iters` (a calibration's, or
+/// the one a chip child gets from its parent): the budget itself, and the
+/// under-task budget (`chiplane_core::conc::wait::under_task_spin_budget`),
+/// which is 0 on a machine of at most 2 cores: there a long task holds one
+/// core and the two sides of a control share the other, so a side that
+/// spins keeps the other off it (hw/benches/README.md measured it).
+pub fn set_budgets(spin_iters: u32) {
+    set_spin_budget(spin_iters);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    set_under_task_spin_budget(if cores <= 2 { 0 } else { spin_iters });
 }
 
 fn spin_iter_ns() -> f64 {

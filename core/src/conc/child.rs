@@ -19,7 +19,10 @@
 //! 1. step `Serve` until a step finds nothing to do, ringing the parent's
 //!    bell after every step that published something;
 //! 2. spin for the process's spin budget on [`Serve::changed`] (two or
-//!    three loads: the word, the event counter, the shutdown flag);
+//!    three loads: the word, the event counter, the shutdown flag); once
+//!    the loop has slept while the current task held the run lane (a long
+//!    task), for the under-task budget instead, until the task ends
+//!    ([`super::wait::under_task_spin_budget`]);
 //! 3. sleep on the child's bell, re-checking `changed` after announcing
 //!    (bounded by `heartbeat`, so the heartbeat the parent's liveness
 //!    check reads keeps moving while the child waits for work).
@@ -196,6 +199,10 @@ where
     B: ChildBackend,
     F: Futex + ?Sized,
 {
+    // The loop slept while the current task held the run lane: the task is
+    // not a short one, so the loop's spins use the under-task budget until
+    // the task ends (`wait::under_task_spin_budget`).
+    let mut long_task = false;
     loop {
         // 1. Work until a step finds nothing to do.
         loop {
@@ -216,12 +223,17 @@ where
             }
         }
         // 2. Spin on cheap loads.
-        if super::wait::spin_until(|| serve.changed()) {
+        // (Without a budget, under the models, the word is not loaded here.)
+        let held = super::wait::spin_budget() > 0 && super::wait::task_holds_lane(serve.region().word().load());
+        long_task &= held;
+        let budget = if long_task { super::wait::under_task_spin_budget() } else { super::wait::spin_budget() };
+        if super::wait::spin_until_within(budget, || serve.changed()) {
             continue;
         }
         // 3. Sleep on the child's bell.
         let bell = Doorbell::new(serve.region().child_bell(), futex);
-        bell.sleep(|| serve.changed(), options.heartbeat);
+        let slept = bell.sleep(|| serve.changed(), options.heartbeat);
+        long_task |= held && slept;
         serve.region().beat();
     }
 }

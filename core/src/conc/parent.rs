@@ -9,7 +9,9 @@
 //!   it returns, and rings the child's doorbell;
 //! - **the caller that waits** for a handle ([`Link::wait_until`]): it steps
 //!   the port itself (it reads the word and completes its own handle),
-//!   spinning for the process's spin budget; then it sleeps on the parent's
+//!   spinning for the process's spin budget (for a control under a running
+//!   task, the under-task budget: [`super::wait::under_task_spin_budget`]);
+//!   then it sleeps on the parent's
 //!   doorbell, which the child rings when it publishes, and steps again when
 //!   woken. One wake-up per hop, no thread in between;
 //! - **the caller that polls** a handle (`is_ready`): it steps the port
@@ -60,7 +62,7 @@ use crate::sync::{Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
 use super::bell::{BellWords, Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
-use super::wait::Backoff;
+use super::wait::{control_under_task, spin_budget, under_task_spin_budget, Backoff};
 
 /// How the parent side sleeps.
 #[derive(Clone, Copy, Debug)]
@@ -254,7 +256,17 @@ where
                 backoff.reset();
                 continue;
             }
-            if backoff.spin() {
+            // A control under a running task spins by the under-task
+            // budget (`wait::under_task_spin_budget`: the child needs the
+            // core the task leaves). Without a budget (the models) the word
+            // is not loaded here.
+            let budget = spin_budget();
+            let budget = if budget > 0 && control_under_task(self.region.word().load()) {
+                under_task_spin_budget()
+            } else {
+                budget
+            };
+            if backoff.spin_within(budget) {
                 continue;
             }
             // The re-check after announcing includes the watch: a child whose

@@ -7,6 +7,13 @@
 //! clock: the budget is an input like any other. Until it is set, loops
 //! spin [`DEFAULT_SPIN_ITERS`] times.
 //!
+//! Beside a long task there is a second budget, [`under_task_spin_budget`]
+//! (hw: 0 on at most 2 cores, else the first): the task holds a core and
+//! the parent's caller and the child's serve loop take turns on the rest,
+//! so a side that spins there keeps the other off its core. It applies to
+//! both sides of a control that entered under a running task, and to the
+//! serve loop once it has slept during the current task.
+//!
 //! Under loom and shuttle the budget is 0: a spin only adds schedules
 //! (every iteration is a point where the checker may switch threads), and
 //! the sleep that follows is what the models check.
@@ -18,6 +25,8 @@ pub const DEFAULT_SPIN_ITERS: u32 = 256;
 
 #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
 static SPIN_ITERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS);
+#[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+static UNDER_TASK_SPIN_ITERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS);
 
 /// The process's spin budget, in `spin_loop` iterations (0 under models).
 #[inline]
@@ -42,11 +51,68 @@ pub fn set_spin_budget(iters: u32) {
     let _ = iters;
 }
 
+/// The spin budget of a wait beside a long task: the task holds a core,
+/// and the parent's caller and the child's serve loop take turns on what
+/// is left. Where that is one core, a side that spins keeps the other off
+/// it, so hw sets 0 there (0 under models). Used by the two sides of a
+/// control that entered under a running task, and by the serve loop once
+/// it has slept during the current task (so the task is not a short one).
+#[inline]
+pub fn under_task_spin_budget() -> u32 {
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+    {
+        // Relaxed: a tuning value; any value read is a valid budget.
+        UNDER_TASK_SPIN_ITERS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(any(chiplane_loom, chiplane_shuttle))]
+    {
+        0
+    }
+}
+
+/// Set the budget of [`under_task_spin_budget`].
+pub fn set_under_task_spin_budget(iters: u32) {
+    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+    // Relaxed: see `under_task_spin_budget`.
+    UNDER_TASK_SPIN_ITERS.store(iters, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(any(chiplane_loom, chiplane_shuttle))]
+    let _ = iters;
+}
+
+/// A task holds the chip's run lane at word `word` (raw): TASK_RUNNING, or
+/// a control that entered under it.
+pub fn task_holds_lane(word: u32) -> bool {
+    use crate::mailbox::word::WordState;
+    matches!(
+        WordState::decode(word),
+        Some(
+            WordState::TaskRunning
+                | WordState::ControlReady { under_task: true }
+                | WordState::ControlDone { under_task: true }
+        )
+    )
+}
+
+/// A control under a running task at word `word` (raw).
+pub fn control_under_task(word: u32) -> bool {
+    use crate::mailbox::word::WordState;
+    matches!(
+        WordState::decode(word),
+        Some(WordState::ControlReady { under_task: true } | WordState::ControlDone { under_task: true })
+    )
+}
+
 /// Spin until `ready()` holds or the budget is spent; returns `ready()`'s
 /// last answer. `ready` must be cheap (a load or two).
 #[inline]
-pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
-    for _ in 0..spin_budget() {
+pub fn spin_until(ready: impl FnMut() -> bool) -> bool {
+    spin_until_within(spin_budget(), ready)
+}
+
+/// [`spin_until`] with an explicit budget.
+#[inline]
+pub fn spin_until_within(budget: u32, mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..budget {
         if ready() {
             return true;
         }
@@ -71,7 +137,12 @@ impl Backoff {
     /// An idle round: spin once and return true while within the budget;
     /// false once it is spent (the caller sleeps).
     pub fn spin(&mut self) -> bool {
-        if self.idle >= spin_budget() {
+        self.spin_within(spin_budget())
+    }
+
+    /// [`Backoff::spin`] against an explicit budget.
+    pub fn spin_within(&mut self, budget: u32) -> bool {
+        if self.idle >= budget {
             return false;
         }
         self.idle += 1;

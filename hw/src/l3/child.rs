@@ -269,7 +269,7 @@ fn serve<C: Chip>(mailbox: MailboxRef, chip: C, args: &Args, after_shutdown: imp
     // The parent calibrated the spin budget on this machine; use its figure
     // (no second calibration in every child).
     if let Some(iters) = args.spin_iters {
-        chiplane_core::conc::wait::set_spin_budget(iters);
+        crate::tune::set_budgets(iters);
     }
     let limits = SlotLimits { capacity: args.slots, ..SlotLimits::default() };
     let config = NodeConfig { worker: args.worker, limits, events: None };
