@@ -62,7 +62,7 @@ use crate::sync::{Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
 use super::bell::{BellWords, Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
-use super::wait::{control_under_task, spin_budget, under_task_spin_budget, Backoff};
+use super::wait::{control_under_task, spin_budget_beside, Backoff};
 
 /// How the parent side sleeps.
 #[derive(Clone, Copy, Debug)]
@@ -258,14 +258,8 @@ where
             }
             // A control under a running task spins by the under-task
             // budget (`wait::under_task_spin_budget`: the child needs the
-            // core the task leaves). Without a budget (the models) the word
-            // is not loaded here.
-            let budget = spin_budget();
-            let budget = if budget > 0 && control_under_task(self.region.word().load()) {
-                under_task_spin_budget()
-            } else {
-                budget
-            };
+            // core the task leaves).
+            let budget = spin_budget_beside(|| control_under_task(self.region.word().load()));
             if backoff.spin_within(budget) {
                 continue;
             }

@@ -23,32 +23,52 @@
 /// Iterations before anything set a budget: a few microseconds.
 pub const DEFAULT_SPIN_ITERS: u32 = 256;
 
-#[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-static SPIN_ITERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS);
-#[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-static UNDER_TASK_SPIN_ITERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS);
+/// A process-wide budget in iterations: a tuning value set once by hw and
+/// read by every wait; always 0 under the models.
+struct Budget(#[cfg(not(any(chiplane_loom, chiplane_shuttle)))] std::sync::atomic::AtomicU32);
+
+impl Budget {
+    const fn new() -> Self {
+        Budget(
+            #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+            std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS),
+        )
+    }
+
+    #[inline]
+    fn get(&self) -> u32 {
+        #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+        {
+            // Relaxed: a tuning value; any value read is a valid budget.
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        #[cfg(any(chiplane_loom, chiplane_shuttle))]
+        {
+            0
+        }
+    }
+
+    fn set(&self, iters: u32) {
+        #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
+        // Relaxed: see `get`.
+        self.0.store(iters, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(any(chiplane_loom, chiplane_shuttle))]
+        let _ = iters;
+    }
+}
+
+static SPIN: Budget = Budget::new();
+static UNDER_TASK_SPIN: Budget = Budget::new();
 
 /// The process's spin budget, in `spin_loop` iterations (0 under models).
 #[inline]
 pub fn spin_budget() -> u32 {
-    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-    {
-        // Relaxed: a tuning value; any value read is a valid budget.
-        SPIN_ITERS.load(std::sync::atomic::Ordering::Relaxed)
-    }
-    #[cfg(any(chiplane_loom, chiplane_shuttle))]
-    {
-        0
-    }
+    SPIN.get()
 }
 
 /// Set the process's spin budget (hw does, once, from a calibration).
 pub fn set_spin_budget(iters: u32) {
-    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-    // Relaxed: see `spin_budget`.
-    SPIN_ITERS.store(iters, std::sync::atomic::Ordering::Relaxed);
-    #[cfg(any(chiplane_loom, chiplane_shuttle))]
-    let _ = iters;
+    SPIN.set(iters);
 }
 
 /// The spin budget of a wait beside a long task: the task holds a core,
@@ -59,47 +79,42 @@ pub fn set_spin_budget(iters: u32) {
 /// it has slept during the current task (so the task is not a short one).
 #[inline]
 pub fn under_task_spin_budget() -> u32 {
-    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-    {
-        // Relaxed: a tuning value; any value read is a valid budget.
-        UNDER_TASK_SPIN_ITERS.load(std::sync::atomic::Ordering::Relaxed)
-    }
-    #[cfg(any(chiplane_loom, chiplane_shuttle))]
-    {
-        0
-    }
+    UNDER_TASK_SPIN.get()
 }
 
 /// Set the budget of [`under_task_spin_budget`].
 pub fn set_under_task_spin_budget(iters: u32) {
-    #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-    // Relaxed: see `under_task_spin_budget`.
-    UNDER_TASK_SPIN_ITERS.store(iters, std::sync::atomic::Ordering::Relaxed);
-    #[cfg(any(chiplane_loom, chiplane_shuttle))]
-    let _ = iters;
+    UNDER_TASK_SPIN.set(iters);
 }
 
-/// A task holds the chip's run lane at word `word` (raw): TASK_RUNNING, or
-/// a control that entered under it.
-pub fn task_holds_lane(word: u32) -> bool {
-    use crate::mailbox::word::WordState;
-    matches!(
-        WordState::decode(word),
-        Some(
-            WordState::TaskRunning
-                | WordState::ControlReady { under_task: true }
-                | WordState::ControlDone { under_task: true }
-        )
-    )
+/// The budget of a wait that may sit beside a long task: the under-task
+/// budget when `beside()` says so, else the process's budget. `beside` is
+/// asked only when there is a budget at all (never under the models, so a
+/// word it loads adds no schedules there).
+#[inline]
+pub fn spin_budget_beside(beside: impl FnOnce() -> bool) -> u32 {
+    let budget = spin_budget();
+    if budget > 0 && beside() {
+        under_task_spin_budget()
+    } else {
+        budget
+    }
 }
 
-/// A control under a running task at word `word` (raw).
+/// A control under a running task at word `word` (raw): CONTROL_READY or
+/// CONTROL_DONE with `under_task`.
 pub fn control_under_task(word: u32) -> bool {
     use crate::mailbox::word::WordState;
     matches!(
         WordState::decode(word),
         Some(WordState::ControlReady { under_task: true } | WordState::ControlDone { under_task: true })
     )
+}
+
+/// A task holds the chip's run lane at word `word` (raw): TASK_RUNNING, or
+/// a control that entered under it.
+pub fn task_holds_lane(word: u32) -> bool {
+    word == crate::mailbox::word::WordState::TaskRunning.encode() || control_under_task(word)
 }
 
 /// Spin until `ready()` holds or the budget is spent; returns `ready()`'s
