@@ -320,6 +320,37 @@ pub fn s2_done_during_control() -> bool {
     end.deferred_done > 0
 }
 
+/// S2 with a control that owes no settlement: C1 is registered twice and,
+/// while its run holds the run lane, one registration ends (the reply is
+/// `Unregistered { last: false }`: nothing comes through the ring after
+/// it). The run's gate opens as the control is submitted, so in some
+/// schedules the run finishes during the control and its TASK_DONE waits
+/// for the parent's restore to TASK_RUNNING. Nothing but that restore tells
+/// the child it may publish now, so the restore must ring the child's bell
+/// (mutant `restore_not_rung`: the child sleeps on, the parent waits for
+/// TASK_DONE, a deadlock). Returns true when TASK_DONE was deferred.
+pub fn s2_unsettled_control() -> bool {
+    let chip = TestChip::new(true);
+    let held = Gate::new();
+    chip.gate("c1", Hold::Run, held.clone());
+    let rig = Rig::start(2, chip, false);
+    let link = &rig.link;
+    let h1 = preregister(link, "c1");
+    let again = register(link, "c1").expect("submit the second register");
+    assert!(matches!(reply(link, &again), Ok(ControlReply::Registered { fresh: false, .. })));
+    assert_eq!(settled(link, &again), Ok(Some(Settlement::Prepared(Ok(())))));
+    let t1 = run(link, h1, 1).expect("submit C1");
+    link.wait_until(|| link.region().word().load() == WordState::TaskRunning.encode());
+    let u = link.submit_control(h1.0, h1.1, ControlOp::Unregister).expect("submit unregister");
+    held.open();
+    assert_eq!(reply(link, &u), Ok(ControlReply::Unregistered { last: false }));
+    assert_eq!(ran(&task(link, &t1)).1, 1.0, "C1's run");
+    assert_eq!(settled(link, &u), Ok(None));
+    let end = rig.finish();
+    assert_eq!(end.stats.task_done_published, 1, "TASK_DONE published exactly once");
+    end.deferred_done > 0
+}
+
 /// S8: a memory control submitted while TASK_RUNNING waits for IDLE: the
 /// child applies it only after the run retired (the chip logs no memory
 /// controls, so the order is read from the parent: the control's reply

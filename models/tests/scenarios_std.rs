@@ -15,6 +15,7 @@ scenario_tests! { repeat;
     s1_pipeline_driver => l3::s1_pipeline(true),
     s1_staged => l3::s1_staged(),
     s2_done_during_control => { l3::s2_done_during_control(); true },
+    s2_unsettled_control => { l3::s2_unsettled_control(); true },
     s3_unregister_in_flight => l2::s3_unregister_in_flight(),
     s4_unregister_while_preparing => { l2::s4_unregister_while_preparing(true); l2::s4_unregister_while_preparing(false); true },
     s5_sync_after_async => l2::s5_sync_after_async(),

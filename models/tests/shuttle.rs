@@ -22,6 +22,7 @@ scenario_tests! { shuttle;
     s1_pipeline_driver => l3::s1_pipeline(true),
     s1_staged => l3::s1_staged(),
     s2_done_during_control => l3::s2_done_during_control(),
+    s2_unsettled_control => l3::s2_unsettled_control(),
     s3_unregister_in_flight => l2::s3_unregister_in_flight(),
     s4_unregister_while_preparing => l2::s4_unregister_while_preparing(true),
     s4_prepare_ignores_cancel => l2::s4_unregister_while_preparing(false),

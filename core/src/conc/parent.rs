@@ -6,7 +6,8 @@
 //! # Who drives the port
 //! - **the caller** that submits: it holds the lock the driver would take,
 //!   so it publishes its own frame (the machine's `Write` and `Cas`) before
-//!   it returns, and rings the child's doorbell;
+//!   it returns, and rings the child's doorbell when it published
+//!   ([`Port::take_child_owed`]);
 //! - **the caller that waits** for a handle ([`Link::wait_until`]): it steps
 //!   the port itself (it reads the word and completes its own handle),
 //!   spinning for the process's spin budget (for a control under a running
@@ -168,7 +169,9 @@ where
     }
 
     /// One step of the port under its lock; rings the child when the step
-    /// published something (or freed ring room). True when it did anything.
+    /// published something the child acts on or freed ring room
+    /// ([`Port::take_child_owed`]: not after a CAS to IDLE, nor after a step
+    /// that only read). True when it did anything.
     /// Handles it resolved for *other* waiters (more than `mine`) wake the
     /// parent side's sleepers: a waiter sleeping on the parent's bell learns
     /// of a handle another thread resolved for it.
@@ -177,12 +180,13 @@ where
         let before = port.stats().resolved;
         let did = port.progress();
         let resolved = port.stats().resolved - before;
+        let owed = port.take_child_owed();
         drop(port);
-        if did {
+        if owed {
             self.child_bell().ring();
-            if resolved > u64::from(mine()) {
-                self.parent_bell().ring();
-            }
+        }
+        if did && resolved > u64::from(mine()) {
+            self.parent_bell().ring();
         }
         did
     }
@@ -213,9 +217,10 @@ where
     ) -> Result<PendingTask, RunError> {
         let mut port = self.port();
         let h = port.submit_task(slot, generation, config, args)?;
-        let did = port.progress();
+        port.progress();
+        let owed = port.take_child_owed();
         drop(port);
-        if did {
+        if owed {
             self.child_bell().ring();
         }
         Ok(h)
@@ -230,9 +235,10 @@ where
     ) -> Result<PendingControl, ControlError> {
         let mut port = self.port();
         let h = port.submit_control(slot, generation, op)?;
-        let did = port.progress();
+        port.progress();
+        let owed = port.take_child_owed();
         drop(port);
-        if did {
+        if owed {
             self.child_bell().ring();
         }
         Ok(h)
