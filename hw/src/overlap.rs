@@ -154,6 +154,9 @@ pub struct Pair {
     pub overlap_ns: u64,
     /// The serial trial's `run(C1)`, `prepare(C2)` (a sync register), `run(C2)`.
     pub components_ns: (u64, u64, u64),
+    /// The overlap trial's `register_async(C2).wait()`: C2's prepare beside
+    /// C1's run.
+    pub overlap_prepare_ns: u64,
 }
 
 impl Pair {
@@ -166,6 +169,13 @@ impl Pair {
     /// `(serial - overlap) / (serial - ideal)` of this pair.
     pub fn efficiency(&self) -> f64 {
         (self.serial_ns as f64 - self.overlap_ns as f64) / (self.serial_ns as f64 - self.ideal_ns() as f64)
+    }
+
+    /// C2's prepare beside C1's run over the same prepare alone (the serial
+    /// trial's): about 1 when the machine ran the two lanes in parallel,
+    /// about 2 when it gave them one core's worth of time between them.
+    pub fn prepare_slowdown(&self) -> f64 {
+        self.overlap_prepare_ns as f64 / self.components_ns.1 as f64
     }
 }
 
@@ -201,6 +211,10 @@ impl Row {
     pub fn efficiency(&self) -> Estimate {
         Estimate::of(self.pairs.iter().map(Pair::efficiency).collect())
     }
+    /// Prepare slowdown beside C1 per pair ([`Pair::prepare_slowdown`]).
+    pub fn prepare_slowdown(&self) -> Estimate {
+        Estimate::of(self.pairs.iter().map(Pair::prepare_slowdown).collect())
+    }
 }
 
 /// The whole result.
@@ -224,6 +238,10 @@ pub struct Report {
     pub load_before: String,
     /// See `load_before`.
     pub load_after: String,
+    /// Share of the machine's CPU time the hypervisor gave to other guests
+    /// during the experiment (`steal` of `/proc/stat`), in percent; `None`
+    /// where it cannot be read.
+    pub steal_percent: Option<f64>,
     /// Wall time of the whole experiment.
     pub elapsed: Duration,
 }
@@ -240,12 +258,13 @@ impl Report {
             self.pairs,
         );
         s.push_str(
-            "| level | delay before C2 register | serial (us) | overlap (us) | speedup | ideal overlap (us) | efficiency |\n\
-             |---|---|---|---|---|---|---|\n",
+            "| level | delay before C2 register | serial (us) | overlap (us) | speedup | ideal overlap (us) | efficiency | \
+             prepare(C2) beside C1 / alone |\n\
+             |---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} ms | {} | {} | {} | {} | {} |\n",
+                "| {} | {} ms | {} | {} | {} | {} | {} | {} |\n",
                 r.level,
                 r.delay_ms,
                 r.serial_us().show(1),
@@ -253,17 +272,23 @@ impl Report {
                 r.speedup().show(2),
                 r.ideal_us().show(1),
                 r.efficiency().show(3),
+                r.prepare_slowdown().show(2),
             ));
         }
         s.push_str(&format!(
             "\neach cell: median over the pairs [95% interval of the median]. Per pair: ideal = max(run(C1), delay + \
-             prepare(C2)) + run(C2) from that pair's serial trial; efficiency = (serial - overlap) / (serial - ideal).\n\
-             max_diff against kernels::reference over {} runs: {:e}\nload average before / after: {} / {}\nwall \
-             time {:.1} s\n",
+             prepare(C2)) + run(C2) from that pair's serial trial; efficiency = (serial - overlap) / (serial - ideal). \
+             The ideal assumes the two lanes run side by side at their serial speed; the last column checks it \
+             (C2's prepare beside C1, over the same prepare alone): near 1 the machine ran them in parallel, near 2 \
+             it gave them one core's worth of time between them, and the efficiency measures the machine, not the \
+             runtime.\n\
+             max_diff against kernels::reference over {} runs: {:e}\nload average before / after: {} / {}\ncpu \
+             steal during the experiment: {}\nwall time {:.1} s\n",
             self.runs_checked,
             self.max_diff,
             self.load_before,
             self.load_after,
+            self.steal_percent.map_or_else(|| "unknown".to_string(), |p| format!("{p:.1}%")),
             self.elapsed.as_secs_f64()
         ));
         s
@@ -334,24 +359,28 @@ fn serial<W: Worker>(
         serial_ns: ns(t0, t4),
         overlap_ns: 0,
         components_ns: (ns(t0, t1), ns(t2, t3), ns(t3, t4)),
+        overlap_prepare_ns: 0,
     })
 }
 
-/// One overlap trial: its elapsed time.
+/// One overlap trial: its elapsed time and C2's prepare's (the register
+/// and its wait).
 fn overlap<W: Worker>(
     w: &W,
     h1: CallableHandle,
     s: &Specs,
     delay: Duration,
     check: &mut Checker,
-) -> Result<u64, String> {
+) -> Result<(u64, u64), String> {
     let t0 = Instant::now();
     let r1 = w.run_async(h1, s.a1.clone(), cfg()).map_err(|e| err("run_async(C1)", &e))?;
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    let t_register = Instant::now();
     let h2 = w.register_async(s.c2.clone()).map_err(|e| err("register_async(C2)", &e))?;
     let h2 = h2.wait().map_err(|e| err("register_async(C2).wait()", &e))?;
+    let prepare = t_register.elapsed().as_nanos() as u64;
     let r2 = w.run_async(h2, s.a2.clone(), cfg()).map_err(|e| err("run_async(C2)", &e))?;
     let o1 = r1.wait().map_err(|e| err("C1", &e))?;
     let o2 = r2.wait().map_err(|e| err("C2", &e))?;
@@ -359,7 +388,7 @@ fn overlap<W: Worker>(
     check.check(&s.c1, &s.a1, &o1)?;
     check.check(&s.c2, &s.a2, &o2)?;
     w.unregister(h2).map_err(|e| err("unregister(C2)", &e))?;
-    Ok(elapsed)
+    Ok((elapsed, prepare))
 }
 
 /// Warm up, then the pairs of every delay, interleaved.
@@ -382,7 +411,7 @@ fn measure<W: Worker>(
     for pair in 0..opts.pairs {
         for row in rows.iter_mut() {
             let delay = Duration::from_millis(row.delay_ms);
-            let (mut p, mut o) = (None, 0);
+            let (mut p, mut o) = (None, (0, 0));
             for k in 0..2 {
                 let t = mono_ns();
                 if (k + pair) % 2 == 0 {
@@ -394,7 +423,7 @@ fn measure<W: Worker>(
                 }
             }
             let mut p = p.expect("one serial trial per pair");
-            p.overlap_ns = o;
+            (p.overlap_ns, p.overlap_prepare_ns) = o;
             row.pairs.push(p);
         }
     }
@@ -420,6 +449,17 @@ fn calibrate<W: Worker>(w: &W, n: u64, target_ms: f64) -> Result<u64, String> {
     w.unregister(h).map_err(|e| err("calibration unregister", &e))?;
     let per_repeat_ns = (fastest as f64 / probe as f64).max(1.0);
     Ok(((target_ms * 1e6 / per_repeat_ns) as u64).clamp(10, 1_000_000))
+}
+
+/// `(steal, total)` CPU time of the machine so far (`/proc/stat`'s `cpu`
+/// line, in clock ticks).
+fn cpu_steal() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line.split_whitespace().skip(1).map_while(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is in user)
+    let total = f.iter().take(8).sum();
+    Some((*f.get(7)?, total))
 }
 
 fn loadavg() -> String {
@@ -465,6 +505,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     crate::tune::calibrate();
     let started = Instant::now();
     let load_before = loadavg();
+    let steal_before = cpu_steal();
     let mut check = Checker { max_diff: 0.0, runs: 0 };
     let caller = Arc::new(SpanLog::default());
     let mut processes: Vec<(String, Vec<Span>)> = Vec::new();
@@ -543,6 +584,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         runs_checked: check.runs,
         load_before,
         load_after: loadavg(),
+        steal_percent: steal_before.zip(cpu_steal()).and_then(|((s0, t0), (s1, t1))| {
+            (t1 > t0).then(|| s1.saturating_sub(s0) as f64 / (t1 - t0) as f64 * 100.0)
+        }),
         elapsed: started.elapsed(),
     })
 }

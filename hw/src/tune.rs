@@ -16,6 +16,9 @@
 //! [`set_budgets`] also sets core's under-task budget: 0 on at most 2
 //! cores (a long task holds one; the caller and the serve loop share the
 //! other), else the same as the budget.
+//!
+//! [`LaneCpus`] keeps a device's two lanes off each other's CPUs (the host
+//! device binds its lane threads with it; see there for why).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -129,4 +132,117 @@ pub fn tight_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK only sets this thread's timer slack (1 ns);
     // no pointers are passed.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Environment variable: `0` leaves lane threads where the OS scheduler
+/// puts them ([`LaneCpus`]).
+pub const LANE_AFFINITY_ENV: &str = "CHIPLANE_LANE_AFFINITY";
+
+/// The CPUs a process may use, split between a device's two lanes: the run
+/// lane gets every other one (the 1st, 3rd, ...), the register lane the
+/// rest, so a prepare never waits behind a run for the same CPU.
+///
+/// Why: on a machine with few cores the scheduler places a woken lane
+/// thread on the CPU it last ran on. After a serial trial both lanes last
+/// ran on one CPU, so the register lane woken for C2's prepare queues behind
+/// C1's run there, and an idle CPU beside it does not pull it over while
+/// its idle periods are short (the mailbox loops sleep and wake every few
+/// microseconds): the prepare waited up to a scheduler tick (4 ms) in
+/// `perf sched` traces of `chiplane overlap` on the 2-core machine.
+///
+/// Fewer than two CPUs, a mask that cannot be read, or
+/// `CHIPLANE_LANE_AFFINITY=0`: no split, and binding does nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneCpus {
+    /// `[run, register]`; empty when there is no split.
+    halves: [Vec<usize>; 2],
+}
+
+impl LaneCpus {
+    /// The split of the calling thread's CPU mask (call it where the
+    /// device is made, before any lane thread binds).
+    pub fn of_this_thread() -> LaneCpus {
+        let off = std::env::var(LANE_AFFINITY_ENV).is_ok_and(|v| v.trim() == "0");
+        let cpus = if off { Vec::new() } else { allowed_cpus() };
+        LaneCpus::split(&cpus)
+    }
+
+    /// The split of `cpus` (no split below two).
+    pub fn split(cpus: &[usize]) -> LaneCpus {
+        if cpus.len() < 2 {
+            return LaneCpus { halves: [Vec::new(), Vec::new()] };
+        }
+        let half = |parity| cpus.iter().enumerate().filter(|(i, _)| i % 2 == parity).map(|(_, &c)| c).collect();
+        LaneCpus { halves: [half(0), half(1)] }
+    }
+
+    /// The split turned by `by`: for an odd `by` the two lanes swap halves.
+    pub fn turned(mut self, by: usize) -> LaneCpus {
+        if by % 2 == 1 {
+            self.halves.swap(0, 1);
+        }
+        self
+    }
+
+    /// The CPUs of `lane` (empty: no split).
+    pub fn of(&self, lane: chiplane_core::chip::LaneKind) -> &[usize] {
+        match lane {
+            chiplane_core::chip::LaneKind::Run => &self.halves[0],
+            chiplane_core::chip::LaneKind::Register => &self.halves[1],
+        }
+    }
+
+    /// Restrict the calling thread to `lane`'s CPUs. Best effort: a mask
+    /// the OS refuses leaves the thread as it was (placement is a tuning,
+    /// never a condition of correctness).
+    pub fn bind(&self, lane: chiplane_core::chip::LaneKind) {
+        let cpus = self.of(lane);
+        if cpus.is_empty() {
+            return;
+        }
+        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: `c` came from `allowed_cpus`, so it is below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        // SAFETY: pid 0 is the calling thread; the pointer and size are
+        // those of `set`, which outlives the call.
+        let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    }
+}
+
+/// The CPUs the calling thread may run on (empty if the mask cannot be read).
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; the pointer and size are those
+    // of `set`, which outlives the call.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    // SAFETY: every index is below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LaneCpus;
+    use chiplane_core::chip::LaneKind;
+
+    #[test]
+    fn lanes_get_disjoint_halves_of_the_cpus() {
+        let s = LaneCpus::split(&[0, 1, 2, 3, 5]);
+        assert_eq!(s.of(LaneKind::Run), &[0, 2, 5]);
+        assert_eq!(s.of(LaneKind::Register), &[1, 3]);
+        let two = LaneCpus::split(&[4, 7]);
+        assert_eq!((two.of(LaneKind::Run), two.of(LaneKind::Register)), (&[4][..], &[7][..]));
+        // Chip 1 of a worker: its run lane takes the other half.
+        let turned = LaneCpus::split(&[4, 7]).turned(1);
+        assert_eq!((turned.of(LaneKind::Run), turned.of(LaneKind::Register)), (&[7][..], &[4][..]));
+        assert_eq!(LaneCpus::split(&[4, 7]).turned(2), two);
+        // One CPU: nothing to split, binding leaves the thread alone.
+        let one = LaneCpus::split(&[3]);
+        assert!(one.of(LaneKind::Run).is_empty() && one.of(LaneKind::Register).is_empty());
+    }
 }

@@ -32,6 +32,11 @@ fn overlap_experiment_runs_at_both_levels_and_writes_a_trace() {
     assert!(report.rows.iter().all(|r| r.pairs.len() == 2));
     let table = report.render();
     assert!(table.contains("| L2 | 0 ms |") && table.contains("| L3 | 2 ms |"), "{table}");
+    // Every overlap trial timed C2's prepare beside C1 (the last column).
+    assert!(table.contains("prepare(C2) beside C1 / alone") && table.contains("cpu steal"), "{table}");
+    for r in &report.rows {
+        assert!(r.pairs.iter().all(|p| p.overlap_prepare_ns > 0 && p.prepare_slowdown().is_finite()), "{r:?}");
+    }
     let json = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_file(&trace);
     for needle in ["run lane", "register lane", "L3 chip child", "L2 worker", "overlap, delay 2 ms"] {

@@ -17,6 +17,10 @@
 //! 5. warm up: one call of the kernel on small inputs whose result is
 //!    checked, and (`heavy_prepare`) a full read-back of the pattern.
 //!
+//! `bind_lane` keeps each lane thread to its own half of the process's CPUs
+//! (`crate::tune::LaneCpus`: the run lane and the register lane are two CPU
+//! threads that must not queue behind each other).
+//!
 //! `run` (run lane) validates the args (`check_args` -> `InvalidArgs`),
 //! allocates the output and calls the kernel through the resolved pointer.
 //! `release` drops the artifact: the buffer is freed, the library unloaded
@@ -48,7 +52,9 @@
 //! The library is found at `$CHIPLANE_KERNELS_SO` (run time) or else at the
 //! path `hw/build.rs` baked in when it compiled `kernels/kernels.c`.
 
-use chiplane_core::chip::{CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, RunConfig, RunOutput, TaskArgs};
+use chiplane_core::chip::{
+    CallableSpec, CancelProbe, Chip, ChipError, ChipErrorKind, LaneKind, RunConfig, RunOutput, TaskArgs,
+};
 use chiplane_core::kernels::Kernel;
 use std::ffi::CStr;
 use std::fs::File;
@@ -56,6 +62,8 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::tune::LaneCpus;
 
 /// Environment variable naming the kernel library at run time.
 pub const KERNELS_SO_ENV: &str = "CHIPLANE_KERNELS_SO";
@@ -100,6 +108,8 @@ pub struct HostChip {
     so_bytes: Vec<u8>,
     prepares: AtomicU64,
     releases: AtomicU64,
+    /// The lanes' CPUs (`bind_lane`), split when the device is made.
+    lane_cpus: LaneCpus,
 }
 
 impl HostChip {
@@ -117,7 +127,21 @@ impl HostChip {
     pub fn with_library(path: &Path) -> Result<Self, ChipError> {
         let so_bytes = std::fs::read(path)
             .map_err(|e| device_err(format!("cannot read kernel library {}: {e}", path.display())))?;
-        Ok(HostChip { so_path: path.to_path_buf(), so_bytes, prepares: AtomicU64::new(0), releases: AtomicU64::new(0) })
+        Ok(HostChip {
+            so_path: path.to_path_buf(),
+            so_bytes,
+            prepares: AtomicU64::new(0),
+            releases: AtomicU64::new(0),
+            lane_cpus: LaneCpus::of_this_thread(),
+        })
+    }
+
+    /// The same device with its lane split turned by `chip` (chip `i` of a
+    /// worker: an odd one gives its run lane the CPUs the even ones give
+    /// their register lanes), so two chips' run lanes do not share CPUs.
+    pub fn with_lane_turn(mut self, chip: usize) -> Self {
+        self.lane_cpus = self.lane_cpus.turned(chip);
+        self
     }
 
     /// Path of the kernel library this device loads.
@@ -286,6 +310,15 @@ impl Chip for HostChip {
         "host"
     }
 
+    /// The run lane and the register lane of the host device are two CPU
+    /// threads: each is kept to its own half of the process's CPUs
+    /// ([`LaneCpus`]), as a real device's run and prepare paths are
+    /// separate engines. `CHIPLANE_LANE_AFFINITY=0` turns it off.
+    fn bind_lane(&self, lane: LaneKind) -> Result<(), ChipError> {
+        self.lane_cpus.bind(lane);
+        Ok(())
+    }
+
     fn prepare(&self, spec: &CallableSpec, cancel: &dyn CancelProbe) -> Result<HostArtifact, ChipError> {
         let kernel = Kernel::from_spec(spec)?;
         if cancel.is_cancelled() {
@@ -389,6 +422,38 @@ mod tests {
         assert_eq!(chip.run(&y, &args, &RunConfig::default()).unwrap().tensors, vec![vec![3.0; 4]]);
         chip.release(y);
         assert_eq!(chip.live_artifacts(), 0);
+    }
+
+    /// `bind_lane` keeps each lane thread to its half of the CPUs the
+    /// device was made with (read back with `sched_getaffinity` on fresh
+    /// threads); on one CPU there is nothing to split.
+    #[test]
+    fn lanes_are_bound_to_disjoint_cpus() {
+        let mask = crate::tune::allowed_cpus;
+        let all = mask();
+        for turn in [0, 1] {
+            let chip = std::sync::Arc::new(HostChip::new().unwrap().with_lane_turn(turn));
+            let on = |lane| {
+                let chip = chip.clone();
+                std::thread::spawn(move || {
+                    chip.bind_lane(lane).unwrap();
+                    mask()
+                })
+                .join()
+                .unwrap()
+            };
+            let (run, register) = (on(LaneKind::Run), on(LaneKind::Register));
+            if all.len() < 2 {
+                assert_eq!((&run, &register), (&all, &all));
+                continue;
+            }
+            assert!(!run.is_empty() && !register.is_empty());
+            assert!(run.iter().all(|c| !register.contains(c)), "run {run:?} and register {register:?} overlap");
+            let mut both: Vec<usize> = run.iter().chain(&register).copied().collect();
+            both.sort_unstable();
+            assert_eq!(both, all, "the two halves cover the CPUs");
+            assert_eq!(run.contains(&all[0]), turn == 0, "chip {turn}'s run lane takes the {} half", turn);
+        }
     }
 
     struct VectorAddFnPtr(usize);

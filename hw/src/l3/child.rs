@@ -16,9 +16,11 @@
 //! parent: that program must call `init` itself (`chiplane` does).
 //!
 //! Arguments after the marker (the shm ones are appended by
-//! `ChildCommand::spawn`): `--device host|cuda --worker NONCE:SERIAL
-//! [--slots N] [--parent PID] [--trace FILE] --chiplane-shm-fd N
-//! --chiplane-shm-len L`.
+//! `ChildCommand::spawn`): `--device host|cuda|null --worker NONCE:SERIAL
+//! [--chip I] [--slots N] [--spin-iters N] [--parent PID] [--trace FILE]
+//! --chiplane-shm-fd N --chiplane-shm-len L`. `--chip I`: the chip's index
+//! in its worker (the host device's lane split turns with it:
+//! `HostChip::with_lane_turn`).
 //!
 //! `--parent PID`: exit (code 6) as soon as that process exits (a pidfd
 //! watched by a thread blocked in `poll`), so a chip child never outlives
@@ -119,6 +121,9 @@ impl Device {
 struct Args {
     device: Device,
     worker: WorkerId,
+    /// The chip's index in its worker (the host device's lane split turns
+    /// with it, so two chips' run lanes do not share CPUs).
+    chip: usize,
     slots: usize,
     spin_iters: Option<u32>,
     trace: Option<String>,
@@ -129,6 +134,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
         device: Device::Host,
         worker: WorkerId(0),
+        chip: 0,
         slots: SlotLimits::default().capacity,
         spin_iters: None,
         trace: None,
@@ -144,6 +150,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 a.device = Device::parse(&v).ok_or_else(|| format!("unknown device {v}"))?;
             }
             "--worker" => a.worker = value()?.parse()?,
+            "--chip" => {
+                let v = value()?;
+                a.chip = v.parse().map_err(|e| format!("--chip {v}: {e}"))?;
+            }
             "--slots" => {
                 let v = value()?;
                 a.slots = v.parse().map_err(|e| format!("--slots {v}: {e}"))?;
@@ -223,7 +233,7 @@ pub fn child_main(args: Vec<String>) -> i32 {
     };
     match parsed.device {
         Device::Host => match HostChip::new() {
-            Ok(chip) => serve_traced(mailbox, chip, &parsed),
+            Ok(chip) => serve_traced(mailbox, chip.with_lane_turn(parsed.chip), &parsed),
             Err(e) => {
                 eprintln!("chiplane chip child: host device: {e}");
                 ChildStatus::NoDevice as i32

@@ -164,6 +164,8 @@ impl Spawner for ProcessSpawner {
             .arg(c.device.as_str())
             .arg("--worker")
             .arg(worker.to_string())
+            .arg("--chip")
+            .arg(chip.to_string())
             .arg("--slots")
             .arg(c.slots.to_string())
             .arg("--spin-iters")
