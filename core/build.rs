@@ -25,7 +25,6 @@ const MUTANTS: &[&str] = &[
     "missed_doorbell",
     "stale_incarnation",
     "driver_not_rung",
-    "restore_not_rung",
 ];
 
 fn main() {

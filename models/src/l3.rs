@@ -326,9 +326,10 @@ pub fn s2_done_during_control() -> bool {
 /// it). The run's gate opens as the control is submitted, so in some
 /// schedules the run finishes during the control and its TASK_DONE waits
 /// for the parent's restore to TASK_RUNNING. Nothing but that restore tells
-/// the child it may publish now, so the restore must ring the child's bell
-/// (mutant `restore_not_rung`: the child sleeps on, the parent waits for
-/// TASK_DONE, a deadlock). Returns true when TASK_DONE was deferred.
+/// the child it may publish now (no settlement follows whose pop would ring
+/// it), so the parent's step must ring the child's bell after the restore,
+/// or the child sleeps on while the parent waits for TASK_DONE. Returns true
+/// when TASK_DONE was deferred.
 pub fn s2_unsettled_control() -> bool {
     let chip = TestChip::new(true);
     let held = Gate::new();

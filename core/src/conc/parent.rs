@@ -6,8 +6,7 @@
 //! # Who drives the port
 //! - **the caller** that submits: it holds the lock the driver would take,
 //!   so it publishes its own frame (the machine's `Write` and `Cas`) before
-//!   it returns, and rings the child's doorbell when it published
-//!   ([`Port::take_child_owed`]);
+//!   it returns, and rings the child's doorbell;
 //! - **the caller that waits** for a handle ([`Link::wait_until`]): it steps
 //!   the port itself (it reads the word and completes its own handle),
 //!   spinning for the process's spin budget (for a control under a running
@@ -169,9 +168,13 @@ where
     }
 
     /// One step of the port under its lock; rings the child when the step
-    /// published something the child acts on or freed ring room
-    /// ([`Port::take_child_owed`]: not after a CAS to IDLE, nor after a step
-    /// that only read). True when it did anything.
+    /// did anything (published, freed ring room, or only read the word or a
+    /// result). True when it did anything. Ringing after a step that only
+    /// consumed TASK_DONE wakes a sleeping serve loop for nothing to do
+    /// yet, but it then spins while this caller submits its next run: a
+    /// ring only after publications the child acts on measured slower for
+    /// back-to-back no-op runs on the 2-core machine (hw/benches/README.md,
+    /// "Tried and not kept"), so the ring stays.
     /// Handles it resolved for *other* waiters (more than `mine`) wake the
     /// parent side's sleepers: a waiter sleeping on the parent's bell learns
     /// of a handle another thread resolved for it.
@@ -180,13 +183,12 @@ where
         let before = port.stats().resolved;
         let did = port.progress();
         let resolved = port.stats().resolved - before;
-        let owed = port.take_child_owed();
         drop(port);
-        if owed {
+        if did {
             self.child_bell().ring();
-        }
-        if did && resolved > u64::from(mine()) {
-            self.parent_bell().ring();
+            if resolved > u64::from(mine()) {
+                self.parent_bell().ring();
+            }
         }
         did
     }
@@ -217,10 +219,9 @@ where
     ) -> Result<PendingTask, RunError> {
         let mut port = self.port();
         let h = port.submit_task(slot, generation, config, args)?;
-        port.progress();
-        let owed = port.take_child_owed();
+        let did = port.progress();
         drop(port);
-        if owed {
+        if did {
             self.child_bell().ring();
         }
         Ok(h)
@@ -235,10 +236,9 @@ where
     ) -> Result<PendingControl, ControlError> {
         let mut port = self.port();
         let h = port.submit_control(slot, generation, op)?;
-        port.progress();
-        let owed = port.take_child_owed();
+        let did = port.progress();
         drop(port);
-        if owed {
+        if did {
             self.child_bell().ring();
         }
         Ok(h)

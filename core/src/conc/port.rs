@@ -164,18 +164,6 @@ pub struct PortStats {
     pub resolved: u64,
 }
 
-/// Whether the parent's CAS `from -> to` gives the child something to do
-/// (see [`Port::take_child_owed`]).
-fn child_acts_on(from: WordState, to: WordState) -> bool {
-    match (from, to) {
-        (_, WordState::Idle) => false,
-        #[cfg(chiplane_mutant = "restore_not_rung")]
-        // MUTANT: the restore to TASK_RUNNING does not ring the child.
-        (WordState::ControlDone { under_task: true }, WordState::TaskRunning) => false,
-        _ => true,
-    }
-}
-
 /// The parent driver. See the module doc.
 #[derive(Debug)]
 pub struct Port<R, W> {
@@ -186,9 +174,6 @@ pub struct Port<R, W> {
     tasks: BTreeMap<DispatchId, Arc<Completion<TaskResult>>>,
     controls: BTreeMap<DispatchId, ControlCells>,
     stats: PortStats,
-    /// Since the last [`Port::take_child_owed`], the port published
-    /// something the child acts on (see there).
-    child_owed: bool,
 }
 
 impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
@@ -204,30 +189,11 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             tasks: BTreeMap::new(),
             controls: BTreeMap::new(),
             stats: PortStats::default(),
-            child_owed: false,
         }
     }
 
     pub fn region(&self) -> &Region {
         &self.region
-    }
-
-    /// True once after the port published something the child acts on,
-    /// so the caller rings the child's bell: a CAS that hands the child
-    /// work (TASK_READY, CONTROL_READY, the restore of CONTROL_DONE to
-    /// TASK_RUNNING, where a finished run may wait to publish TASK_DONE:
-    /// rule 2), ring room (a pop), or POISONED. Not a CAS to IDLE (the
-    /// parent consuming TASK_DONE, or restoring a control entered at
-    /// IDLE): at IDLE the child has nothing to do that the word allows
-    /// (its held settlements wait for ring room, which a pop announces),
-    /// so ringing would only wake it to find nothing. Nor reading the word,
-    /// a frame or the ring's entries without popping.
-    ///
-    /// Mutant `restore_not_rung`: the restore to TASK_RUNNING is not owed,
-    /// so a child whose run finished during a control sleeps on with its
-    /// TASK_DONE unpublished.
-    pub fn take_child_owed(&mut self) -> bool {
-        core::mem::take(&mut self.child_owed)
     }
 
     pub fn stats(&self) -> &PortStats {
@@ -308,8 +274,6 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         if self.machine.settlements_owed() > 0 || self.machine.control_in_flight().is_some() {
             while let Some(c) = self.ring.pop(&self.region) {
                 self.stats.completions_popped += 1;
-                // The entry's room is free for the child's held settlements.
-                self.child_owed = true;
                 let corrupt = c.is_err();
                 self.feed(ParentInput::Completion(c));
                 did = true;
@@ -365,7 +329,6 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
     /// kill and reap it, then fail everything outstanding.
     fn child_gone(&mut self, err: EndpointError) {
         let _previous = self.region.word().poison();
-        self.child_owed = true;
         self.watch.kill_and_reap();
         self.feed(ParentInput::ChildGone(err));
         self.drain();
@@ -389,9 +352,6 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                 }
                 ParentOutput::Cas { from, to } => {
                     let r = self.region.word().cas(from, to);
-                    if r.is_ok() && child_acts_on(from, to) {
-                        self.child_owed = true;
-                    }
                     self.feed(ParentInput::CasResult(r));
                 }
                 ParentOutput::Read { field } => {

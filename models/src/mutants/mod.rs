@@ -364,7 +364,6 @@ const NOT_SYS: Reason = ("one worker", "its system has one worker and one incarn
 const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs the parent's driver thread beside the child and its two lanes: loom did not finish that shape in 7 minutes at preemption bound 1 (shuttle runs it)");
 const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter, a lane or a doorbell sleeper that misses its wake-up sleeps for good or until a timeout: lost_wakeup in core's unit tests, lost_lane_wake in hw's conformance_l3, missed_doorbell in models' l3_restarts, each until the runner's 600 s timeout); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
 const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (idle_poll, 100 ms): a lost hand-over ring only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
-const HEARTBEAT: Reason = ("heartbeat-bounded", "production's serve loop sleeps at most one heartbeat (50 ms): a restore that does not ring the child only delays the deferred TASK_DONE, and no std test times it; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
 pub const REASONS: &[Reason] = &[
@@ -380,7 +379,6 @@ pub const REASONS: &[Reason] = &[
     FIVE_THREADS,
     HANGS,
     BOUNDED,
-    HEARTBEAT,
 ];
 
 /// The table. Every mutant of core/build.rs appears exactly once, its
@@ -699,23 +697,6 @@ pub fn table() -> Vec<MutantRow> {
             Checker::shuttle("s15_driver_handover"),
             ),
             "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
-        ),
-        single(
-            row(
-                "restore_not_rung",
-                "core/src/conc/port.rs (child_acts_on: the restore to TASK_RUNNING does not ring the child)",
-                vec![
-                    No(NO_LANE_WORK),
-                    shuttle(&["s2_unsettled_control"]),
-                    No(CONC),
-                    No(CONC),
-                    No(NO_TARGET),
-                    No(MIRI_SCOPE),
-                    No(HEARTBEAT),
-                ],
-                Checker::shuttle("s2_unsettled_control"),
-            ),
-            "only the models sleep untimed, and of them only shuttle finishes a shape whose run ends during a control",
         ),
     ]
 }
