@@ -25,6 +25,7 @@ const MUTANTS: &[&str] = &[
     "missed_doorbell",
     "stale_incarnation",
     "driver_not_rung",
+    "orchestrator_not_woken",
 ];
 
 fn main() {

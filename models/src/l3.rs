@@ -649,6 +649,43 @@ pub fn l3_worker_pipeline() -> bool {
     true
 }
 
+/// S16, the L3 run queue's hand-off: a `run_async` that arrives while another
+/// orchestration function still runs on its caller's thread is queued, and
+/// the orchestrator thread runs it once that function returned, because
+/// `RunQueue::finished` wakes it (it waits for nothing else). A second
+/// thread submits while the first function holds the queue (gates order
+/// the two), so the queued path is taken in every schedule; a `finished`
+/// that did not wake the orchestrator leaves the second handle unresolved
+/// for good (a deadlock the checkers report). Returns true.
+pub fn l3_run_queue_handoff() -> bool {
+    use chiplane_core::conc::l3::{L3Options, L3Worker};
+    let chip = TestChip::new(true);
+    let spawner = ThreadSpawner::new(chip.clone(), 2);
+    let options = L3Options { chips: 1, link: LinkOptions::untimed() };
+    let w = Arc::new(L3Worker::new(spawner, options).expect("thread children start"));
+    let (started, go) = (Gate::new(), Gate::new());
+    let second = {
+        let (w, started, go) = (w.clone(), started.clone(), go.clone());
+        thread::spawn(move || {
+            started.wait();
+            // The first function holds the queue: this one is queued.
+            let r = w.run_async(|_| 2u32);
+            go.open();
+            r.wait().value
+        })
+    };
+    let (s1, g1) = (started.clone(), go.clone());
+    let r1 = w.run_async(move |_| {
+        s1.open();
+        g1.wait();
+        1u32
+    });
+    assert_eq!(r1.wait().value, 1);
+    assert_eq!(second.join().expect("second submitter"), 2, "the queued function ran");
+    drop(w);
+    true
+}
+
 /// A control round trip at IDLE that needs no lane (a memory control): the
 /// smallest L3 shape, for loom with every thread of production present
 /// (the child's lanes exist and sleep). Returns true.

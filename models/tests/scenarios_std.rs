@@ -30,6 +30,7 @@ scenario_tests! { repeat;
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => { l3::s14_doorbell(); true },
     l3_worker_pipeline => l3::l3_worker_pipeline(),
+    l3_run_queue_handoff => l3::l3_run_queue_handoff(),
     l3_memory_round_trip => l3::l3_memory_round_trip(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
     l3_refused_task => l3::l3_refused_task(),

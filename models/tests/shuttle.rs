@@ -40,6 +40,7 @@ scenario_tests! { shuttle;
     s14_doorbell => l3::s14_doorbell(),
     s15_driver_handover => l3::s15_driver_handover(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
+    l3_run_queue_handoff => l3::l3_run_queue_handoff(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
     ring_push_pop => l3::ring_push_pop(),
 }

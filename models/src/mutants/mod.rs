@@ -363,6 +363,7 @@ const NO_TARGET: Reason = ("no target", "no fuzz target drives the concurrent la
 const NOT_SYS: Reason = ("one worker", "its system has one worker and one incarnation: no foreign handle to present");
 const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs the parent's driver thread beside the child and its two lanes: loom did not finish that shape in 7 minutes at preemption bound 1 (shuttle runs it)");
 const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter, a lane or a doorbell sleeper that misses its wake-up sleeps for good or until a timeout: lost_wakeup in core's unit tests, lost_lane_wake in hw's conformance_l3, missed_doorbell in models' l3_restarts, each until the runner's 600 s timeout); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
+const SEVEN_THREADS: Reason = ("whole L3 worker", "the hand-off needs core's whole L3 worker (orchestrator, driver, a child with its two lanes) and a second submitter: seven threads, over loom's limit of five (shuttle runs it)");
 const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (idle_poll, 100 ms): a lost hand-over ring only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
@@ -379,6 +380,7 @@ pub const REASONS: &[Reason] = &[
     FIVE_THREADS,
     HANGS,
     BOUNDED,
+    SEVEN_THREADS,
 ];
 
 /// The table. Every mutant of core/build.rs appears exactly once, its
@@ -697,6 +699,26 @@ pub fn table() -> Vec<MutantRow> {
             Checker::shuttle("s15_driver_handover"),
             ),
             "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
+        ),
+        // Not interleaving-only: the std suite hangs with it (models'
+        // scenarios_std l3_run_queue_handoff: the orchestrator's wait is
+        // untimed in production too).
+        single(
+            row(
+                "orchestrator_not_woken",
+                "core/src/conc/l3/queue.rs (RunQueue::finished does not wake the orchestrator for a queued job)",
+                vec![
+                    No(SEVEN_THREADS),
+                    shuttle(&["l3_run_queue_handoff"]),
+                    No(CONC),
+                    No(CONC),
+                    No(NO_TARGET),
+                    No(MIRI_SCOPE),
+                    No(HANGS),
+                ],
+                Checker::shuttle("l3_run_queue_handoff"),
+            ),
+            "loom cannot hold the shape's seven threads; the std suite hangs on it, which is no verdict",
         ),
     ]
 }

@@ -75,12 +75,15 @@ impl<O> RunQueue<O> {
     /// is queued: it waits for nothing else here (`close` wakes it for the
     /// end), and a wake-up per run would cost a futex call and a context
     /// switch on every `run` of an idle queue.
+    ///
+    /// Mutant `orchestrator_not_woken`: the wake is left out, so a job
+    /// queued behind this one is never run (models' `l3_run_queue_handoff`).
     pub(super) fn finished(&self) {
         let mut q = self.lock();
         q.running = false;
         let queued = !q.queued.is_empty();
         drop(q);
-        if queued {
+        if queued && cfg!(not(chiplane_mutant = "orchestrator_not_woken")) {
             self.wake.notify_all();
         }
     }
