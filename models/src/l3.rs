@@ -230,6 +230,17 @@ fn preregister(link: &ModelLink, kernel: &str) -> (SlotIndex, Generation) {
     at
 }
 
+/// A child whose chip holds every run of "c1" until `held` opens, with
+/// "c1" registered (no driver thread, a two-entry ring).
+fn held_c1() -> (Rig, Arc<Gate>, (SlotIndex, Generation)) {
+    let chip = TestChip::new(true);
+    let held = Gate::new();
+    chip.gate("c1", Hold::Run, held.clone());
+    let rig = Rig::start(2, chip, false);
+    let h1 = preregister(&rig.link, "c1");
+    (rig, held, h1)
+}
+
 /// S1, the seed pipeline: run C1; register C2 while C1 is TASK_RUNNING (C1's
 /// run cannot finish before C2's register was accepted); C2's prepare cannot
 /// finish before the parent observed C1's result (seed hazard D: a child
@@ -270,12 +281,8 @@ pub fn s1_pipeline(driver: bool) -> bool {
 /// (rule 1), safe only because the child copied the first out before
 /// publishing TASK_RUNNING. Both resolve, in order.
 pub fn s1_staged() -> bool {
-    let chip = TestChip::new(true);
-    let held = Gate::new();
-    chip.gate("c1", Hold::Run, held.clone());
-    let rig = Rig::start(2, chip, false);
+    let (rig, held, h1) = held_c1();
     let link = &rig.link;
-    let h1 = preregister(link, "c1");
     let h2 = preregister(link, "c2");
     let t1 = run(link, h1, 1).expect("submit C1");
     let t2 = run(link, h2, 2).expect("submit C2");
@@ -331,12 +338,8 @@ pub fn s2_done_during_control() -> bool {
 /// or the child sleeps on while the parent waits for TASK_DONE. Returns true
 /// when TASK_DONE was deferred.
 pub fn s2_unsettled_control() -> bool {
-    let chip = TestChip::new(true);
-    let held = Gate::new();
-    chip.gate("c1", Hold::Run, held.clone());
-    let rig = Rig::start(2, chip, false);
+    let (rig, held, h1) = held_c1();
     let link = &rig.link;
-    let h1 = preregister(link, "c1");
     let again = register(link, "c1").expect("submit the second register");
     assert!(matches!(reply(link, &again), Ok(ControlReply::Registered { fresh: false, .. })));
     assert_eq!(settled(link, &again), Ok(Some(Settlement::Prepared(Ok(())))));
@@ -357,12 +360,8 @@ pub fn s2_unsettled_control() -> bool {
 /// controls, so the order is read from the parent: the control's reply
 /// comes after the task's result).
 pub fn s8_memory_waits_for_idle() -> bool {
-    let chip = TestChip::new(true);
-    let held = Gate::new();
-    chip.gate("c1", Hold::Run, held.clone());
-    let rig = Rig::start(2, chip, false);
+    let (rig, held, h1) = held_c1();
     let link = &rig.link;
-    let h1 = preregister(link, "c1");
     let t1 = run(link, h1, 1).expect("submit C1");
     link.wait_until(|| link.region().word().load() == WordState::TaskRunning.encode());
     let m = link
