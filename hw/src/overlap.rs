@@ -25,6 +25,12 @@
 //! efficiency above 1 always shows how far its interval reaches. The delay
 //! is part of the experiment (the seed's), not a synchronisation.
 //!
+//! The ideal assumes C1's run and C2's prepare keep their serial speed side
+//! by side. Each row checks it: the overlap trial also times
+//! `register_async(C2).wait()`, and the report gives that prepare over the
+//! serial trial's (about 1 when the machine ran the lanes in parallel), with
+//! the CPU steal of the whole run.
+//!
 //! Every run's output is compared with `kernels::reference` (`max_diff`).
 
 use std::path::PathBuf;
