@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use chiplane_core::chip::LaneKind;
 use chiplane_core::conc::bell::{BellWords, Doorbell};
 use chiplane_core::conc::wait::{set_spin_budget, set_under_task_spin_budget};
 
@@ -185,23 +186,22 @@ impl LaneCpus {
     }
 
     /// The CPUs of `lane` (empty: no split).
-    pub fn of(&self, lane: chiplane_core::chip::LaneKind) -> &[usize] {
+    pub fn of(&self, lane: LaneKind) -> &[usize] {
         match lane {
-            chiplane_core::chip::LaneKind::Run => &self.halves[0],
-            chiplane_core::chip::LaneKind::Register => &self.halves[1],
+            LaneKind::Run => &self.halves[0],
+            LaneKind::Register => &self.halves[1],
         }
     }
 
     /// Restrict the calling thread to `lane`'s CPUs. Best effort: a mask
     /// the OS refuses leaves the thread as it was (placement is a tuning,
     /// never a condition of correctness).
-    pub fn bind(&self, lane: chiplane_core::chip::LaneKind) {
+    pub fn bind(&self, lane: LaneKind) {
         let cpus = self.of(lane);
         if cpus.is_empty() {
             return;
         }
-        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let mut set = empty_cpu_set();
         for &c in cpus {
             // SAFETY: `c` came from `allowed_cpus`, so it is below CPU_SETSIZE.
             unsafe { libc::CPU_SET(c, &mut set) };
@@ -212,10 +212,14 @@ impl LaneCpus {
     }
 }
 
+fn empty_cpu_set() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+    unsafe { std::mem::zeroed() }
+}
+
 /// The CPUs the calling thread may run on (empty if the mask cannot be read).
 pub(crate) fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = empty_cpu_set();
     // SAFETY: pid 0 is the calling thread; the pointer and size are those
     // of `set`, which outlives the call.
     if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
@@ -227,8 +231,7 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::LaneCpus;
-    use chiplane_core::chip::LaneKind;
+    use super::{LaneCpus, LaneKind};
 
     #[test]
     fn lanes_get_disjoint_halves_of_the_cpus() {
