@@ -4,6 +4,9 @@
 //! - `prepare` is called on the **register lane** thread, `run` on the **run
 //!   lane** thread, *at the same time* (that is the whole point). A `Chip` is
 //!   `Sync` and must tolerate this; the conformance suite does it on purpose.
+//!   The one exception: a run the chip calls short (`run_inline` true) may be
+//!   executed by the thread that accepted it (at L3 the chip child's serve
+//!   loop), which never called `bind_lane`. Runs never overlap either way.
 //! - `bind_lane` is called once on each lane thread before any other call
 //!   from that thread (a device with per-thread context, such as CUDA or
 //!   CANN, binds it there).
@@ -221,6 +224,21 @@ pub trait Chip: Send + Sync + 'static {
 
     /// Run a prepared callable (run lane).
     fn run(&self, prepared: &Self::Prepared, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError>;
+
+    /// Is this run short enough for the thread that accepted it to execute
+    /// it, rather than handing it to the run lane? At L3 that thread is the
+    /// chip child's serve loop: the run lane is not woken (a wake-up costs
+    /// microseconds to tens of them), and the mailbox waits for the run
+    /// meanwhile (docs/protocol.md rule 9). Say yes only for runs that end
+    /// well within a few microseconds whatever the arguments; such a run
+    /// executes on a thread that never called `bind_lane`.
+    ///
+    /// Called with the chip node's lock held: answer from the artifact and
+    /// the arguments alone, at once. Default: no, every run on the run lane.
+    fn run_inline(&self, prepared: &Self::Prepared, args: &TaskArgs) -> bool {
+        let _ = (prepared, args);
+        false
+    }
 
     /// Release an artifact; called exactly once per artifact.
     fn release(&self, prepared: Self::Prepared);

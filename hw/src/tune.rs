@@ -19,6 +19,8 @@
 //!
 //! [`LaneCpus`] keeps a device's two lanes off each other's CPUs (the host
 //! device binds its lane threads with it; see there for why).
+//! [`run_inline_ops_max`] says which host runs are short enough for the
+//! chip child's serve loop to execute itself (`Chip::run_inline`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -138,6 +140,27 @@ pub fn tight_timer_slack() {
 /// Environment variable: `0` leaves lane threads where the OS scheduler
 /// puts them ([`LaneCpus`]).
 pub const LANE_AFFINITY_ENV: &str = "CHIPLANE_LANE_AFFINITY";
+
+/// Environment variable: the most element operations (tensor length times
+/// repeats) of a host run that the chip child's serve loop executes itself
+/// instead of waking the run lane ([`run_inline_ops_max`]); `0` sends every
+/// run to the run lane.
+pub const RUN_INLINE_ENV: &str = "CHIPLANE_RUN_INLINE_OPS";
+
+/// Default of [`run_inline_ops_max`]: one vector add of the catalogue's
+/// largest tensor (4,096 elements), well under a microsecond of arithmetic,
+/// where waking the run lane costs 10-40 µs on the 2-core machine.
+pub const RUN_INLINE_OPS_DEFAULT: u64 = chiplane_core::kernels::N_MAX;
+
+/// The largest run (in element operations) the host and null devices call
+/// short (`Chip::run_inline`): `$CHIPLANE_RUN_INLINE_OPS`, else
+/// [`RUN_INLINE_OPS_DEFAULT`]. Read once per process.
+pub fn run_inline_ops_max() -> u64 {
+    static MAX: OnceLock<u64> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var(RUN_INLINE_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(RUN_INLINE_OPS_DEFAULT)
+    })
+}
 
 /// The CPUs a process may use, split between a device's two lanes: the run
 /// lane gets every other one (the 1st, 3rd, ...), the register lane the

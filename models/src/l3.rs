@@ -276,6 +276,38 @@ pub fn s1_pipeline(driver: bool) -> bool {
     true
 }
 
+/// S17, a short run executed where it was accepted (`Chip::run_inline`):
+/// the serve loop runs it itself, so the run lane is neither handed it nor
+/// woken, and the mailbox waits for it. "short" is registered; a register
+/// of "c" is accepted, and its prepare may still be on the register lane
+/// while the short task runs inline, so the prepare's settlement and the
+/// run's result reach the serve loop in either order. Then "c" runs on the
+/// run lane and "short" inline again. Checks: results intact and in order,
+/// each run executed once (a run executed both inline and on the lane is
+/// refused by the chip side, and the test chip asserts one run at a time),
+/// each TASK_DONE published once, every artifact released. Returns whether
+/// both short runs ran off the run lane.
+pub fn s17_inline_run() -> bool {
+    let chip = TestChip::new(true);
+    chip.inline("short");
+    let rig = Rig::start(2, chip.clone(), false);
+    let link = &rig.link;
+    let hs = preregister(link, "short");
+    let c = register(link, "c").expect("submit register c");
+    let hc = fresh(&reply(link, &c));
+    let t1 = run(link, hs, 1).expect("submit short");
+    assert_eq!(ran(&task(link, &t1)), (0.0, 1.0), "the first short run");
+    assert_eq!(settled(link, &c), Ok(Some(Settlement::Prepared(Ok(())))));
+    assert_eq!(ran(&task(link, &run(link, hc, 2).expect("submit c"))), (1.0, 2.0), "c's run");
+    assert_eq!(ran(&task(link, &run(link, hs, 3).expect("submit short"))), (0.0, 3.0), "the second short run");
+    let end = rig.finish();
+    assert_eq!(end.exit, LoopExit::Serve(ServeExit::ShutDown));
+    assert_eq!(end.stats.task_done_published, 3, "each TASK_DONE published once");
+    assert_eq!(chip.runs(), vec![1, 2, 3]);
+    chip.assert_all_released();
+    chip.off_lane_runs() == 2
+}
+
 /// S1, staging: two runs queued back to back; the parent stages the second
 /// task into the task field as soon as it sees TASK_RUNNING for the first
 /// (rule 1), safe only because the child copied the first out before

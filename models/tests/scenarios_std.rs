@@ -29,6 +29,7 @@ scenario_tests! { repeat;
     s11_ring_full => { l3::s11_ring(1, 3); true },
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => { l3::s14_doorbell(); true },
+    s17_inline_run => l3::s17_inline_run(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_run_queue_handoff => l3::l3_run_queue_handoff(),
     l3_memory_round_trip => l3::l3_memory_round_trip(),

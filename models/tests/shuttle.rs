@@ -39,6 +39,7 @@ scenario_tests! { shuttle;
     s12_ring_wraps => l3::s11_ring(2, 7).1 >= 3,
     s14_doorbell => l3::s14_doorbell(),
     s15_driver_handover => l3::s15_driver_handover(),
+    s17_inline_run => l3::s17_inline_run(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_run_queue_handoff => l3::l3_run_queue_handoff(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },

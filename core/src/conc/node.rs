@@ -8,7 +8,11 @@
 //!   child's serve loop ([`ChipNode::accept_task`],
 //!   [`ChipNode::apply_control`]). Each takes the lock for a few bookkeeping
 //!   steps and returns at once: *it never waits for a lane* (docs/protocol.md
-//!   rule 9).
+//!   rule 9). One exception: a run the chip calls short
+//!   ([`Chip::run_inline`]) that the chip side starts at once is executed by
+//!   `accept_task`'s caller itself, after the lock is released; it was
+//!   taken under the same hold of the lock that accepted the task
+//!   (`Inner::run_here`), so the run lane is neither handed it nor woken.
 //! - the **run lane thread** calls `chip.bind_lane(Run)` once, then executes
 //!   the machine's `StartRun` outputs one at a time; before it parks it
 //!   spins for the process's spin budget ([`super::wait`]), so a run
@@ -20,7 +24,9 @@
 //! A lane thread takes its job under the lock (the spec and a cancel flag;
 //! the artifact's `Arc` and the arguments; the artifact to release), drops
 //! the lock, calls the chip, and takes the lock again to report. So a
-//! prepare of C2 never blocks a pin or unpin for C1.
+//! prepare of C2 never blocks a pin or unpin for C1. (`Chip::run_inline`,
+//! a query answered from the artifact and the arguments alone, is the one
+//! chip call made under the lock.)
 //!
 //! # Results
 //! - L2: each handle is a completion cell; the node completes it *after*
@@ -272,6 +278,9 @@ struct After {
 struct Inner<C: Chip> {
     side: ChipSide<Arc<C::Prepared>, Waiter>,
     run_next: Option<RunWork<C::Prepared>>,
+    /// A short run (`Chip::run_inline`) for the thread that accepted it:
+    /// set and taken under one hold of the lock, in `ChipNode::accept_task`.
+    run_here: Option<RunWork<C::Prepared>>,
     reg_next: Option<RegWork<C::Prepared>>,
     /// Cancel flag of the running prepare, by handle.
     cancel: BTreeMap<CallableHandle, Arc<AtomicBool>>,
@@ -295,7 +304,10 @@ struct Shared<C: Chip> {
 impl<C: Chip> Inner<C> {
     /// Execute everything the machine owes; collect what must happen after
     /// unlocking.
-    fn drain(&mut self, events: &Option<EventSink>, run_ready: &AtomicBool) -> After {
+    /// `inline`: the chip, when the caller will execute a short run itself
+    /// (`ChipNode::accept_task`); such a run goes to `run_here` and the run
+    /// lane is neither handed it nor woken.
+    fn drain(&mut self, events: &Option<EventSink>, run_ready: &AtomicBool, inline: Option<&C>) -> After {
         let mut after = After::default();
         while let Some(out) = self.side.poll() {
             match out {
@@ -318,11 +330,30 @@ impl<C: Chip> Inner<C> {
                     }
                 }
                 ChipOutput::StartRun { job, artifact, args, config, .. } => {
-                    debug_assert!(self.run_next.is_none(), "one run at a time");
-                    self.run_next = Some(RunWork { job, artifact, args, config });
-                    // Release: pairs with the run lane's Acquire spin load.
-                    run_ready.store(true, Ordering::Release);
-                    after.wake_run = true;
+                    debug_assert!(self.run_next.is_none() && self.run_here.is_none(), "one run at a time");
+                    let work = RunWork { job, artifact, args, config };
+                    if inline.is_some_and(|chip| chip.run_inline(&work.artifact, &work.args)) {
+                        // MUTANT inline_run_also_queued: the short run is
+                        // also handed to the run lane, so it runs twice.
+                        #[cfg(chiplane_mutant = "inline_run_also_queued")]
+                        {
+                            self.run_next = Some(RunWork {
+                                job: work.job,
+                                artifact: work.artifact.clone(),
+                                args: work.args.clone(),
+                                config: work.config.clone(),
+                            });
+                            // Release: pairs with the run lane's Acquire spin load.
+                            run_ready.store(true, Ordering::Release);
+                            after.wake_run = true;
+                        }
+                        self.run_here = Some(work);
+                    } else {
+                        self.run_next = Some(work);
+                        // Release: pairs with the run lane's Acquire spin load.
+                        run_ready.store(true, Ordering::Release);
+                        after.wake_run = true;
+                    }
                 }
                 ChipOutput::Resolve { waiter, resolution } => after.resolve.push((waiter, resolution)),
                 ChipOutput::Event(ev) => match events {
@@ -389,8 +420,22 @@ impl<C: Chip> Shared<C> {
         input: ChipInput<Arc<C::Prepared>, Waiter>,
     ) -> (Result<ChipReply, ChipRefusal>, After) {
         let r = inner.side.handle(input);
-        let after = inner.drain(&self.events, &self.run_ready);
+        let after = inner.drain(&self.events, &self.run_ready, None);
         (r, after)
+    }
+
+    /// Execute a run and report it (the run lane, or the thread that
+    /// accepted a short one). `bound`: how the thread's `bind_lane` went.
+    fn execute_run(&self, work: RunWork<C::Prepared>, bound: &Result<(), ChipError>) {
+        let RunWork { job, artifact, args, config } = work;
+        let result = match bound {
+            Ok(()) => guarded("run", || self.chip.run(&artifact, &args, &config)),
+            Err(e) => Err(e.clone()),
+        };
+        // Drop our reference before reporting: the release the report
+        // may start needs the only one.
+        drop(artifact);
+        self.report(ChipInput::RunFinished { job, result });
     }
 
     /// Unlock, then do what is owed: resolve cells, wake the events'
@@ -460,15 +505,8 @@ impl<C: Chip> Shared<C> {
                     inner = self.run_cv.wait(inner).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let Some(RunWork { job, artifact, args, config }) = work else { return };
-            let result = match &bound {
-                Ok(()) => guarded("run", || self.chip.run(&artifact, &args, &config)),
-                Err(e) => Err(e.clone()),
-            };
-            // Drop our reference before reporting: the release the report
-            // may start needs the only one.
-            drop(artifact);
-            self.report(ChipInput::RunFinished { job, result });
+            let Some(work) = work else { return };
+            self.execute_run(work, &bound);
         }
     }
 
@@ -546,6 +584,7 @@ impl<C: Chip> ChipNode<C> {
         let inner = Inner {
             side: ChipSide::new(config.worker, config.limits),
             run_next: None,
+            run_here: None,
             reg_next: None,
             cancel: BTreeMap::new(),
             run_sleeping: false,
@@ -623,9 +662,20 @@ impl<C: Chip> ChipNode<C> {
     }
 
     /// L3: pin the task's slot and queue the run; its result comes as a
-    /// [`ChildEvent::RunFinished`] through the node's [`Events`].
+    /// [`ChildEvent::RunFinished`] through the node's [`Events`]. A run the
+    /// chip calls short ([`Chip::run_inline`]) that can start at once is
+    /// executed here, on the caller's thread (the serve loop), before this
+    /// returns: the run lane is not woken for it.
     pub fn accept_task(&self, task: TaskFrame) -> Result<(), RunError> {
-        match self.submit(ChipInput::Task(task)) {
+        let mut inner = self.shared.lock();
+        let r = inner.side.handle(ChipInput::Task(task));
+        let after = inner.drain(&self.shared.events, &self.shared.run_ready, Some(&self.shared.chip));
+        let here = inner.run_here.take();
+        self.shared.finish(inner, after);
+        if let Some(work) = here {
+            self.shared.execute_run(work, &Ok(()));
+        }
+        match r {
             Ok(ChipReply::Queued) => Ok(()),
             Err(ChipRefusal::Run(e)) => Err(e),
             other => unreachable!("task replied {other:?}"),
@@ -669,7 +719,7 @@ impl<C: Chip> ChipNode<C> {
         drop(artifact);
         let mut inner = self.shared.lock();
         inner.side.bypass_unpin(handle);
-        let after = inner.drain(&self.shared.events, &self.shared.run_ready);
+        let after = inner.drain(&self.shared.events, &self.shared.run_ready, None);
         self.shared.finish(inner, after);
         out
     }

@@ -4,7 +4,8 @@
 //! # Loop (one [`Serve::step`] does one unit of work)
 //! 1. if the machine has an output queued, execute exactly one:
 //!    `Read` -> [`Region::read_frame`] (copy out, decode), `AcceptTask` ->
-//!    [`ChildBackend::accept_task`] (pin + enqueue, never run here),
+//!    [`ChildBackend::accept_task`] (pin + enqueue; only a run the chip
+//!    calls short is executed here, docs/protocol.md rule 9),
 //!    `ApplyControl` -> [`ChildBackend::apply_control`] (never waits for a
 //!    lane: rule 9), `Write` -> [`Region::write_frame`], `Cas` -> the one
 //!    CAS helper in [`super::word`], `Push` -> the completion ring,
@@ -42,9 +43,10 @@ use super::ring::Producer;
 
 /// The chip side of a child: the slot table and the lanes. Every method
 /// returns at once (rule 9): work is queued on a lane, its end comes back
-/// through `poll_event`.
+/// through `poll_event` (a short run, executed inside `accept_task`, too).
 pub trait ChildBackend {
-    /// Pin the task's slot and enqueue the run on the run lane.
+    /// Pin the task's slot and enqueue the run on the run lane (or, for a
+    /// run the chip calls short, execute it before returning: rule 9).
     fn accept_task(&mut self, task: TaskFrame) -> Result<(), RunError>;
     /// Apply a control to the slot table (register: queue the prepare;
     /// unregister: tombstone/cancel; memory/domain: act at once). For a

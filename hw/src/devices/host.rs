@@ -393,6 +393,18 @@ impl Chip for HostChip {
         Ok(RunOutput { tensors: vec![c] })
     }
 
+    /// Short: at most [`crate::tune::run_inline_ops_max`] element
+    /// operations (tensor length times repeats), or arguments the kernel
+    /// refuses (the run fails at once).
+    fn run_inline(&self, prepared: &HostArtifact, args: &TaskArgs) -> bool {
+        match prepared.kernel.check_args(args) {
+            Ok(repeat) => {
+                (prepared.kernel.n() as u64).saturating_mul(repeat.max(1)) <= crate::tune::run_inline_ops_max()
+            }
+            Err(_) => true,
+        }
+    }
+
     fn release(&self, prepared: HostArtifact) {
         // Frees the buffer, dlcloses the library, closes the memfd.
         drop(prepared);
@@ -476,6 +488,25 @@ mod tests {
         let out = chip.run(&art, &args, &RunConfig::default()).unwrap();
         assert_eq!(kernels::max_diff(&out, &kernels::reference(&s, &args).unwrap()), 0.0);
         chip.release(art);
+    }
+
+    #[test]
+    fn only_runs_within_the_inline_limit_are_short() {
+        let chip = HostChip::new().unwrap();
+        let max = crate::tune::run_inline_ops_max();
+        let args = |n: usize, scalars: Vec<u64>| TaskArgs { tensors: vec![vec![1.0; n], vec![2.0; n]], scalars };
+        let add = chip.prepare(&CallableSpec::chip(VECTOR_ADD, vec![64]), &NeverCancel).unwrap();
+        let repeat = chip.prepare(&CallableSpec::chip(REPEAT_VECTOR_ADD, vec![64]), &NeverCancel).unwrap();
+        assert_eq!(chip.run_inline(&add, &args(64, vec![])), 64 <= max);
+        // n times repeat element operations: at the limit, and one past it.
+        let at = (max / 64).max(1);
+        assert_eq!(chip.run_inline(&repeat, &args(64, vec![at])), 64 * at <= max);
+        assert!(!chip.run_inline(&repeat, &args(64, vec![at + 1])));
+        assert!(!chip.run_inline(&repeat, &args(64, vec![u64::MAX])), "no overflow into a short run");
+        // Arguments the kernel refuses fail at once: short.
+        assert!(chip.run_inline(&add, &args(3, vec![])));
+        chip.release(add);
+        chip.release(repeat);
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl<C: Chip> Chip for TracedChip<C> {
         r
     }
 
+    fn run_inline(&self, prepared: &Self::Prepared, args: &TaskArgs) -> bool {
+        self.inner.run_inline(&prepared.1, args)
+    }
+
     fn release(&self, prepared: Self::Prepared) {
         let t0 = mono_ns();
         self.inner.release(prepared.1);

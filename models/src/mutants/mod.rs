@@ -720,5 +720,19 @@ pub fn table() -> Vec<MutantRow> {
             ),
             "loom cannot hold the shape's seven threads; the std suite hangs on it, which is no verdict",
         ),
+        row(
+            "inline_run_also_queued",
+            "core/src/conc/node.rs (a short run is executed where it was accepted and also handed to the run lane)",
+            vec![
+                No(NO_LANE_WORK),
+                shuttle(&["s17_inline_run"]),
+                No(CONC),
+                No(CONC),
+                No(NO_TARGET),
+                No(MIRI_SCOPE),
+                std(),
+            ],
+            Checker::shuttle("s17_inline_run"),
+        ),
     ]
 }
