@@ -108,6 +108,19 @@ fn header_layout_is_as_documented() {
 }
 
 #[test]
+fn tensor_elements_are_little_endian_bit_patterns() {
+    // The codec copies whole tensors at once; the bytes must be what one
+    // little-endian u32 of `to_bits` per element would be, in order.
+    let xs = [1.5f32, -0.0, f32::from_bits(0x7fc0_1234), f32::MIN_POSITIVE, -7.25];
+    let b = round_trip(&task(vec![xs.to_vec()], vec![]));
+    let mut want = (xs.len() as u32).to_le_bytes().to_vec();
+    for x in xs {
+        want.extend_from_slice(&x.to_bits().to_le_bytes());
+    }
+    assert!(b.windows(want.len()).any(|w| w == want), "tensor bytes not found in {b:?}");
+}
+
+#[test]
 fn nan_payloads_survive() {
     let weird = f32::from_bits(0x7fc0_1234);
     let b = round_trip(&task(vec![vec![weird, -0.0, f32::INFINITY]], vec![]));

@@ -26,7 +26,13 @@
 //! - `busy/l3_control`: the same while a long task runs on the chip (the word
 //!   goes TASK_RUNNING -> CONTROL_READY -> CONTROL_DONE -> TASK_RUNNING);
 //! - `idle/l3_run_noop`: a run on the null device (no-op chip), from
-//!   `run_async` to `wait` returning: the L3 per-run overhead.
+//!   `run_async` to `wait` returning: the L3 per-run overhead. Every null
+//!   run is short (`Chip::run_inline`), so the chip child's serve loop runs
+//!   it itself (docs/protocol.md rule 9);
+//! - `idle/l3_run_past_inline`: the smallest host run that is *not* short
+//!   (`repeat_vector_add` of 4,096 elements, one repeat past
+//!   `CHIPLANE_RUN_INLINE_OPS`): what a run pays on the run lane, a
+//!   wake-up of the lane thread included.
 //!
 //! After criterion, it prints the L3 pipelined throughput (batches of
 //! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread),
@@ -267,6 +273,18 @@ fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
     }
 }
 
+/// The smallest host run past the inline limit (module doc).
+fn l3_run_past_inline(c: &mut Criterion, group: &str) {
+    let w = l3(Device::Host);
+    let n = chiplane_core::kernels::N_MAX;
+    let h = w.register(CallableSpec::chip(REPEAT_VECTOR_ADD, vec![n])).unwrap();
+    let repeat = chiplane_hw::tune::run_inline_ops_max() / n + 1;
+    let args = TaskArgs { tensors: vec![vec![1.0; n as usize], vec![0.5; n as usize]], scalars: vec![repeat] };
+    c.benchmark_group(group).bench_function("l3_run_past_inline", |b| {
+        b.iter(|| Worker::run_async(&w, h, args.clone(), RunConfig::default()).unwrap().wait().unwrap())
+    });
+}
+
 fn l3_run_noop(c: &mut Criterion, group: &str) {
     let w = l3(Device::Null);
     let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
@@ -405,6 +423,7 @@ fn main() {
         l3_control(&mut c, group, busy);
     }
     l3_run_noop(&mut c, "idle");
+    l3_run_past_inline(&mut c, "idle");
     c.final_summary();
     throughput();
     wakeups();

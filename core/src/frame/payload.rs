@@ -30,9 +30,7 @@ fn put_tensors(w: &mut Writer<'_>, ts: &[Vec<f32>]) -> R<()> {
     w.count(ts.len())?;
     for t in ts {
         w.count(t.len())?;
-        for x in t {
-            w.u32(x.to_bits())?;
-        }
+        w.f32s(t)?;
     }
     Ok(())
 }
@@ -43,11 +41,7 @@ fn get_tensors(r: &mut Reader<'_>) -> R<Vec<Vec<f32>>> {
     let mut ts = Vec::with_capacity(n);
     for _ in 0..n {
         let len = r.count(4)?;
-        let mut t = Vec::with_capacity(len);
-        for _ in 0..len {
-            t.push(f32::from_bits(r.u32()?));
-        }
-        ts.push(t);
+        ts.push(r.f32s(len)?);
     }
     Ok(ts)
 }
