@@ -1,6 +1,8 @@
 //! Lane traces for `chiplane overlap --trace FILE`: a [`TracedChip`] wraps a
 //! device and records every prepare, run and release with the lane it ran
-//! on, on the system-wide monotonic clock (`CLOCK_MONOTONIC`, the same in
+//! on (a short run that the chip child's serve loop executed itself,
+//! docs/protocol.md rule 9, on its own track, "serve loop"), on the
+//! system-wide monotonic clock (`CLOCK_MONOTONIC`, the same in
 //! the parent and in every chip child, so their events line up).
 //!
 //! [`chrome_json`] writes the Chrome trace-event format (`chrome://tracing`,
@@ -73,6 +75,12 @@ pub struct TracedChip<C> {
     pub log: Arc<SpanLog>,
 }
 
+thread_local! {
+    /// This thread called `bind_lane(Run)`: its runs go on the run lane's
+    /// track; a run on any other thread was executed where it was accepted.
+    static ON_RUN_LANE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn label(spec: &CallableSpec) -> String {
     format!("{}{:?}", spec.kernel, spec.params)
 }
@@ -85,6 +93,9 @@ impl<C: Chip> Chip for TracedChip<C> {
     }
 
     fn bind_lane(&self, lane: LaneKind) -> Result<(), ChipError> {
+        if lane == LaneKind::Run {
+            ON_RUN_LANE.with(|on| on.set(true));
+        }
         self.inner.bind_lane(lane)
     }
 
@@ -98,7 +109,8 @@ impl<C: Chip> Chip for TracedChip<C> {
     fn run(&self, prepared: &Self::Prepared, args: &TaskArgs, config: &RunConfig) -> Result<RunOutput, ChipError> {
         let t0 = mono_ns();
         let r = self.inner.run(&prepared.1, args, config);
-        self.log.push("run lane", format!("run {}", prepared.0), t0, mono_ns());
+        let track = if ON_RUN_LANE.with(|on| on.get()) { "run lane" } else { "serve loop" };
+        self.log.push(track, format!("run {}", prepared.0), t0, mono_ns());
         r
     }
 
