@@ -323,19 +323,21 @@ fn throughput() {
     );
 }
 
-/// Futex wake calls per operation (doorbell rings that found a sleeper:
-/// the parent's bell, rung by the child; the child's bell, rung by the
-/// parent; the parent's driver's own bell, rung by the last waiter that
-/// leaves with work outstanding) for back-to-back idle register controls,
-/// no-op runs, and pipelined no-op runs (a batch submitted, then waited in
-/// order). A caller that waits steps the port itself and the driver keeps
-/// off the parent's bell meanwhile, so these are the hops that still sleep.
+/// Futex wake calls per operation (doorbell rings that made the call: the
+/// parent's bell, rung by the child for a sleeping caller or driver, and by
+/// a hand-over that wakes the driver itself; the child's bell, rung by the
+/// parent) for back-to-back idle register controls, no-op runs, and
+/// pipelined no-op runs (a batch submitted, then waited in order), and of
+/// those the parent's driver's wake-ups (its unannounced waits that a ring
+/// ended; counted in the parent's column too). A caller that waits steps
+/// the port itself and the driver waits unannounced meanwhile, so these are
+/// the hops that still sleep.
 fn wakeups() {
     const OPS: u64 = 5_000;
     let rings = |w: &L3Worker| {
         let link = w.link(0).expect("chip 0");
         let r = link.region();
-        (r.parent_bell().rings(), r.child_bell().rings(), link.driver_bell_words().rings())
+        (r.parent_bell().rings(), r.child_bell().rings(), link.driver_wakes())
     };
     let report = |what: &str, before: (u32, u32, u32), after: (u32, u32, u32)| {
         let per = |a: u32, b: u32| a.wrapping_sub(b) as f64 / OPS as f64;

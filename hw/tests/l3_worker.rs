@@ -194,9 +194,9 @@ fn handles_never_cross_workers_levels_or_incarnations() {
 /// The L3 worker hw starts runs core's parent loops and core's chip child:
 /// by type (the worker is core's `L3Worker`, its links core's `Link`) and by
 /// behaviour (once idle, the child's serve loop sleeps on the region's
-/// child doorbell and the parent's driver on its own bell, leaving the
-/// parent doorbell without sleepers, so the child's next reply makes no
-/// futex call: only core's loops announce themselves there).
+/// child doorbell and the parent's driver waits idle and unannounced,
+/// leaving the parent doorbell without sleepers, so the child's next reply
+/// makes no futex call: only core's loops announce themselves there).
 #[test]
 fn the_l3_worker_runs_cores_driver_and_serve_loop() {
     let w: chiplane_core::conc::l3::L3Worker<chiplane_hw::l3::ProcessSpawner> = start(1);
@@ -207,7 +207,7 @@ fn the_l3_worker_runs_cores_driver_and_serve_loop() {
     let deadline = Instant::now() + common::BOUND;
     let asleep = || {
         region.child_bell().sleepers() == 1
-            && link.driver_bell_words().sleepers() == 1
+            && link.driver_sleep() == chiplane_core::conc::parent::DriverSleep::Idle
             && region.parent_bell().sleepers() == 0
     };
     while !asleep() {

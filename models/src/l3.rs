@@ -733,12 +733,15 @@ pub fn l3_memory_round_trip() -> bool {
 }
 
 /// S15, the driver's hand-over: a caller waits (`wait_until`, stepping the
-/// port; the driver keeps off the parent's bell meanwhile) for the first of
-/// two memory controls and leaves while the second is still outstanding;
-/// then it blocks on the second *without stepping* (`wait_reply`), so only
-/// the driver can finish it. The last waiter out must ring the driver's own
-/// bell (a lost ring is a deadlock: nothing times out). Returns whether the
-/// driver slept on its own bell and was rung there (the named situation).
+/// port; the driver waits unannounced meanwhile, so the child's rings skip
+/// it) for the first of two memory controls and leaves while the second is
+/// still outstanding; then it blocks on the second *without stepping*
+/// (`wait_reply`), so only the driver can finish it. The last waiter out
+/// must hand the port back: announce the driver on the parent's bell (the
+/// proxy) so the child's next ring wakes it, or wake it itself when the
+/// child already published or the driver sleeps idle (a lost hand-over is
+/// a deadlock: nothing times out). Returns whether a ring ended one of the
+/// driver's unannounced waits (the named situation).
 pub fn s15_driver_handover() -> bool {
     let rig = Rig::start(1, TestChip::new(true), true);
     let link = &rig.link;
@@ -749,7 +752,7 @@ pub fn s15_driver_handover() -> bool {
     let (first, second) = (memory(), memory());
     assert_eq!(reply(link, &first), Ok(ControlReply::Done));
     assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
-    let handed_over = link.driver_bell_words().rings() > 0;
+    let handed_over = link.driver_wakes() > 0;
     rig.finish();
     handed_over
 }

@@ -33,6 +33,14 @@
 //! (the store-buffering outcome), and the sleeper sleeps with work waiting
 //! (loom reports the deadlock: models never time out).
 //!
+//! # On behalf of another thread
+//! The parent's driver may block on a bell's word *unannounced*
+//! ([`Doorbell::wait_unannounced`]): rings skip it, unless a sleeper was
+//! announced for it ([`Doorbell::announce_for_another`], the same count and
+//! F1, with the re-check done by the announcing thread), or a
+//! [`Doorbell::ring_always`] bumps `seq` whoever counts (see
+//! `super::parent`, "The hand-over").
+//!
 //! # Timeouts
 //! A sleep may be bounded (the parent's liveness polls, the child's
 //! heartbeat); the protocol never depends on a timeout firing. Under loom a
@@ -157,6 +165,58 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         // which is harmless (a spurious wake-up).
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
         slept
+    }
+}
+
+impl<F: Futex + ?Sized> Doorbell<'_, F> {
+    /// Announce a sleeper *on behalf of another thread*, which waits on this
+    /// bell's word without announcing itself ([`Doorbell::wait_unannounced`]):
+    /// from here on a [`Doorbell::ring`] makes the futex call, which wakes
+    /// it. F1 follows, as in `sleep`; the caller then re-checks for work
+    /// that was published before the announcement was visible (the
+    /// sleeper's half of the handshake, done for the other thread). Undone
+    /// by [`Doorbell::withdraw`], once.
+    pub fn announce_for_another(&self) {
+        // Relaxed: ordered by F1 below.
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        // F1: pairs with F2 in `ring`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Take back one [`Doorbell::announce_for_another`].
+    pub fn withdraw(&self) {
+        // Relaxed: a ring that still counts it wakes the other thread once
+        // more, which is harmless (a spurious wake-up).
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Wake every thread blocked on this bell's word, announced or not
+    /// (always a futex call).
+    pub fn ring_always(&self) {
+        // Release: pairs with the Acquire load of `seen` in the sleep
+        // functions; the value change is what the futex compares.
+        self.seq.fetch_add(1, Ordering::Release);
+        self.futex.wake(self.seq);
+    }
+
+    /// Block on this bell's word *without announcing*: only
+    /// [`Doorbell::ring_always`], or a [`Doorbell::ring`] that finds an
+    /// announcement made for this thread ([`Doorbell::announce_for_another`]),
+    /// wakes it early; `busy` is asked after `seen` was read and a SeqCst
+    /// fence, so a change made before a ring that bumps `seen` is seen
+    /// either by `busy` or by the futex's compare. Returns true when it
+    /// slept.
+    pub fn wait_unannounced(&self, busy: impl FnOnce() -> bool, timeout: Option<Duration>) -> bool {
+        // Acquire: pairs with the Release increments of the rings.
+        let seen = self.seq.load(Ordering::Acquire);
+        // Pairs with the SeqCst fence of whoever changes what `busy` reads
+        // (the parent's last waiter: F1 of `announce_for_another`).
+        fence(Ordering::SeqCst);
+        if busy() {
+            return false;
+        }
+        self.futex.wait(self.seq, seen, timeout);
+        true
     }
 }
 

@@ -17,19 +17,32 @@
 //! - **the caller that polls** a handle (`is_ready`): it steps the port
 //!   once first, so a poller sees what the child published without help;
 //! - **the driver thread** ([`Link::drive`]), for what nobody waits on
-//!   (async handles, settlements) and for liveness. It sleeps on the
-//!   parent's doorbell only while work is outstanding *and no caller
-//!   waits* in `wait_until`; otherwise (nothing outstanding, or a waiter
-//!   steps for it) it sleeps on its own bell in this process, so a reply
-//!   that a spinning caller will read costs the child no futex call and
-//!   wakes no thread. Its own bell is rung by [`Link::stop`] and by the
-//!   last waiter leaving `wait_until` while work is still outstanding.
-//!   Work submitted asynchronously and then neither waited on (through
-//!   `wait_until`) nor polled is found by the driver within its sleep
-//!   bound (`idle_poll`); a thread that blocks on a port handle's own
-//!   `wait` (which does not step) is served by the driver at once only if
-//!   a `wait_until` left after the submission (S15), else within that
-//!   bound.
+//!   (async handles, settlements) and for liveness. It always blocks on the
+//!   parent's doorbell's word, but it *announces* itself there (so that the
+//!   child's publications wake it) only while work is outstanding *and no
+//!   caller waits* in `wait_until`. Otherwise (nothing outstanding, or a
+//!   waiter steps for it) it waits there unannounced, so a reply that a
+//!   spinning caller will read costs the child no futex call and wakes no
+//!   thread.
+//!
+//! # The hand-over (docs/protocol.md section 4.7)
+//! The last waiter to leave `wait_until` while work is still outstanding
+//! hands the port back to the driver *without waking it*: it announces a
+//! sleeper on the parent's bell on the driver's behalf (the *proxy*,
+//! [`Doorbell::announce_for_another`]), then steps the port once more (the
+//! sleeper's re-check of the handshake, done for the driver; if that step
+//! found anything, it wakes the driver after all). From then on the
+//! child's next publication rings the bell and wakes the driver. The next
+//! caller to enter `wait_until` withdraws the proxy, so a caller that waits
+//! for its handles one after the other (a pipeline) never wakes the driver.
+//! Two cases still wake it at once: [`Link::stop`], and a hand-over while
+//! the driver sleeps *idle* (nothing was outstanding when it went to sleep,
+//! so its sleep is bounded by `idle_poll`, too long for its liveness duty).
+//! Work submitted asynchronously and then neither waited on (through
+//! `wait_until`) nor polled is found by the driver within its sleep bound
+//! (`idle_poll`); a thread that blocks on a port handle's own `wait` (which
+//! does not step) is served by the driver at once only if a `wait_until`
+//! left after the submission (S15), else within that bound.
 //!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
@@ -57,9 +70,9 @@ use crate::chip::{RunConfig, TaskArgs};
 use crate::error::{ControlError, EndpointError, RunError};
 use crate::frame::ControlOp;
 use crate::ids::{Generation, SlotIndex};
-use crate::sync::{Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
 
-use super::bell::{BellWords, Doorbell, Futex};
+use super::bell::{Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
 use super::wait::{control_under_task, spin_budget_beside, Backoff};
@@ -96,10 +109,37 @@ pub struct Link<R, W, F: ?Sized> {
     stop: AtomicBool,
     /// Callers inside [`Link::wait_until`] (they step the port themselves).
     waiters: AtomicU32,
-    /// The driver's own bell (this process's memory; the child never rings
-    /// it): where the driver sleeps while it is not needed (module doc).
-    driver_words: BellWords,
+    /// A sleeper is announced on the parent's bell for the driver (the
+    /// hand-over's proxy, module doc); whoever clears it withdraws it.
+    proxy: AtomicBool,
+    /// How the driver sleeps (`DRIVER_*`): the hand-over wakes an idle one.
+    driver_state: AtomicU32,
+    /// Unannounced sleeps of the driver that a ring ended (diagnostics).
+    driver_wakes: AtomicU32,
     options: LinkOptions,
+}
+
+/// The driver is running its loop.
+const DRIVER_AWAKE: u32 = 0;
+/// The driver waits unannounced while a caller steps for it.
+const DRIVER_BESIDE_WAITER: u32 = 1;
+/// The driver waits unannounced with nothing outstanding (`idle_poll`).
+const DRIVER_IDLE: u32 = 2;
+/// The driver sleeps announced on the parent's bell.
+const DRIVER_ANNOUNCED: u32 = 3;
+
+/// How the driver sleeps right now (diagnostics and tests).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DriverSleep {
+    /// Running its loop.
+    Awake,
+    /// Waiting unannounced on the parent's bell while a caller steps the
+    /// port (the child's rings skip it).
+    BesideWaiter,
+    /// Waiting unannounced on the parent's bell with nothing outstanding.
+    Idle,
+    /// Sleeping announced on the parent's bell (the child's rings wake it).
+    Announced,
 }
 
 impl<R, W, F: ?Sized> core::fmt::Debug for Link<R, W, F> {
@@ -123,7 +163,9 @@ where
             futex,
             stop: AtomicBool::new(false),
             waiters: AtomicU32::new(0),
-            driver_words: BellWords::new(),
+            proxy: AtomicBool::new(false),
+            driver_state: AtomicU32::new(DRIVER_AWAKE),
+            driver_wakes: AtomicU32::new(0),
             options,
         }
     }
@@ -150,14 +192,60 @@ where
         Doorbell::new(self.region.parent_bell(), &*self.futex)
     }
 
-    fn driver_bell(&self) -> Doorbell<'_, F> {
-        Doorbell::new(&self.driver_words, &*self.futex)
+    /// How the driver sleeps right now (diagnostics and tests).
+    pub fn driver_sleep(&self) -> DriverSleep {
+        // Relaxed: a diagnostic snapshot.
+        match self.driver_state.load(Ordering::Relaxed) {
+            DRIVER_BESIDE_WAITER => DriverSleep::BesideWaiter,
+            DRIVER_IDLE => DriverSleep::Idle,
+            DRIVER_ANNOUNCED => DriverSleep::Announced,
+            _ => DriverSleep::Awake,
+        }
     }
 
-    /// The driver's own bell's words (diagnostics and tests: how often a
-    /// waker found the driver asleep there).
-    pub fn driver_bell_words(&self) -> &BellWords {
-        &self.driver_words
+    /// How many of the driver's unannounced waits a ring ended (a proxy
+    /// announcement answered by the child, a hand-over to an idle driver,
+    /// `stop`): diagnostics and tests.
+    pub fn driver_wakes(&self) -> u32 {
+        // Relaxed: a diagnostic counter.
+        self.driver_wakes.load(Ordering::Relaxed)
+    }
+
+    /// Take back the hand-over's proxy announcement, if one is made.
+    fn withdraw_proxy(&self) {
+        // AcqRel: exactly one of the swaps that see `true` withdraws the
+        // one announcement the swap to `true` made.
+        if self.proxy.swap(false, Ordering::AcqRel) {
+            self.parent_bell().withdraw();
+        }
+    }
+
+    /// The last waiter left with work outstanding: the port is the
+    /// driver's again (module doc, "The hand-over").
+    fn hand_over(&self) {
+        let bell = self.parent_bell();
+        // AcqRel: see `withdraw_proxy`.
+        if !self.proxy.swap(true, Ordering::AcqRel) {
+            // Counts the driver as a sleeper; F1 follows.
+            bell.announce_for_another();
+        } else {
+            // F1 of an announcement still standing (pairs with the
+            // driver's fence in `wait_unannounced`).
+            fence(Ordering::SeqCst);
+        }
+        // The re-check, done for the driver: a publication the child made
+        // before the announcement was visible found no sleeper to ring.
+        // Relaxed: ordered by F1 above (pairs with the SeqCst fence in the
+        // driver's `wait_unannounced`).
+        let idle = self.driver_state.load(Ordering::Relaxed) == DRIVER_IDLE;
+        if self.step() || idle {
+            self.driver_wakes_now();
+        }
+    }
+
+    /// Wake the driver wherever it sleeps.
+    fn driver_wakes_now(&self) {
+        self.parent_bell().ring_always();
     }
 
     /// Callers inside `wait_until`.
@@ -300,6 +388,9 @@ where
         // Acquire: pairs with `stop`'s Release store.
         let stopping = || self.stop.load(Ordering::Acquire);
         loop {
+            // Awake: a proxy announcement made for us (the hand-over) has
+            // done its work; take it back.
+            self.withdraw_proxy();
             if self.step() {
                 continue;
             }
@@ -309,25 +400,45 @@ where
             }
             if outstanding && self.waiters() == 0 {
                 // Nobody else steps: the child's rings are for us.
+                self.set_driver_state(DRIVER_ANNOUNCED);
                 self.parent_bell()
                     .sleep(|| stopping() || self.step() || self.check_liveness(), self.options.liveness_poll);
             } else {
-                // Idle, or a waiter steps for us: our own bell, rung by
-                // `stop` and by the last waiter leaving with work left.
-                let timeout = if outstanding { self.options.liveness_poll } else { self.options.idle_poll };
-                self.driver_bell().sleep(|| stopping() || (self.waiters() == 0 && self.outstanding()), timeout);
+                // Idle, or a waiter steps for us: wait unannounced (the
+                // child's rings skip us); `stop`, or the last waiter leaving
+                // with work left (module doc, "The hand-over"), ends it.
+                let (state, timeout) = if outstanding {
+                    (DRIVER_BESIDE_WAITER, self.options.liveness_poll)
+                } else {
+                    (DRIVER_IDLE, self.options.idle_poll)
+                };
+                self.set_driver_state(state);
+                let before = self.region.parent_bell().rings();
+                let slept = self
+                    .parent_bell()
+                    .wait_unannounced(|| stopping() || (self.waiters() == 0 && self.outstanding()), timeout);
+                if slept && self.region.parent_bell().rings() != before {
+                    // Relaxed: a diagnostic counter.
+                    self.driver_wakes.fetch_add(1, Ordering::Relaxed);
+                }
             }
+            self.set_driver_state(DRIVER_AWAKE);
         }
+    }
+
+    fn set_driver_state(&self, state: u32) {
+        // Relaxed: ordered by the SeqCst fence of the sleep that follows
+        // (F1, or the one in `wait_unannounced`), which pairs with F1 of
+        // the hand-over before its load of the state.
+        self.driver_state.store(state, Ordering::Relaxed);
     }
 
     /// Ask the driver to return once nothing is outstanding, and wake it.
     pub fn stop(&self) {
         // Release: pairs with the driver's Acquire loads.
         self.stop.store(true, Ordering::Release);
-        // Wake the driver wherever it sleeps, even without a timeout (a
-        // ring finds it through the sleepers count).
-        self.parent_bell().ring();
-        self.driver_bell().ring();
+        // Wake the driver wherever it sleeps, announced or not.
+        self.driver_wakes_now();
     }
 
     /// Refuse new submissions and raise the region's sticky shutdown flag;
@@ -365,9 +476,12 @@ where
     F: Futex + ?Sized,
 {
     fn enter(link: &'a Link<R, W, F>) -> Self {
-        // Relaxed: the driver reads it only to choose a bell and re-checks
-        // under that bell's handshake; a stale read costs it one wake-up.
+        // Relaxed: the driver reads it only to choose how to sleep and
+        // re-checks under that sleep's handshake; a stale read costs it one
+        // wake-up.
         link.waiters.fetch_add(1, Ordering::Relaxed);
+        // We step from here: the child's rings need not wake the driver.
+        link.withdraw_proxy();
         Waiting { link }
     }
 }
@@ -379,20 +493,21 @@ where
     F: Futex + ?Sized,
 {
     fn drop(&mut self) {
-        // Relaxed: ordered before the driver's re-check by the ring's F2
-        // fence below (which pairs with F1 of the driver's `sleep`).
+        // Relaxed: ordered before the driver's re-check by the hand-over's
+        // F1 (which pairs with the fence in the driver's `wait_unannounced`).
         let was = self.link.waiters.fetch_sub(1, Ordering::Relaxed);
         if was == 1 {
             // Outstanding is asked under the port's lock, after the
             // decrement: a driver that re-checks after it sees `waiters`
-            // 0; one that re-checked before is found by this ring.
+            // 0; one that re-checked before is rung through the proxy.
             // MUTANT driver_not_rung: the last waiter leaves without
-            // handing the port back; the driver sleeps on its own bell with
-            // work outstanding (a deadlock in the models, where sleeps are
-            // untimed; a delay of up to `idle_poll` in production).
+            // handing the port back; the driver waits unannounced with work
+            // outstanding and the child's rings skip it (a deadlock in the
+            // models, where sleeps are untimed; a delay of up to the
+            // driver's sleep bound in production).
             #[cfg(not(chiplane_mutant = "driver_not_rung"))]
             if self.link.outstanding() {
-                self.link.driver_bell().ring();
+                self.link.hand_over();
             }
         }
     }

@@ -364,7 +364,7 @@ const NOT_SYS: Reason = ("one worker", "its system has one worker and one incarn
 const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs the parent's driver thread beside the child and its two lanes: loom did not finish that shape in 7 minutes at preemption bound 1 (shuttle runs it)");
 const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter, a lane or a doorbell sleeper that misses its wake-up sleeps for good or until a timeout: lost_wakeup in core's unit tests, lost_lane_wake in hw's conformance_l3, missed_doorbell in models' l3_restarts, each until the runner's 600 s timeout); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
 const SEVEN_THREADS: Reason = ("whole L3 worker", "the hand-off needs core's whole L3 worker (orchestrator, driver, a child with its two lanes) and a second submitter: seven threads, over loom's limit of five (shuttle runs it)");
-const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (idle_poll, 100 ms): a lost hand-over ring only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
+const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (liveness_poll, 10 ms, or idle_poll, 100 ms): a lost hand-over only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
 pub const REASONS: &[Reason] = &[
@@ -686,7 +686,7 @@ pub fn table() -> Vec<MutantRow> {
         single(
             row(
             "driver_not_rung",
-            "core/src/conc/parent.rs (the last waiter leaves without ringing the driver's bell)",
+            "core/src/conc/parent.rs (the last waiter leaves without handing the port back to the driver)",
             vec![
                 No(FIVE_THREADS),
                 shuttle(&["s15_driver_handover"]),
