@@ -10,8 +10,9 @@
 //! - **the caller that waits** for a handle ([`Link::wait_until`]): it steps
 //!   the port itself (it reads the word and completes its own handle),
 //!   spinning for the process's spin budget (for a control under a running
-//!   task, the under-task budget: [`super::wait::under_task_spin_budget`]);
-//!   then it sleeps on the parent's
+//!   task, the under-task budget: [`super::wait::under_task_spin_budget`],
+//!   then yielding its core for [`super::wait::under_task_yield_budget`]
+//!   rounds); then it sleeps on the parent's
 //!   doorbell, which the child rings when it publishes, and steps again when
 //!   woken. One wake-up per hop, no thread in between;
 //! - **the caller that polls** a handle (`is_ready`): it steps the port
@@ -75,7 +76,7 @@ use crate::sync::{fence, Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering
 use super::bell::{Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port};
 use super::region::Region;
-use super::wait::{control_under_task, spin_budget_beside, Backoff};
+use super::wait::{control_under_task, spin_budget_beside, under_task_yield_budget, Backoff};
 
 /// How the parent side sleeps.
 #[derive(Clone, Copy, Debug)]
@@ -353,8 +354,18 @@ where
             // A control under a running task spins by the under-task
             // budget (`wait::under_task_spin_budget`: the child needs the
             // core the task leaves).
-            let budget = spin_budget_beside(|| control_under_task(self.region.word().load()));
+            let under_task = || control_under_task(self.region.word().load());
+            let budget = spin_budget_beside(under_task);
             if backoff.spin_within(budget) {
+                continue;
+            }
+            // Beside a long task on a small machine: the serve loop we woke
+            // needs a core, and sleeping now would cost us a wake-up of our
+            // own when its reply comes; give the core away a bounded number
+            // of times first (`wait::under_task_yield_budget`; 0 under the
+            // models, which check the sleep below).
+            let yields = under_task_yield_budget();
+            if yields > 0 && under_task() && backoff.yield_within(yields) {
                 continue;
             }
             // The re-check after announcing includes the watch: a child whose

@@ -14,7 +14,14 @@
 //! both sides of a control that entered under a running task, and to the
 //! serve loop once it has slept during the current task.
 //!
-//! Under loom and shuttle the budget is 0: a spin only adds schedules
+//! A waiter beside a long task may also *yield* for a third budget,
+//! [`under_task_yield_budget`] (hw: on at most 2 cores, about four
+//! wake-ups' worth of `sched_yield` rounds; else 0), before it sleeps: the
+//! parent's caller waiting for the reply to a control under a running task
+//! gives its core to the serve loop it just woke at every round, instead of
+//! sleeping and paying a wake-up of its own when the reply comes.
+//!
+//! Under loom and shuttle every budget is 0: a spin only adds schedules
 //! (every iteration is a point where the checker may switch threads), and
 //! the sleep that follows is what the models check.
 
@@ -29,9 +36,15 @@ struct Budget(#[cfg(not(any(chiplane_loom, chiplane_shuttle)))] std::sync::atomi
 
 impl Budget {
     const fn new() -> Self {
+        Self::starting_at(DEFAULT_SPIN_ITERS)
+    }
+
+    const fn starting_at(iters: u32) -> Self {
+        #[cfg(any(chiplane_loom, chiplane_shuttle))]
+        let _ = iters;
         Budget(
             #[cfg(not(any(chiplane_loom, chiplane_shuttle)))]
-            std::sync::atomic::AtomicU32::new(DEFAULT_SPIN_ITERS),
+            std::sync::atomic::AtomicU32::new(iters),
         )
     }
 
@@ -59,6 +72,7 @@ impl Budget {
 
 static SPIN: Budget = Budget::new();
 static UNDER_TASK_SPIN: Budget = Budget::new();
+static UNDER_TASK_YIELDS: Budget = Budget::starting_at(0);
 
 /// The process's spin budget, in `spin_loop` iterations (0 under models).
 #[inline]
@@ -85,6 +99,19 @@ pub fn under_task_spin_budget() -> u32 {
 /// Set the budget of [`under_task_spin_budget`].
 pub fn set_under_task_spin_budget(iters: u32) {
     UNDER_TASK_SPIN.set(iters);
+}
+
+/// How many times a waiter beside a long task yields its core (a
+/// `yield_now` between two looks) after its spin budget and before it
+/// sleeps (module doc). 0 until hw sets it, and always under the models.
+#[inline]
+pub fn under_task_yield_budget() -> u32 {
+    UNDER_TASK_YIELDS.get()
+}
+
+/// Set the budget of [`under_task_yield_budget`].
+pub fn set_under_task_yield_budget(rounds: u32) {
+    UNDER_TASK_YIELDS.set(rounds);
 }
 
 /// The budget of a wait that may sit beside a long task: the under-task
@@ -141,12 +168,14 @@ pub fn spin_until_within(budget: u32, mut ready: impl FnMut() -> bool) -> bool {
 #[derive(Debug, Default)]
 pub struct Backoff {
     idle: u32,
+    yielded: u32,
 }
 
 impl Backoff {
     /// Something happened: start spinning afresh.
     pub fn reset(&mut self) {
         self.idle = 0;
+        self.yielded = 0;
     }
 
     /// An idle round: spin once and return true while within the budget;
@@ -163,5 +192,34 @@ impl Backoff {
         self.idle += 1;
         crate::sync::spin_loop();
         true
+    }
+
+    /// An idle round after the spin: give the core away once (`yield_now`)
+    /// and return true while within `budget` rounds; false once it is spent
+    /// (the caller sleeps).
+    pub fn yield_within(&mut self, budget: u32) -> bool {
+        if self.yielded >= budget {
+            return false;
+        }
+        self.yielded += 1;
+        crate::sync::thread::yield_now();
+        true
+    }
+}
+
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests {
+    use super::Backoff;
+
+    #[test]
+    fn backoff_spins_then_yields_each_for_its_budget_and_reset_starts_over() {
+        let mut b = Backoff::default();
+        assert_eq!((0..10).filter(|_| b.spin_within(3)).count(), 3);
+        assert_eq!((0..10).filter(|_| b.yield_within(2)).count(), 2);
+        assert!(!b.spin_within(3) && !b.yield_within(2), "both budgets spent: sleep");
+        b.reset();
+        assert!(b.spin_within(3) && b.yield_within(2));
+        // A zero budget never spins or yields.
+        assert!(!Backoff::default().yield_within(0));
     }
 }
