@@ -468,9 +468,10 @@ where
     }
 }
 
-/// A caller inside [`Link::wait_until`]: counted while it waits; the last
-/// one out rings the driver's bell when work is still outstanding (the
-/// driver may sleep there, leaving the parent's bell to the waiters).
+/// A caller inside [`Link::wait_until`]: counted while it waits (entering
+/// withdraws the hand-over's proxy); the last one out hands the port back
+/// to the driver when work is still outstanding (module doc, "The
+/// hand-over").
 struct Waiting<'a, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
