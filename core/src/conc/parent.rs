@@ -113,24 +113,18 @@ pub struct Link<R, W, F: ?Sized> {
     /// A sleeper is announced on the parent's bell for the driver (the
     /// hand-over's proxy, module doc); whoever clears it withdraws it.
     proxy: AtomicBool,
-    /// How the driver sleeps (`DRIVER_*`): the hand-over wakes an idle one.
+    /// How the driver sleeps (a [`DriverSleep`] as `u32`): the hand-over
+    /// wakes an idle one.
     driver_state: AtomicU32,
     /// Unannounced sleeps of the driver that a ring ended (diagnostics).
     driver_wakes: AtomicU32,
     options: LinkOptions,
 }
 
-/// The driver is running its loop.
-const DRIVER_AWAKE: u32 = 0;
-/// The driver waits unannounced while a caller steps for it.
-const DRIVER_BESIDE_WAITER: u32 = 1;
-/// The driver waits unannounced with nothing outstanding (`idle_poll`).
-const DRIVER_IDLE: u32 = 2;
-/// The driver sleeps announced on the parent's bell.
-const DRIVER_ANNOUNCED: u32 = 3;
-
-/// How the driver sleeps right now (diagnostics and tests).
+/// How the driver sleeps right now (diagnostics and tests; the hand-over
+/// reads it to wake an idle driver).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
 pub enum DriverSleep {
     /// Running its loop.
     Awake,
@@ -165,7 +159,7 @@ where
             stop: AtomicBool::new(false),
             waiters: AtomicU32::new(0),
             proxy: AtomicBool::new(false),
-            driver_state: AtomicU32::new(DRIVER_AWAKE),
+            driver_state: AtomicU32::new(DriverSleep::Awake as u32),
             driver_wakes: AtomicU32::new(0),
             options,
         }
@@ -197,9 +191,9 @@ where
     pub fn driver_sleep(&self) -> DriverSleep {
         // Relaxed: a diagnostic snapshot.
         match self.driver_state.load(Ordering::Relaxed) {
-            DRIVER_BESIDE_WAITER => DriverSleep::BesideWaiter,
-            DRIVER_IDLE => DriverSleep::Idle,
-            DRIVER_ANNOUNCED => DriverSleep::Announced,
+            s if s == DriverSleep::BesideWaiter as u32 => DriverSleep::BesideWaiter,
+            s if s == DriverSleep::Idle as u32 => DriverSleep::Idle,
+            s if s == DriverSleep::Announced as u32 => DriverSleep::Announced,
             _ => DriverSleep::Awake,
         }
     }
@@ -238,14 +232,14 @@ where
         // before the announcement was visible found no sleeper to ring.
         // Relaxed: ordered by F1 above (pairs with the SeqCst fence in the
         // driver's `wait_unannounced`).
-        let idle = self.driver_state.load(Ordering::Relaxed) == DRIVER_IDLE;
+        let idle = self.driver_state.load(Ordering::Relaxed) == DriverSleep::Idle as u32;
         if self.step() || idle {
-            self.driver_wakes_now();
+            self.wake_driver();
         }
     }
 
     /// Wake the driver wherever it sleeps.
-    fn driver_wakes_now(&self) {
+    fn wake_driver(&self) {
         self.parent_bell().ring_always();
     }
 
@@ -411,7 +405,7 @@ where
             }
             if outstanding && self.waiters() == 0 {
                 // Nobody else steps: the child's rings are for us.
-                self.set_driver_state(DRIVER_ANNOUNCED);
+                self.set_driver_state(DriverSleep::Announced);
                 self.parent_bell()
                     .sleep(|| stopping() || self.step() || self.check_liveness(), self.options.liveness_poll);
             } else {
@@ -419,9 +413,9 @@ where
                 // child's rings skip us); `stop`, or the last waiter leaving
                 // with work left (module doc, "The hand-over"), ends it.
                 let (state, timeout) = if outstanding {
-                    (DRIVER_BESIDE_WAITER, self.options.liveness_poll)
+                    (DriverSleep::BesideWaiter, self.options.liveness_poll)
                 } else {
-                    (DRIVER_IDLE, self.options.idle_poll)
+                    (DriverSleep::Idle, self.options.idle_poll)
                 };
                 self.set_driver_state(state);
                 let before = self.region.parent_bell().rings();
@@ -433,15 +427,15 @@ where
                     self.driver_wakes.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            self.set_driver_state(DRIVER_AWAKE);
+            self.set_driver_state(DriverSleep::Awake);
         }
     }
 
-    fn set_driver_state(&self, state: u32) {
+    fn set_driver_state(&self, state: DriverSleep) {
         // Relaxed: ordered by the SeqCst fence of the sleep that follows
         // (F1, or the one in `wait_unannounced`), which pairs with F1 of
         // the hand-over before its load of the state.
-        self.driver_state.store(state, Ordering::Relaxed);
+        self.driver_state.store(state as u32, Ordering::Relaxed);
     }
 
     /// Ask the driver to return once nothing is outstanding, and wake it.
@@ -449,7 +443,7 @@ where
         // Release: pairs with the driver's Acquire loads.
         self.stop.store(true, Ordering::Release);
         // Wake the driver wherever it sleeps, announced or not.
-        self.driver_wakes_now();
+        self.wake_driver();
     }
 
     /// Refuse new submissions and raise the region's sticky shutdown flag;
