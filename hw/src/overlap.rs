@@ -26,10 +26,17 @@
 //! is part of the experiment (the seed's), not a synchronisation.
 //!
 //! The ideal assumes C1's run and C2's prepare keep their serial speed side
-//! by side. Each row checks it: the overlap trial also times
-//! `register_async(C2).wait()`, and the report gives that prepare over the
-//! serial trial's (about 1 when the machine ran the lanes in parallel), with
-//! the CPU steal of the whole run.
+//! by side, and that the machine ran both trials of a pair at one speed.
+//! Each row checks the first: the overlap trial also times
+//! `register_async(C2).wait()` and C1's run (on a thread that only waits
+//! for it), and the report gives each over the serial trial's (about 1
+//! when the machine ran the lanes in parallel), with the CPU steal of the
+//! whole run. The second fails on a shared VM: the same C1 took 6.6 to
+//! 16.3 ms in serial trials of one `chiplane overlap` on the 2-core
+//! machine, from one trial to the next, with nothing else running. So the
+//! report also gives the **runtime efficiency**
+//! ([`Pair::runtime_efficiency`]): the same formula over the overlap
+//! trial's own lanes, which neither assumption enters.
 //!
 //! Every run's output is compared with `kernels::reference` (`max_diff`).
 
@@ -160,9 +167,23 @@ pub struct Pair {
     pub overlap_ns: u64,
     /// The serial trial's `run(C1)`, `prepare(C2)` (a sync register), `run(C2)`.
     pub components_ns: (u64, u64, u64),
-    /// The overlap trial's `register_async(C2).wait()`: C2's prepare beside
-    /// C1's run.
-    pub overlap_prepare_ns: u64,
+    /// The overlap trial's own lanes: when C2's register was issued (the
+    /// delay as slept), how long C2's prepare took beside C1
+    /// (`register_async(C2).wait()`), and how long C1's run took (from
+    /// `run_async(C1)` to its `wait` returning, on a thread that does
+    /// nothing else).
+    pub overlap_lanes: OverlapLanes,
+}
+
+/// What the lanes took in one overlap trial (see [`Pair::overlap_lanes`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OverlapLanes {
+    /// From the trial's start to C2's `register_async`.
+    pub register_at_ns: u64,
+    /// C2's prepare beside C1's run.
+    pub prepare_ns: u64,
+    /// C1's run beside C2's prepare.
+    pub run_c1_ns: u64,
 }
 
 impl Pair {
@@ -177,11 +198,37 @@ impl Pair {
         (self.serial_ns as f64 - self.overlap_ns as f64) / (self.serial_ns as f64 - self.ideal_ns() as f64)
     }
 
+    /// The same formula over the overlap trial's own lanes: with `r1`, `d`
+    /// and `p2` what C1's run, the delay and C2's prepare took *in that
+    /// trial* and `r2` the serial trial's `run(C2)`, `serial = r1 + d + p2 +
+    /// r2`, `ideal = max(r1, d + p2) + r2`, and the figure is
+    /// `(serial - overlap) / (serial - ideal)`, that is `1 - (overlap -
+    /// ideal) / min(r1, d + p2)`. It is the share of the time these lanes,
+    /// at the speed the machine gave them in this trial, could save that the
+    /// runtime did save: what the machine did to the lanes' speed (the
+    /// checks [`Pair::prepare_slowdown`] and [`Pair::run_slowdown`]) and
+    /// how its speed changed between the two trials of the pair do not
+    /// enter it.
+    pub fn runtime_efficiency(&self) -> f64 {
+        let l = self.overlap_lanes;
+        let (r1, d_p2, r2) =
+            (l.run_c1_ns as f64, (l.register_at_ns + l.prepare_ns) as f64, self.components_ns.2 as f64);
+        let serial = r1 + d_p2 + r2;
+        let ideal = r1.max(d_p2) + r2;
+        (serial - self.overlap_ns as f64) / (serial - ideal)
+    }
+
     /// C2's prepare beside C1's run over the same prepare alone (the serial
     /// trial's): about 1 when the machine ran the two lanes in parallel,
     /// about 2 when it gave them one core's worth of time between them.
     pub fn prepare_slowdown(&self) -> f64 {
-        self.overlap_prepare_ns as f64 / self.components_ns.1 as f64
+        self.overlap_lanes.prepare_ns as f64 / self.components_ns.1 as f64
+    }
+
+    /// C1's run beside C2's prepare over C1's run alone (the serial
+    /// trial's), read like [`Pair::prepare_slowdown`].
+    pub fn run_slowdown(&self) -> f64 {
+        self.overlap_lanes.run_c1_ns as f64 / self.components_ns.0 as f64
     }
 }
 
@@ -217,9 +264,17 @@ impl Row {
     pub fn efficiency(&self) -> Estimate {
         Estimate::of(self.pairs.iter().map(Pair::efficiency).collect())
     }
+    /// Runtime efficiency per pair ([`Pair::runtime_efficiency`]).
+    pub fn runtime_efficiency(&self) -> Estimate {
+        Estimate::of(self.pairs.iter().map(Pair::runtime_efficiency).collect())
+    }
     /// Prepare slowdown beside C1 per pair ([`Pair::prepare_slowdown`]).
     pub fn prepare_slowdown(&self) -> Estimate {
         Estimate::of(self.pairs.iter().map(Pair::prepare_slowdown).collect())
+    }
+    /// C1's slowdown beside the prepare per pair ([`Pair::run_slowdown`]).
+    pub fn run_slowdown(&self) -> Estimate {
+        Estimate::of(self.pairs.iter().map(Pair::run_slowdown).collect())
     }
 }
 
@@ -265,12 +320,12 @@ impl Report {
         );
         s.push_str(
             "| level | delay before C2 register | serial (us) | overlap (us) | speedup | ideal overlap (us) | efficiency | \
-             prepare(C2) beside C1 / alone |\n\
-             |---|---|---|---|---|---|---|---|\n",
+             runtime efficiency | prepare(C2) beside C1 / alone | run(C1) beside prepare(C2) / alone |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} ms | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 r.level,
                 r.delay_ms,
                 r.serial_us().show(1),
@@ -278,16 +333,21 @@ impl Report {
                 r.speedup().show(2),
                 r.ideal_us().show(1),
                 r.efficiency().show(3),
+                r.runtime_efficiency().show(3),
                 r.prepare_slowdown().show(2),
+                r.run_slowdown().show(2),
             ));
         }
         s.push_str(&format!(
             "\neach cell: median over the pairs [95% interval of the median]. Per pair: ideal = max(run(C1), delay + \
              prepare(C2)) + run(C2) from that pair's serial trial; efficiency = (serial - overlap) / (serial - ideal). \
-             The ideal assumes the two lanes run side by side at their serial speed; the last column checks it \
-             (C2's prepare beside C1, over the same prepare alone): near 1 the machine ran them in parallel, near 2 \
-             it gave them one core's worth of time between them, and the efficiency measures the machine, not the \
-             runtime.\n\
+             The ideal assumes the two lanes run side by side at their serial speed, and that the machine ran both \
+             trials of the pair at one speed. Runtime efficiency: the same formula over the overlap trial's own \
+             lanes (run(C1), delay and prepare(C2) as they took in that trial; run(C2) the serial trial's), so \
+             neither assumption enters it: the share of what those lanes could save that the runtime saved. The \
+             last two columns check the first assumption (each lane beside the other, over the same work alone in \
+             the serial trial): near 1 the machine ran them in parallel, near 2 it gave them one core's worth of \
+             time between them, and the efficiency measures the machine, not the runtime.\n\
              max_diff against kernels::reference over {} runs: {:e}\nload average before / after: {} / {}\ncpu \
              steal during the experiment: {}\nwall time {:.1} s\n",
             self.runs_checked,
@@ -365,36 +425,62 @@ fn serial<W: Worker>(
         serial_ns: ns(t0, t4),
         overlap_ns: 0,
         components_ns: (ns(t0, t1), ns(t2, t3), ns(t3, t4)),
-        overlap_prepare_ns: 0,
+        overlap_lanes: OverlapLanes::default(),
     })
 }
 
-/// One overlap trial: its elapsed time and C2's prepare's (the register
-/// and its wait).
+/// One overlap trial: its elapsed time and what its lanes took. C1's
+/// `wait` runs on a scoped thread of its own, so the end of C1's run is
+/// seen when it happens, not when the caller gets to it (behind C2's
+/// prepare when that is the longer); that thread sleeps in the `wait`. It
+/// is started after C2's register is issued, so starting it does not delay
+/// the register.
 fn overlap<W: Worker>(
     w: &W,
     h1: CallableHandle,
     s: &Specs,
     delay: Duration,
     check: &mut Checker,
-) -> Result<(u64, u64), String> {
-    let t0 = Instant::now();
-    let r1 = w.run_async(h1, s.a1.clone(), cfg()).map_err(|e| err("run_async(C1)", &e))?;
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
-    }
-    let t_register = Instant::now();
-    let h2 = w.register_async(s.c2.clone()).map_err(|e| err("register_async(C2)", &e))?;
-    let h2 = h2.wait().map_err(|e| err("register_async(C2).wait()", &e))?;
-    let prepare = t_register.elapsed().as_nanos() as u64;
-    let r2 = w.run_async(h2, s.a2.clone(), cfg()).map_err(|e| err("run_async(C2)", &e))?;
-    let o1 = r1.wait().map_err(|e| err("C1", &e))?;
-    let o2 = r2.wait().map_err(|e| err("C2", &e))?;
-    let elapsed = t0.elapsed().as_nanos() as u64;
+) -> Result<(u64, OverlapLanes), String>
+where
+    W::Run: Send,
+{
+    let ns = |d: Duration| d.as_nanos() as u64;
+    let (elapsed, lanes, o1, o2, h2) = std::thread::scope(|scope| {
+        let t0 = Instant::now();
+        let r1 = w.run_async(h1, s.a1.clone(), cfg()).map_err(|e| err("run_async(C1)", &e))?;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let t_register = Instant::now();
+        let register = w.register_async(s.c2.clone()).map_err(|e| err("register_async(C2)", &e));
+        let c1 = scope.spawn(move || {
+            let o1 = r1.wait();
+            (t0.elapsed(), o1)
+        });
+        let prepared = register.and_then(|h2| h2.wait().map_err(|e| err("register_async(C2).wait()", &e)));
+        let prepare = t_register.elapsed();
+        let r2 = prepared.and_then(|h2| {
+            let r2 = w.run_async(h2, s.a2.clone(), cfg()).map_err(|e| err("run_async(C2)", &e))?;
+            Ok((h2, r2))
+        });
+        // C1 is waited for on every path, so no run outlives the trial.
+        let (run_c1, o1) = c1.join().map_err(|_| "the thread waiting for C1 panicked".to_string())?;
+        let (h2, r2) = r2?;
+        let o2 = r2.wait().map_err(|e| err("C2", &e))?;
+        let elapsed = t0.elapsed();
+        let o1 = o1.map_err(|e| err("C1", &e))?;
+        let lanes = OverlapLanes {
+            register_at_ns: ns(t_register.duration_since(t0)),
+            prepare_ns: ns(prepare),
+            run_c1_ns: ns(run_c1),
+        };
+        Ok::<_, String>((elapsed, lanes, o1, o2, h2))
+    })?;
     check.check(&s.c1, &s.a1, &o1)?;
     check.check(&s.c2, &s.a2, &o2)?;
     w.unregister(h2).map_err(|e| err("unregister(C2)", &e))?;
-    Ok((elapsed, prepare))
+    Ok((ns(elapsed), lanes))
 }
 
 /// Warm up, then the pairs of every delay, interleaved.
@@ -405,7 +491,10 @@ fn measure<W: Worker>(
     opts: &Options,
     check: &mut Checker,
     caller: &SpanLog,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>, String>
+where
+    W::Run: Send,
+{
     let h1 = w.register(s.c1.clone()).map_err(|e| err("register(C1)", &e))?;
     // Warm-up (untimed): one of each trial.
     for &d in &opts.delays_ms {
@@ -417,7 +506,7 @@ fn measure<W: Worker>(
     for pair in 0..opts.pairs {
         for row in rows.iter_mut() {
             let delay = Duration::from_millis(row.delay_ms);
-            let (mut p, mut o) = (None, (0, 0));
+            let (mut p, mut o) = (None, (0, OverlapLanes::default()));
             for k in 0..2 {
                 let t = mono_ns();
                 if (k + pair) % 2 == 0 {
@@ -429,7 +518,7 @@ fn measure<W: Worker>(
                 }
             }
             let mut p = p.expect("one serial trial per pair");
-            (p.overlap_ns, p.overlap_prepare_ns) = o;
+            (p.overlap_ns, p.overlap_lanes) = o;
             row.pairs.push(p);
         }
     }
@@ -610,5 +699,41 @@ mod tests {
         let e = Estimate::of(vec![3.0, 1.0, 2.0]);
         assert_eq!((e.median, e.low, e.high), (2.0, 1.0, 3.0));
         assert!(Estimate::of(vec![]).median.is_nan());
+    }
+
+    fn pair(serial_us: u64, overlap_us: u64, components_us: (u64, u64, u64), lanes_us: (u64, u64, u64)) -> Pair {
+        let (r1, p2, r2) = components_us;
+        let (at, prepare, run_c1) = lanes_us;
+        Pair {
+            delay_ms: 0,
+            serial_ns: serial_us * 1000,
+            overlap_ns: overlap_us * 1000,
+            components_ns: (r1 * 1000, p2 * 1000, r2 * 1000),
+            overlap_lanes: OverlapLanes {
+                register_at_ns: at * 1000,
+                prepare_ns: prepare * 1000,
+                run_c1_ns: run_c1 * 1000,
+            },
+        }
+    }
+
+    #[test]
+    fn runtime_efficiency_uses_the_overlap_trials_own_lanes() {
+        // The machine ran C1 twice as fast in the serial trial: the pair's
+        // efficiency blames the runtime, the runtime efficiency does not.
+        let p = pair(17_100, 15_100, (7_000, 10_000, 100), (0, 10_000, 15_000));
+        assert!((p.efficiency() - 0.2857).abs() < 1e-3, "{}", p.efficiency());
+        assert!((p.runtime_efficiency() - 1.0).abs() < 1e-9, "{}", p.runtime_efficiency());
+        assert!((p.run_slowdown() - 15_000.0 / 7_000.0).abs() < 1e-9);
+        // C2 started 1 ms after C1 ended: 1 ms of the 10 ms the lanes could
+        // save is lost, whichever lane was the longer.
+        let late = pair(25_100, 16_100, (15_000, 10_000, 100), (0, 10_000, 15_000));
+        assert!((late.runtime_efficiency() - 0.9).abs() < 1e-9, "{}", late.runtime_efficiency());
+        let late = pair(25_100, 16_100, (15_000, 10_000, 100), (5_000, 10_000, 10_000));
+        assert!((late.runtime_efficiency() - 0.9).abs() < 1e-9, "{}", late.runtime_efficiency());
+        // A prepare slowed beside C1 is the machine's, shown by its check.
+        let slowed = pair(25_100, 20_100, (15_000, 10_000, 100), (0, 20_000, 15_000));
+        assert!((slowed.runtime_efficiency() - 1.0).abs() < 1e-9);
+        assert!((slowed.prepare_slowdown() - 2.0).abs() < 1e-9);
     }
 }

@@ -241,9 +241,22 @@ impl LaneCpus {
         }
     }
 
-    /// Restrict the calling thread to `lane`'s CPUs. Best effort: a mask
-    /// the OS refuses leaves the thread as it was (placement is a tuning,
-    /// never a condition of correctness).
+    /// Restrict the calling thread to `lane`'s CPUs and make it a
+    /// `SCHED_BATCH` thread. Best effort: a mask or policy the OS refuses
+    /// leaves the thread as it was (placement is a tuning, never a
+    /// condition of correctness).
+    ///
+    /// Why batch: a lane thread pinned to one CPU that wakes there preempts
+    /// whatever runs on it, and when that is the caller that just woke it
+    /// (`run_async(C1)` at L2), the caller waits for the scheduler to move
+    /// it to the other CPU. In `chiplane overlap` on the 2-core machine, C2's
+    /// register (at delay 0, right after `run_async(C1)`) was issued
+    /// 1.2-4.4 ms late in 8 of 45 L2 overlap trials (three runs; 10-60 µs
+    /// otherwise). A `SCHED_BATCH` thread does not preempt on wake-up: it
+    /// runs once the caller sleeps or its time slice ends. Lane work is long
+    /// computation, the case that policy is for; with it none of 45 trials,
+    /// in three runs alternating with those, issued the register over
+    /// 0.2 ms late.
     pub fn bind(&self, lane: LaneKind) {
         let cpus = self.of(lane);
         if cpus.is_empty() {
@@ -257,6 +270,10 @@ impl LaneCpus {
         // SAFETY: pid 0 is the calling thread; the pointer and size are
         // those of `set`, which outlives the call.
         let _ = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+        let batch = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `batch` outlives the call
+        // (SCHED_BATCH takes priority 0 and needs no privilege).
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch) };
     }
 }
 
@@ -295,5 +312,24 @@ mod tests {
         // One CPU: nothing to split, binding leaves the thread alone.
         let one = LaneCpus::split(&[3]);
         assert!(one.of(LaneKind::Run).is_empty() && one.of(LaneKind::Register).is_empty());
+    }
+
+    #[test]
+    fn a_bound_lane_thread_is_a_batch_thread_on_its_half() {
+        let cpus = super::allowed_cpus();
+        let split = LaneCpus::split(&cpus);
+        let (policy, on) = std::thread::spawn(move || {
+            split.bind(LaneKind::Register);
+            // SAFETY: pid 0 is the calling thread.
+            (unsafe { libc::sched_getscheduler(0) }, super::allowed_cpus())
+        })
+        .join()
+        .unwrap();
+        if cpus.len() < 2 {
+            assert_eq!((policy, on), (libc::SCHED_OTHER, cpus));
+        } else {
+            assert_eq!(policy, libc::SCHED_BATCH);
+            assert_eq!(on, LaneCpus::split(&cpus).of(LaneKind::Register));
+        }
     }
 }

@@ -34,8 +34,18 @@ fn overlap_experiment_runs_at_both_levels_and_writes_a_trace() {
     assert!(table.contains("| L2 | 0 ms |") && table.contains("| L3 | 2 ms |"), "{table}");
     // Every overlap trial timed C2's prepare beside C1 (the last column).
     assert!(table.contains("prepare(C2) beside C1 / alone") && table.contains("cpu steal"), "{table}");
+    assert!(table.contains("runtime efficiency") && table.contains("run(C1) beside prepare(C2) / alone"), "{table}");
     for r in &report.rows {
-        assert!(r.pairs.iter().all(|p| p.overlap_prepare_ns > 0 && p.prepare_slowdown().is_finite()), "{r:?}");
+        assert!(
+            r.pairs.iter().all(|p| {
+                let l = p.overlap_lanes;
+                l.prepare_ns > 0
+                    && l.run_c1_ns > 0
+                    && p.prepare_slowdown().is_finite()
+                    && p.runtime_efficiency().is_finite()
+            }),
+            "{r:?}"
+        );
     }
     let json = std::fs::read_to_string(&trace).unwrap();
     let _ = std::fs::remove_file(&trace);

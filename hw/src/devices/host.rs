@@ -313,7 +313,9 @@ impl Chip for HostChip {
     /// The run lane and the register lane of the host device are two CPU
     /// threads: each is kept to its own half of the process's CPUs
     /// ([`LaneCpus`]), as a real device's run and prepare paths are
-    /// separate engines. `CHIPLANE_LANE_AFFINITY=0` turns it off.
+    /// separate engines, and runs as a `SCHED_BATCH` thread, so waking it
+    /// never preempts the caller that woke it. `CHIPLANE_LANE_AFFINITY=0`
+    /// turns both off.
     fn bind_lane(&self, lane: LaneKind) -> Result<(), ChipError> {
         self.lane_cpus.bind(lane);
         Ok(())
