@@ -17,6 +17,12 @@
 //! - `{idle,busy}/floor_shm`: the bare cross-process shared-memory round
 //!   trip: a counter bumped by the parent, echoed by the peer process, each
 //!   side waiting with the policy above. The floor for this shape;
+//! - `busy/floor_shm_task_policy`: the same with chiplane's policy beside a
+//!   running task instead (docs/protocol.md 4.7): the under-task spin
+//!   budget (0 on at most 2 cores) on both sides, then the requesting side
+//!   yields for the under-task yield budget, then each sleeps. This is what
+//!   chiplane's control does during TASK_RUNNING; `busy/floor_shm` is what
+//!   a side that kept spinning beside the task would get;
 //! - `{idle,busy}/unix_socket`: one byte each way over a Unix stream socket
 //!   to the peer process (a kernel wake-up each way);
 //! - `{idle,busy}/crossbeam_in_process`: a request and a reply through two
@@ -54,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
 use chiplane_core::conc::bell::Doorbell;
-use chiplane_core::conc::wait::spin_until;
+use chiplane_core::conc::wait::{spin_until, under_task_spin_budget, under_task_yield_budget, Backoff};
 use chiplane_core::conc::Worker;
 use chiplane_core::kernels::{REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
@@ -75,13 +81,42 @@ fn chiplane_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chiplane"))
 }
 
-/// Wait until `word` differs from `old` with chiplane's policy: spin for
-/// the budget, then sleep on the bell (`seq`, `sleepers`).
-fn wait_change(shm: &SharedMemory, word: usize, old: u32, bell: usize) -> u32 {
+/// How a floor side waits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    /// Spin for the process's budget, then sleep: chiplane's policy with no
+    /// task running.
+    Spin,
+    /// Chiplane's policy beside a running task (docs/protocol.md 4.7): spin
+    /// for the under-task budget (0 on at most 2 cores); the requesting side
+    /// then yields its core for the under-task yield budget; then sleep.
+    UnderTask,
+}
+
+/// Wait until `word` differs from `old` with `policy`, then sleep on the
+/// bell (`seq`, `sleepers`). `requester`: the side that sent a request and
+/// waits for its reply (the only side that yields under a task, as
+/// chiplane's caller does and its serve loop does not).
+fn wait_change(shm: &SharedMemory, word: usize, old: u32, bell: usize, policy: Policy, requester: bool) -> u32 {
     let w = shm.atomic_u32(word).expect("in the mapping");
     // Acquire: pairs with the other side's Release store.
     let changed = || w.load(Ordering::Acquire) != old;
-    if !spin_until(changed) {
+    let ready = match policy {
+        Policy::Spin => spin_until(changed),
+        Policy::UnderTask => {
+            let mut backoff = Backoff::default();
+            let yields = if requester { under_task_yield_budget() } else { 0 };
+            loop {
+                if changed() {
+                    break true;
+                }
+                if !backoff.spin_within(under_task_spin_budget()) && !backoff.yield_within(yields) {
+                    break false;
+                }
+            }
+        }
+    };
+    if !ready {
         let (seq, sleepers) = (shm.atomic_u32(bell).unwrap(), shm.atomic_u32(bell + 4).unwrap());
         let bell = Doorbell::from_words(seq, sleepers, &SysFutex);
         while !changed() {
@@ -120,9 +155,10 @@ fn peer_main(args: &[String]) {
         "floor" => {
             // SAFETY: called once with the arguments the parent passed.
             let shm = unsafe { chiplane_hw::process::inherited_shm(args.iter().cloned()) }.expect("mapping");
+            let policy = if args.iter().any(|a| a == "task-policy") { Policy::UnderTask } else { Policy::Spin };
             let mut seen = 0u32;
             loop {
-                seen = wait_change(&shm, REQ, seen, PEER_BELL);
+                seen = wait_change(&shm, REQ, seen, PEER_BELL, policy, false);
                 if seen == u32::MAX {
                     break;
                 }
@@ -151,18 +187,25 @@ fn this_exe() -> PathBuf {
     std::env::current_exe().expect("bench path")
 }
 
-fn floor(c: &mut Criterion, group: &str, busy: bool) {
+fn floor(c: &mut Criterion, group: &str, busy: bool, policy: Policy) {
     let shm = SharedMemory::create(FLOOR_BYTES).unwrap();
     let mut cmd = ChildCommand::new(this_exe()).arg("--peer").arg("floor").quiet();
     if busy {
         cmd = cmd.arg("busy");
     }
+    let name = match policy {
+        Policy::Spin => "floor_shm",
+        Policy::UnderTask => {
+            cmd = cmd.arg("task-policy");
+            "floor_shm_task_policy"
+        }
+    };
     let mut child = cmd.spawn(&shm).unwrap();
     let mut next = 1u32;
-    c.benchmark_group(group).bench_function("floor_shm", |b| {
+    c.benchmark_group(group).bench_function(name, |b| {
         b.iter(|| {
             publish(&shm, REQ, next, PEER_BELL);
-            let got = wait_change(&shm, REP, next - 1, PARENT_BELL);
+            let got = wait_change(&shm, REP, next - 1, PARENT_BELL, policy, true);
             assert_eq!(got, next);
             next += 1;
         })
@@ -419,7 +462,10 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     for (group, busy) in [("idle", false), ("busy", true)] {
-        floor(&mut c, group, busy);
+        floor(&mut c, group, busy, Policy::Spin);
+        if busy {
+            floor(&mut c, group, busy, Policy::UnderTask);
+        }
         unix_socket(&mut c, group, busy);
         crossbeam(&mut c, group, busy);
         l3_control(&mut c, group, busy);
