@@ -19,7 +19,8 @@
 //!
 //! `bind_lane` keeps each lane thread to its own half of the process's CPUs
 //! (`crate::tune::LaneCpus`: the run lane and the register lane are two CPU
-//! threads that must not queue behind each other).
+//! threads that must not queue behind each other) and makes it a
+//! `SCHED_BATCH` thread (waking it never preempts the thread that woke it).
 //!
 //! `run` (run lane) validates the args (`check_args` -> `InvalidArgs`),
 //! allocates the output and calls the kernel through the resolved pointer.
