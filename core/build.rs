@@ -25,6 +25,7 @@ const MUTANTS: &[&str] = &[
     "missed_doorbell",
     "stale_incarnation",
     "driver_not_rung",
+    "submit_drops_handover",
     "orchestrator_not_woken",
     "inline_run_also_queued",
 ];

@@ -757,6 +757,35 @@ pub fn s15_driver_handover() -> bool {
     handed_over
 }
 
+/// S18, a submission after the hand-over: as S15, a caller waits for the
+/// first of two memory controls and leaves with the second outstanding (the
+/// driver's proxy stands); then it submits a third, blocks on the second
+/// *without stepping* (only the driver can finish it), and waits for the
+/// third (`wait_until`). The submission takes the proxy down while it
+/// publishes (so the child's reply to a caller about to wait wakes no
+/// driver) and must put it back: a submission that drops it leaves the
+/// driver unannounced while nobody steps (a deadlock: nothing times out).
+/// (A non-stepping wait for the third itself is outside the contract: the
+/// driver may have gone idle before the third was submitted, and nothing
+/// that waits rings it; module doc of `core::conc::parent`.) Returns
+/// whether a ring ended one of the driver's unannounced waits.
+pub fn s18_submit_after_handover() -> bool {
+    let rig = Rig::start(1, TestChip::new(true), true);
+    let link = &rig.link;
+    let memory = || {
+        link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
+            .expect("submit memory")
+    };
+    let (first, second) = (memory(), memory());
+    assert_eq!(reply(link, &first), Ok(ControlReply::Done));
+    let third = memory();
+    assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
+    assert_eq!(reply(link, &third), Ok(ControlReply::Done));
+    let handed_over = link.driver_wakes() > 0;
+    rig.finish();
+    handed_over
+}
+
 /// A task the child refuses before it runs (a handle of no registration):
 /// TASK_READY -> TASK_DONE without the run lane. Returns true.
 pub fn l3_refused_task() -> bool {

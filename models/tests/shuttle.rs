@@ -40,6 +40,7 @@ scenario_tests! { shuttle;
     s14_doorbell => l3::s14_doorbell(),
     s15_driver_handover => l3::s15_driver_handover(),
     s17_inline_run => l3::s17_inline_run(),
+    s18_submit_after_handover => l3::s18_submit_after_handover(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_run_queue_handoff => l3::l3_run_queue_handoff(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },

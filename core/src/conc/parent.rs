@@ -45,6 +45,21 @@
 //! does not step) is served by the driver at once only if a `wait_until`
 //! left after the submission (S15), else within that bound.
 //!
+//! # A submission and the proxy
+//! A caller that submits right after its previous `wait_until` handed the
+//! port over would find the proxy still standing, and on a small machine
+//! the child, woken by the submission, often answers before the caller has
+//! entered its next `wait_until` and withdrawn it: the reply then wakes the
+//! driver, which races the caller for it and rings the child once more. So
+//! a submission takes the proxy down before it publishes
+//! ([`Link::submit_task`], [`Link::submit_control`]) and puts it back after
+//! it rang the child, unless a caller is inside `wait_until` (the last one
+//! out hands over): it announces the proxy again and re-checks for the
+//! driver to the end (steps until a step does nothing), so whatever the
+//! child published while the proxy was down is read, and a step that only
+//! resolved the submitter's own handle rings no parent bell. Scenario S18,
+//! mutant `submit_drops_handover`.
+//!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
 //! [`ChildWatch`] (part of its re-check after announcing; waitpid and the
@@ -206,12 +221,50 @@ where
         self.driver_wakes.load(Ordering::Relaxed)
     }
 
-    /// Take back the hand-over's proxy announcement, if one is made.
-    fn withdraw_proxy(&self) {
+    /// Take back the hand-over's proxy announcement, if one is made; true
+    /// when this call took it back.
+    fn withdraw_proxy(&self) -> bool {
         // AcqRel: exactly one of the swaps that see `true` withdraws the
         // one announcement the swap to `true` made.
-        if self.proxy.swap(false, Ordering::AcqRel) {
+        let stood = self.proxy.swap(false, Ordering::AcqRel);
+        if stood {
             self.parent_bell().withdraw();
+        }
+        stood
+    }
+
+    /// A submission took the proxy down while it published (module doc,
+    /// "A submission and the proxy"): put it back unless a caller inside
+    /// `wait_until` steps for the driver (the last one out hands over),
+    /// and do the re-check to the end. `mine` says whether the submitter's
+    /// own handle resolved: a step that resolves only that rings no parent
+    /// bell (nobody sleeps on it but the proxy), and a re-check that read a
+    /// publication wakes no driver (it read all there was; what the child
+    /// publishes after the proxy is visible rings it).
+    fn hand_back_after_submit(&self, mine: impl Fn() -> bool) {
+        if self.waiters() > 0 {
+            return;
+        }
+        let bell = self.parent_bell();
+        // AcqRel: see `withdraw_proxy`.
+        if !self.proxy.swap(true, Ordering::AcqRel) {
+            // Counts the driver as a sleeper; F1 follows.
+            bell.announce_for_another();
+        } else {
+            // F1 of an announcement still standing (pairs with the
+            // driver's fence in `wait_unannounced`).
+            fence(Ordering::SeqCst);
+        }
+        // Relaxed: ordered by F1 above, as in `hand_over`.
+        let idle = self.driver_state.load(Ordering::Relaxed) == DriverSleep::Idle as u32;
+        loop {
+            let was = mine();
+            if !self.step_as(|| !was && mine()) {
+                break;
+            }
+        }
+        if idle {
+            self.wake_driver();
         }
     }
 
@@ -300,14 +353,28 @@ where
         config: RunConfig,
         args: TaskArgs,
     ) -> Result<PendingTask, RunError> {
-        let mut port = self.port();
-        let h = port.submit_task(slot, generation, config, args)?;
-        let did = port.progress();
-        drop(port);
-        if did {
-            self.child_bell().ring();
+        let proxy = self.withdraw_proxy();
+        let submitted = {
+            let mut port = self.port();
+            port.submit_task(slot, generation, config, args).map(|h| (h, port.progress()))
+        };
+        let h = submitted.map(|(h, did)| {
+            if did {
+                self.child_bell().ring();
+            }
+            h
+        });
+        // MUTANT submit_drops_handover: the submission takes the proxy down
+        // and leaves it down; with no caller inside `wait_until` the driver
+        // waits unannounced while nobody steps (S18: a deadlock in the
+        // models; a delay of up to the driver's sleep bound in production).
+        #[cfg(not(chiplane_mutant = "submit_drops_handover"))]
+        if proxy {
+            self.hand_back_after_submit(|| h.as_ref().is_ok_and(PendingTask::is_ready));
         }
-        Ok(h)
+        #[cfg(chiplane_mutant = "submit_drops_handover")]
+        let _ = proxy;
+        h
     }
 
     /// Queue a control and publish it if the mailbox allows.
@@ -317,14 +384,28 @@ where
         generation: Generation,
         op: ControlOp,
     ) -> Result<PendingControl, ControlError> {
-        let mut port = self.port();
-        let h = port.submit_control(slot, generation, op)?;
-        let did = port.progress();
-        drop(port);
-        if did {
-            self.child_bell().ring();
+        let proxy = self.withdraw_proxy();
+        let submitted = {
+            let mut port = self.port();
+            port.submit_control(slot, generation, op).map(|h| (h, port.progress()))
+        };
+        let h = submitted.map(|(h, did)| {
+            if did {
+                self.child_bell().ring();
+            }
+            h
+        });
+        // MUTANT submit_drops_handover: the submission takes the proxy down
+        // and leaves it down; with no caller inside `wait_until` the driver
+        // waits unannounced while nobody steps (S18: a deadlock in the
+        // models; a delay of up to the driver's sleep bound in production).
+        #[cfg(not(chiplane_mutant = "submit_drops_handover"))]
+        if proxy {
+            self.hand_back_after_submit(|| h.as_ref().is_ok_and(PendingControl::is_accepted));
         }
-        Ok(h)
+        #[cfg(chiplane_mutant = "submit_drops_handover")]
+        let _ = proxy;
+        h
     }
 
     /// Block until `ready()` holds, stepping the port meanwhile (module doc:

@@ -700,6 +700,23 @@ pub fn table() -> Vec<MutantRow> {
             ),
             "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
         ),
+        single(
+            row(
+            "submit_drops_handover",
+            "core/src/conc/parent.rs (a submission takes the driver's proxy down and leaves it down)",
+            vec![
+                No(FIVE_THREADS),
+                shuttle(&["s18_submit_after_handover"]),
+                No(CONC),
+                No(CONC),
+                No(NO_TARGET),
+                No(MIRI_SCOPE),
+                No(BOUNDED),
+            ],
+            Checker::shuttle("s18_submit_after_handover"),
+            ),
+            "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
+        ),
         // Not interleaving-only: the std suite hangs with it (models'
         // scenarios_std l3_run_queue_handoff: the orchestrator's wait is
         // untimed in production too).
