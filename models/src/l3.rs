@@ -204,6 +204,12 @@ fn reply(link: &ModelLink, c: &PendingControl) -> Result<ControlReply, ControlEr
     c.try_take_reply().expect("a reply is taken once")
 }
 
+/// Submit a memory control (64 bytes, an allocation).
+fn memory(link: &ModelLink) -> PendingControl {
+    link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
+        .expect("submit memory")
+}
+
 fn settled(link: &ModelLink, c: &PendingControl) -> SettleResult {
     link.wait_until(|| c.is_settled());
     c.try_take_settled().expect("a settlement is taken once")
@@ -745,11 +751,7 @@ pub fn l3_memory_round_trip() -> bool {
 pub fn s15_driver_handover() -> bool {
     let rig = Rig::start(1, TestChip::new(true), true);
     let link = &rig.link;
-    let memory = || {
-        link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
-            .expect("submit memory")
-    };
-    let (first, second) = (memory(), memory());
+    let (first, second) = (memory(link), memory(link));
     assert_eq!(reply(link, &first), Ok(ControlReply::Done));
     assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
     let handed_over = link.driver_wakes() > 0;
@@ -772,13 +774,9 @@ pub fn s15_driver_handover() -> bool {
 pub fn s18_submit_after_handover() -> bool {
     let rig = Rig::start(1, TestChip::new(true), true);
     let link = &rig.link;
-    let memory = || {
-        link.submit_control(SlotIndex(0), Generation::NONE, ControlOp::Memory { bytes: 64, free: false })
-            .expect("submit memory")
-    };
-    let (first, second) = (memory(), memory());
+    let (first, second) = (memory(link), memory(link));
     assert_eq!(reply(link, &first), Ok(ControlReply::Done));
-    let third = memory();
+    let third = memory(link);
     assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
     assert_eq!(reply(link, &third), Ok(ControlReply::Done));
     let handed_over = link.driver_wakes() > 0;

@@ -245,18 +245,7 @@ where
         if self.waiters() > 0 {
             return;
         }
-        let bell = self.parent_bell();
-        // AcqRel: see `withdraw_proxy`.
-        if !self.proxy.swap(true, Ordering::AcqRel) {
-            // Counts the driver as a sleeper; F1 follows.
-            bell.announce_for_another();
-        } else {
-            // F1 of an announcement still standing (pairs with the
-            // driver's fence in `wait_unannounced`).
-            fence(Ordering::SeqCst);
-        }
-        // Relaxed: ordered by F1 above, as in `hand_over`.
-        let idle = self.driver_state.load(Ordering::Relaxed) == DriverSleep::Idle as u32;
+        let idle = self.announce_proxy();
         loop {
             let was = mine();
             if !self.step_as(|| !was && mine()) {
@@ -268,24 +257,30 @@ where
         }
     }
 
-    /// The last waiter left with work outstanding: the port is the
-    /// driver's again (module doc, "The hand-over").
-    fn hand_over(&self) {
-        let bell = self.parent_bell();
+    /// Announce the proxy on the parent's bell (or fence for one still
+    /// standing): F1 of the driver's hand-over. Returns whether the driver
+    /// sleeps idle, read after F1 (pairs with the SeqCst fence in the
+    /// driver's `wait_unannounced`, before which it writes its state).
+    fn announce_proxy(&self) -> bool {
         // AcqRel: see `withdraw_proxy`.
         if !self.proxy.swap(true, Ordering::AcqRel) {
             // Counts the driver as a sleeper; F1 follows.
-            bell.announce_for_another();
+            self.parent_bell().announce_for_another();
         } else {
             // F1 of an announcement still standing (pairs with the
             // driver's fence in `wait_unannounced`).
             fence(Ordering::SeqCst);
         }
+        // Relaxed: ordered by F1 above.
+        self.driver_state.load(Ordering::Relaxed) == DriverSleep::Idle as u32
+    }
+
+    /// The last waiter left with work outstanding: the port is the
+    /// driver's again (module doc, "The hand-over").
+    fn hand_over(&self) {
+        let idle = self.announce_proxy();
         // The re-check, done for the driver: a publication the child made
         // before the announcement was visible found no sleeper to ring.
-        // Relaxed: ordered by F1 above (pairs with the SeqCst fence in the
-        // driver's `wait_unannounced`).
-        let idle = self.driver_state.load(Ordering::Relaxed) == DriverSleep::Idle as u32;
         if self.step() || idle {
             self.wake_driver();
         }
@@ -353,28 +348,7 @@ where
         config: RunConfig,
         args: TaskArgs,
     ) -> Result<PendingTask, RunError> {
-        let proxy = self.withdraw_proxy();
-        let submitted = {
-            let mut port = self.port();
-            port.submit_task(slot, generation, config, args).map(|h| (h, port.progress()))
-        };
-        let h = submitted.map(|(h, did)| {
-            if did {
-                self.child_bell().ring();
-            }
-            h
-        });
-        // MUTANT submit_drops_handover: the submission takes the proxy down
-        // and leaves it down; with no caller inside `wait_until` the driver
-        // waits unannounced while nobody steps (S18: a deadlock in the
-        // models; a delay of up to the driver's sleep bound in production).
-        #[cfg(not(chiplane_mutant = "submit_drops_handover"))]
-        if proxy {
-            self.hand_back_after_submit(|| h.as_ref().is_ok_and(PendingTask::is_ready));
-        }
-        #[cfg(chiplane_mutant = "submit_drops_handover")]
-        let _ = proxy;
-        h
+        self.submit(|port| port.submit_task(slot, generation, config, args), PendingTask::is_ready)
     }
 
     /// Queue a control and publish it if the mailbox allows.
@@ -384,10 +358,22 @@ where
         generation: Generation,
         op: ControlOp,
     ) -> Result<PendingControl, ControlError> {
+        self.submit(|port| port.submit_control(slot, generation, op), PendingControl::is_accepted)
+    }
+
+    /// One submission (module doc, "A submission and the proxy"): take a
+    /// standing proxy down, queue with `queue` and publish under the port's
+    /// lock, ring the child when that did anything, then hand the proxy
+    /// back. `resolved` says whether the submitter's handle resolved.
+    fn submit<H, E>(
+        &self,
+        queue: impl FnOnce(&mut Port<R, W>) -> Result<H, E>,
+        resolved: impl Fn(&H) -> bool,
+    ) -> Result<H, E> {
         let proxy = self.withdraw_proxy();
         let submitted = {
             let mut port = self.port();
-            port.submit_control(slot, generation, op).map(|h| (h, port.progress()))
+            queue(&mut port).map(|h| (h, port.progress()))
         };
         let h = submitted.map(|(h, did)| {
             if did {
@@ -401,10 +387,10 @@ where
         // models; a delay of up to the driver's sleep bound in production).
         #[cfg(not(chiplane_mutant = "submit_drops_handover"))]
         if proxy {
-            self.hand_back_after_submit(|| h.as_ref().is_ok_and(PendingControl::is_accepted));
+            self.hand_back_after_submit(|| h.as_ref().is_ok_and(&resolved));
         }
         #[cfg(chiplane_mutant = "submit_drops_handover")]
-        let _ = proxy;
+        let _ = (proxy, resolved);
         h
     }
 
