@@ -26,6 +26,7 @@ const MUTANTS: &[&str] = &[
     "stale_incarnation",
     "driver_not_rung",
     "submit_drops_handover",
+    "deaf_to_restore",
     "orchestrator_not_woken",
     "inline_run_also_queued",
 ];

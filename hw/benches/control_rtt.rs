@@ -28,9 +28,14 @@
 //! - `{idle,busy}/crossbeam_in_process`: a request and a reply through two
 //!   bounded(1) crossbeam channels between two threads;
 //! - `idle/l3_control`: an L3 register control of an already-registered
-//!   callable (accepted at once: no prepare, no settlement), at IDLE;
+//!   callable (accepted at once: no prepare, no settlement), at IDLE,
+//!   through the synchronous `register` (a waiter from before its
+//!   submission: `Link::wait_scope`);
 //! - `busy/l3_control`: the same while a long task runs on the chip (the word
 //!   goes TASK_RUNNING -> CONTROL_READY -> CONTROL_DONE -> TASK_RUNNING);
+//! - `busy/l3_control_async_wait`: the same through `register_async(..)`
+//!   and then the handle's `wait`: between the two nobody waits, so a
+//!   driver that wakes there sleeps announced and the reply wakes it;
 //! - `idle/l3_run_noop`: a run on the null device (no-op chip), from
 //!   `run_async` to `wait` returning: the L3 per-run overhead. Every null
 //!   run is short (`Chip::run_inline`), so the chip child's serve loop runs
@@ -272,7 +277,15 @@ fn long_args() -> TaskArgs {
     TaskArgs { tensors: vec![vec![1.0; 4096], vec![0.5; 4096]], scalars: vec![3_000_000] }
 }
 
-fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
+/// How `l3_control` registers: the synchronous call, or an async handle
+/// waited on.
+#[derive(Clone, Copy, PartialEq)]
+enum Call {
+    Sync,
+    AsyncWait,
+}
+
+fn l3_control(c: &mut Criterion, group: &str, busy: bool, call: Call) {
     let w = l3(Device::Host);
     let c1 = w.register(CallableSpec::chip(REPEAT_VECTOR_ADD, vec![4096])).unwrap();
     let spec = CallableSpec::chip(VECTOR_ADD, vec![64]);
@@ -280,7 +293,11 @@ fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
     let mut running: Option<chiplane_hw::l3::L3PendingCall> = None;
     let mut outside = 0u64;
     let word = |w: &L3Worker| w.word(0);
-    c.benchmark_group(group).bench_function("l3_control", |b| {
+    let name = match call {
+        Call::Sync => "l3_control",
+        Call::AsyncWait => "l3_control_async_wait",
+    };
+    c.benchmark_group(group).bench_function(name, |b| {
         b.iter_custom(|iters| {
             if busy && word(&w) != Some(WordState::TaskRunning.encode()) {
                 if let Some(r) = running.take() {
@@ -295,7 +312,10 @@ fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
             }
             let t = Instant::now();
             for _ in 0..iters {
-                let got = w.register_async(spec.clone()).unwrap().wait().unwrap();
+                let got = match call {
+                    Call::Sync => w.register(spec.clone()).unwrap(),
+                    Call::AsyncWait => w.register_async(spec.clone()).unwrap().wait().unwrap(),
+                };
                 assert_eq!(got, h);
             }
             let elapsed = t.elapsed();
@@ -312,7 +332,7 @@ fn l3_control(c: &mut Criterion, group: &str, busy: bool) {
         let _ = r.wait();
     }
     if busy {
-        eprintln!("{group}/l3_control: {outside} batch(es) ended after the long task finished");
+        eprintln!("{group}/{name}: {outside} batch(es) ended after the long task finished");
     }
 }
 
@@ -396,7 +416,7 @@ fn wakeups() {
     let h = w.register(spec.clone()).unwrap();
     let before = rings(&w);
     for _ in 0..OPS {
-        assert_eq!(w.register_async(spec.clone()).unwrap().wait().unwrap(), h);
+        assert_eq!(w.register(spec.clone()).unwrap(), h);
         w.unregister(h).unwrap();
     }
     report("idle/l3_control (register + unregister)", before, rings(&w));
@@ -468,7 +488,10 @@ fn main() {
         }
         unix_socket(&mut c, group, busy);
         crossbeam(&mut c, group, busy);
-        l3_control(&mut c, group, busy);
+        l3_control(&mut c, group, busy, Call::Sync);
+        if busy {
+            l3_control(&mut c, group, busy, Call::AsyncWait);
+        }
     }
     l3_run_noop(&mut c, "idle");
     l3_run_past_inline(&mut c, "idle");

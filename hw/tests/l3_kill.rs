@@ -106,7 +106,7 @@ fn control_held(
     };
     while !published(link.region().word().load()) {
         assert!(std::time::Instant::now() < deadline, "control never published");
-        if port.progress() {
+        if port.progress().did() {
             // What a step of core's link does after publishing.
             Doorbell::new(link.region().child_bell(), &SysFutex).ring();
         }

@@ -139,7 +139,7 @@ fn a_poisoning_completion_while_a_task_is_queued_resolves_everything() {
         .unwrap();
     // Before rule 12 this step ran the withdrawn Write + Cas and panicked
     // ("CasResult without a Cas"); the worker then hung.
-    port.progress();
+    let _ = port.progress();
     drop(port);
     let r = within(move || {
         link.wait_until(|| task.is_ready());

@@ -372,9 +372,10 @@ pub fn s2_done_during_control() -> bool {
 /// schedules the run finishes during the control and its TASK_DONE waits
 /// for the parent's restore to TASK_RUNNING. Nothing but that restore tells
 /// the child it may publish now (no settlement follows whose pop would ring
-/// it), so the parent's step must ring the child's bell after the restore,
-/// or the child sleeps on while the parent waits for TASK_DONE. Returns true
-/// when TASK_DONE was deferred.
+/// it), so the parent's step must nudge the child's bell after the restore,
+/// and the child, which waits for that consumption, must sleep nudgeable
+/// (mutant `deaf_to_restore`), or it sleeps on while the parent waits for
+/// TASK_DONE. Returns true when TASK_DONE was deferred.
 pub fn s2_unsettled_control() -> bool {
     let (rig, held, h1) = held_c1();
     let link = &rig.link;

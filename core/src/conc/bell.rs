@@ -9,7 +9,20 @@
 //!   shuttle);
 //! - `sleepers`: how many threads announced that they are about to sleep
 //!   on this bell (the parent side may have a driver thread and waiting
-//!   callers; the child side has its serve loop).
+//!   callers; the child side has its serve loop), in its low 16 bits, and
+//!   how many of them also want *nudges* ([`Interest::Any`]), in its high
+//!   16 bits.
+//!
+//! # Rings and nudges
+//! A waker that published work the sleeper must act on *rings*
+//! ([`Doorbell::ring`]): every announced sleeper counts. A waker that only
+//! consumed what the other side published (the parent read a result and
+//! restored the word, or popped completions) *nudges*
+//! ([`Doorbell::nudge`]): only a sleeper that announced [`Interest::Any`]
+//! counts. The child's serve loop sleeps with [`Interest::Work`] while it
+//! holds a running task and waits for no consumption (docs/protocol.md
+//! rule 11): beside a long task, a wake-up for a restore it has nothing to
+//! do for costs the core the task leaves to the caller.
 //!
 //! # The handshake (a Dekker pair)
 //! ```text
@@ -20,6 +33,8 @@
 //! if work is visible: sleepers -= 1, go        seq += 1 (Release); futex_wake(seq)
 //! futex_wait(seq, seen); sleepers -= 1
 //! ```
+//! (a nudge is the same with "if nudgeable sleepers > 0": the sleeper's one
+//! `fetch_add` announces both counts.)
 //! F1 and F2 are sequentially consistent fences, so of the two loads that
 //! follow them (the sleeper's re-check of the work, the waker's load of
 //! `sleepers`) at least one sees the other side's store: either the sleeper
@@ -31,7 +46,10 @@
 //! Mutant `missed_doorbell` (docs/protocol.md section 8) drops F2: the waker's
 //! load of `sleepers` may miss a sleeper that has not yet seen the work
 //! (the store-buffering outcome), and the sleeper sleeps with work waiting
-//! (loom reports the deadlock: models never time out).
+//! (loom reports the deadlock: models never time out). Mutant
+//! `deaf_to_restore` has the serve loop sleep for work only even while a
+//! finished run's TASK_DONE waits for the parent's restore: the restore's
+//! nudge then finds no nudgeable sleeper (S2's deadlock).
 //!
 //! # On behalf of another thread
 //! The parent's driver may block on a bell's word *unannounced*
@@ -65,6 +83,31 @@ pub trait Futex: Send + Sync {
     fn wake(&self, word: &AtomicU32);
 }
 
+/// One announced sleeper in `sleepers` (the low half).
+const SLEEPER: u32 = 1;
+/// One announced sleeper that also wants nudges (the high half).
+const NUDGEABLE: u32 = 1 << 16;
+
+/// What an announced sleeper wants to be woken for (module doc, "Rings
+/// and nudges").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Interest {
+    /// Rings and nudges: any change the other side makes.
+    Any,
+    /// Rings only: work published for this side.
+    Work,
+}
+
+impl Interest {
+    /// What the sleeper adds to `sleepers`.
+    const fn count(self) -> u32 {
+        match self {
+            Interest::Any => SLEEPER + NUDGEABLE,
+            Interest::Work => SLEEPER,
+        }
+    }
+}
+
 /// One doorbell's words (a cache line of the shared region).
 #[repr(C, align(64))]
 #[derive(Debug)]
@@ -82,7 +125,14 @@ impl BellWords {
     /// Threads announced as sleeping (diagnostics and tests).
     pub fn sleepers(&self) -> u32 {
         // Relaxed: a diagnostic snapshot.
-        self.sleepers.load(Ordering::Relaxed)
+        self.sleepers.load(Ordering::Relaxed) % NUDGEABLE
+    }
+
+    /// Threads announced as sleeping that also want nudges (diagnostics
+    /// and tests).
+    pub fn nudgeable(&self) -> u32 {
+        // Relaxed: a diagnostic snapshot.
+        self.sleepers.load(Ordering::Relaxed) / NUDGEABLE
     }
 
     /// How many times a waker found a sleeper (diagnostics and tests).
@@ -124,10 +174,24 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         Doorbell { seq, sleepers, futex }
     }
 
-    /// After publishing a change a sleeper may wait for: wake the sleepers,
+    /// After publishing work a sleeper may wait for: wake the sleepers,
     /// if there are any. Returns true when it found one (and made the
     /// futex call).
     pub fn ring(&self) -> bool {
+        self.wake_if(|sleepers| sleepers % NUDGEABLE > 0)
+    }
+
+    /// After consuming what the other side published (module doc, "Rings
+    /// and nudges"): wake the sleepers if one of them announced
+    /// [`Interest::Any`]. Returns true when it found one (and made the
+    /// futex call).
+    pub fn nudge(&self) -> bool {
+        self.wake_if(|sleepers| sleepers / NUDGEABLE > 0)
+    }
+
+    /// The waker's half of the handshake: F2, then wake when `counts`
+    /// says a sleeper that wants this wake-up is announced.
+    fn wake_if(&self, counts: impl FnOnce(u32) -> bool) -> bool {
         // F2: pairs with F1 in `sleep` (module doc). The publication this
         // ring follows is ordered before the load of `sleepers` below.
         #[cfg(not(chiplane_mutant = "missed_doorbell"))]
@@ -135,7 +199,7 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         // MUTANT missed_doorbell: without F2 the load below may read a
         // `sleepers` older than the sleeper's announcement.
         // Relaxed: ordered by F2 (and F1 on the sleeper's side).
-        if self.sleepers.load(Ordering::Relaxed) == 0 {
+        if !counts(self.sleepers.load(Ordering::Relaxed)) {
             return false;
         }
         // Release: pairs with the sleeper's Acquire load of `seen`; the
@@ -146,13 +210,22 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
     }
 
     /// Announce, re-check with `busy`, and sleep unless it found work (or
-    /// until rung, or `timeout`). Returns true when it slept (woken, timed
-    /// out or spurious), false when `busy` found work at once.
+    /// until rung or nudged, or `timeout`). Returns true when it slept
+    /// (woken, timed out or spurious), false when `busy` found work at once.
     pub fn sleep(&self, busy: impl FnOnce() -> bool, timeout: Option<Duration>) -> bool {
-        // Acquire: pairs with `ring`'s Release increment.
+        self.sleep_for(Interest::Any, busy, timeout)
+    }
+
+    /// [`Doorbell::sleep`] announced with `interest`: with
+    /// [`Interest::Work`] a nudge does not wake it (`busy` must still
+    /// re-check everything a nudge would have told it about, so a change
+    /// made before the announcement was visible is seen).
+    pub fn sleep_for(&self, interest: Interest, busy: impl FnOnce() -> bool, timeout: Option<Duration>) -> bool {
+        let count = interest.count();
+        // Acquire: pairs with `wake_if`'s Release increment.
         let seen = self.seq.load(Ordering::Acquire);
         // Relaxed: ordered by F1 below.
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        self.sleepers.fetch_add(count, Ordering::Relaxed);
         // F1: pairs with F2 in `ring` (module doc).
         fence(Ordering::SeqCst);
         let slept = if busy() {
@@ -163,7 +236,7 @@ impl<'a, F: Futex + ?Sized> Doorbell<'a, F> {
         };
         // Relaxed: a waker that still sees us counted rings once more,
         // which is harmless (a spurious wake-up).
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.sleepers.fetch_sub(count, Ordering::Relaxed);
         slept
     }
 }
@@ -178,7 +251,7 @@ impl<F: Futex + ?Sized> Doorbell<'_, F> {
     /// by [`Doorbell::withdraw`], once.
     pub fn announce_for_another(&self) {
         // Relaxed: ordered by F1 below.
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        self.sleepers.fetch_add(Interest::Any.count(), Ordering::Relaxed);
         // F1: pairs with F2 in `ring`.
         fence(Ordering::SeqCst);
     }
@@ -187,7 +260,7 @@ impl<F: Futex + ?Sized> Doorbell<'_, F> {
     pub fn withdraw(&self) {
         // Relaxed: a ring that still counts it wakes the other thread once
         // more, which is harmless (a spurious wake-up).
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.sleepers.fetch_sub(Interest::Any.count(), Ordering::Relaxed);
     }
 
     /// Wake every thread blocked on this bell's word, announced or not
@@ -276,6 +349,51 @@ mod tests {
         // Work visible at the re-check: no sleep.
         assert!(!bell.sleep(|| true, None));
         assert_eq!(words.sleepers(), 0);
+    }
+
+    #[test]
+    fn a_nudge_wakes_only_a_sleeper_that_takes_nudges() {
+        for interest in [Interest::Work, Interest::Any] {
+            let words = Arc::new(BellWords::new());
+            let futex = Arc::new(LocalFutex::new());
+            let work = Arc::new(AtomicBool::new(false));
+            let sleeper = {
+                let (words, futex, work) = (words.clone(), futex.clone(), work.clone());
+                thread::spawn(move || {
+                    let bell = Doorbell::new(&words, &*futex);
+                    // Acquire: pairs with the Release store below.
+                    while !work.load(Ordering::Acquire) {
+                        bell.sleep_for(interest, || work.load(Ordering::Acquire), None);
+                    }
+                })
+            };
+            // The sleeper's announcement (it stays announced until woken).
+            while words.sleepers() == 0 {
+                thread::yield_now();
+            }
+            let bell = Doorbell::new(&words, &*futex);
+            match interest {
+                Interest::Work => {
+                    // Announced for work only: never counted for a nudge.
+                    assert_eq!(words.nudgeable(), 0);
+                    assert!(!bell.nudge());
+                    assert_eq!(words.rings(), 0, "a nudge that found no nudgeable sleeper makes no futex call");
+                }
+                Interest::Any => {
+                    // Counted for nudges while announced (a spurious wake-up
+                    // un-announces it for a moment; it announces again).
+                    while !bell.nudge() {
+                        thread::yield_now();
+                    }
+                    assert!(words.rings() > 0);
+                }
+            }
+            // Release: pairs with the sleeper's Acquire loads.
+            work.store(true, Ordering::Release);
+            bell.ring();
+            sleeper.join().unwrap();
+            assert_eq!((words.sleepers(), words.nudgeable()), (0, 0));
+        }
     }
 
     #[test]

@@ -25,7 +25,11 @@
 //!    ([`super::wait::under_task_spin_budget`]);
 //! 3. sleep on the child's bell, re-checking `changed` after announcing
 //!    (bounded by `heartbeat`, so the heartbeat the parent's liveness
-//!    check reads keeps moving while the child waits for work).
+//!    check reads keeps moving while the child waits for work). Beside a
+//!    running task, with nothing that waits for the parent's consumption,
+//!    it sleeps for work only ([`Serve::sleep_interest`]): the parent's
+//!    nudge after it restored the word wakes it only when it has something
+//!    to publish then (`super::bell`, "Rings and nudges").
 //!
 //! `alive` is asked before every step: production passes `|| true`; a model
 //! kills the child between any two protocol actions with it (S9).
@@ -232,7 +236,7 @@ where
         }
         // 3. Sleep on the child's bell.
         let bell = Doorbell::new(serve.region().child_bell(), futex);
-        let slept = bell.sleep(|| serve.changed(), options.heartbeat);
+        let slept = bell.sleep_for(serve.sleep_interest(), || serve.changed(), options.heartbeat);
         long_task |= held && slept;
         serve.region().beat();
     }

@@ -60,6 +60,16 @@
 //! resolved the submitter's own handle rings no parent bell. Scenario S18,
 //! mutant `submit_drops_handover`.
 //!
+//! # A synchronous call
+//! Even with the proxy taken down during the submission, a caller that
+//! submits and then waits leaves a window between the two in which no
+//! caller is inside `wait_until`: a driver that wakes then sleeps
+//! announced (work is outstanding and nobody steps), and the child's reply
+//! wakes it to race the caller. A synchronous control (`register`,
+//! `unregister` of the L3 worker) therefore opens a [`Link::wait_scope`]
+//! before it submits: from the submission to the end of its wait it counts
+//! as a waiter.
+//!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
 //! [`ChildWatch`] (part of its re-check after announcing; waitpid and the
@@ -89,7 +99,7 @@ use crate::ids::{Generation, SlotIndex};
 use crate::sync::{fence, Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering};
 
 use super::bell::{Doorbell, Futex};
-use super::port::{ChildWatch, PendingControl, PendingTask, Port};
+use super::port::{ChildWatch, PendingControl, PendingTask, Port, Progress};
 use super::region::Region;
 use super::wait::{control_under_task, spin_budget_beside, under_task_yield_budget, Backoff};
 
@@ -299,29 +309,47 @@ where
     }
 
     /// One step of the port under its lock; rings the child when the step
-    /// did anything (published, freed ring room, or only read the word or a
-    /// result). True when it did anything. Ringing after a step that only
-    /// consumed TASK_DONE wakes a sleeping serve loop for nothing to do
-    /// yet, but it then spins while this caller submits its next run: a
-    /// ring only after publications the child acts on measured slower for
-    /// back-to-back no-op runs on the 2-core machine (hw/benches/README.md,
-    /// "Tried and not kept"), so the ring stays.
+    /// published work, nudges it when the step only consumed (read the
+    /// word or a result, restored the word, freed ring room). True when it
+    /// did anything. A nudge wakes a serve loop that sleeps with
+    /// [`super::bell::Interest::Any`], which is every sleep but one beside
+    /// a running task that waits for no consumption: a serve loop woken
+    /// after this caller consumed TASK_DONE has nothing to do yet, but it
+    /// then spins while this caller submits its next run (a ring only after
+    /// publications measured slower for back-to-back no-op runs on the
+    /// 2-core machine: hw/benches/README.md, "Tried and not kept"); beside
+    /// a long task it spins for nothing (the under-task budget) and the
+    /// wake-up only costs the caller its core.
     /// Handles it resolved for *other* waiters (more than `mine`) wake the
     /// parent side's sleepers: a waiter sleeping on the parent's bell learns
     /// of a handle another thread resolved for it.
     fn step_as(&self, mine: impl FnOnce() -> bool) -> bool {
         let mut port = self.port();
         let before = port.stats().resolved;
-        let did = port.progress();
+        let progress = port.progress();
         let resolved = port.stats().resolved - before;
         drop(port);
-        if did {
-            self.child_bell().ring();
-            if resolved > u64::from(mine()) {
-                self.parent_bell().ring();
-            }
+        self.tell_child(progress);
+        if progress.did() && resolved > u64::from(mine()) {
+            self.parent_bell().ring();
         }
-        did
+        progress.did()
+    }
+
+    /// Pay what a step owes the child's bell: a ring after a publication,
+    /// a nudge after a consumption (`super::bell`, "Rings and nudges": the
+    /// serve loop beside a running task that waits for no consumption does
+    /// not wake for it).
+    fn tell_child(&self, progress: Progress) {
+        match progress {
+            Progress::Published => {
+                self.child_bell().ring();
+            }
+            Progress::Consumed => {
+                self.child_bell().nudge();
+            }
+            Progress::Nothing => {}
+        }
     }
 
     /// One step by a thread that waits for nothing in particular (the
@@ -375,10 +403,8 @@ where
             let mut port = self.port();
             queue(&mut port).map(|h| (h, port.progress()))
         };
-        let h = submitted.map(|(h, did)| {
-            if did {
-                self.child_bell().ring();
-            }
+        let h = submitted.map(|(h, progress)| {
+            self.tell_child(progress);
             h
         });
         // MUTANT submit_drops_handover: the submission takes the proxy down
@@ -402,7 +428,7 @@ where
         // parent's bell to us (module doc). The guard hands it back, also
         // when `ready` holds at once: work submitted before this wait and
         // still outstanding after it is the driver's from here on.
-        let _waiting = Waiting::enter(self);
+        let _waiting = self.wait_scope();
         let mut backoff = Backoff::default();
         loop {
             if ready() {
@@ -436,6 +462,18 @@ where
                 .sleep(|| ready() || self.step_as(&mut ready) || self.check_liveness(), self.options.liveness_poll);
             backoff.reset();
         }
+    }
+
+    /// Count this thread as a caller inside [`Link::wait_until`] from now
+    /// until the scope drops (module doc, "A synchronous call"). A thread
+    /// that submits and then at once waits for its handle opens one before
+    /// the submission: the submission then leaves the driver's proxy down
+    /// and the driver, should it wake, sleeps unannounced, so the child's
+    /// reply wakes nobody before the wait begins. The thread must reach
+    /// `wait_until` without blocking on anything else while the scope is
+    /// open (nobody else steps for it meanwhile).
+    pub fn wait_scope(&self) -> WaitScope<'_, R, W, F> {
+        WaitScope::enter(self)
     }
 
     /// Work is queued or in flight.
@@ -529,11 +567,12 @@ where
     }
 }
 
-/// A caller inside [`Link::wait_until`]: counted while it waits (entering
-/// withdraws the hand-over's proxy); the last one out hands the port back
-/// to the driver when work is still outstanding (module doc, "The
-/// hand-over").
-struct Waiting<'a, R, W, F>
+/// A caller inside [`Link::wait_until`] (or about to enter it:
+/// [`Link::wait_scope`]): counted while it waits (entering withdraws the
+/// hand-over's proxy); the last one out hands the port back to the driver
+/// when work is still outstanding (module doc, "The hand-over").
+#[must_use = "the caller counts as a waiter only while the scope lives"]
+pub struct WaitScope<'a, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,
@@ -542,7 +581,18 @@ where
     link: &'a Link<R, W, F>,
 }
 
-impl<'a, R, W, F> Waiting<'a, R, W, F>
+impl<R, W, F> core::fmt::Debug for WaitScope<'_, R, W, F>
+where
+    R: Deref<Target = Region> + Clone,
+    W: ChildWatch,
+    F: Futex + ?Sized,
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WaitScope").finish_non_exhaustive()
+    }
+}
+
+impl<'a, R, W, F> WaitScope<'a, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,
@@ -555,11 +605,11 @@ where
         link.waiters.fetch_add(1, Ordering::Relaxed);
         // We step from here: the child's rings need not wake the driver.
         link.withdraw_proxy();
-        Waiting { link }
+        WaitScope { link }
     }
 }
 
-impl<R, W, F> Drop for Waiting<'_, R, W, F>
+impl<R, W, F> Drop for WaitScope<'_, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,

@@ -4,7 +4,8 @@
 //! # What it does
 //! - `submit_task` / `submit_control` queue work in the machine and return
 //!   handles backed by completion cells, each resolved exactly once;
-//! - [`Port::progress`] is one step: pop the completion ring (fed as
+//! - [`Port::progress`] is one step (its [`Progress`] tells the caller
+//!   whether to ring the child's bell or only nudge it): pop the completion ring (fed as
 //!   `Completion`), load the word (Acquire) when the machine wants it, and
 //!   execute the machine's outputs: `Write` through
 //!   [`Region::write_frame`] (`Frame::encode_into`), `Read` through
@@ -152,6 +153,39 @@ struct ControlCells {
     settled: Arc<Completion<SettleResult>>,
 }
 
+/// What one [`Port::progress`] did, and what the caller owes the child
+/// (its bell: [`super::bell`], "Rings and nudges").
+#[must_use = "the child's bell is owed a ring or a nudge"]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Progress {
+    /// Nothing changed: owes nothing.
+    Nothing,
+    /// It only took in what the child published (read a result, restored
+    /// the word to IDLE or TASK_RUNNING, popped completions): *nudge* the
+    /// child, which acts on that only when it waits for the consumption (a
+    /// deferred TASK_DONE, settlements held for ring room).
+    Consumed,
+    /// It published work the child acts on (a task or a control frame and
+    /// its READY value, or POISONED): *ring* the child.
+    Published,
+}
+
+impl Progress {
+    /// Anything changed.
+    pub fn did(self) -> bool {
+        self != Progress::Nothing
+    }
+
+    /// The two steps' owings together.
+    fn and(self, other: Progress) -> Progress {
+        match (self, other) {
+            (Progress::Published, _) | (_, Progress::Published) => Progress::Published,
+            (Progress::Consumed, _) | (_, Progress::Consumed) => Progress::Consumed,
+            _ => Progress::Nothing,
+        }
+    }
+}
+
 /// Counters for tests and reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
@@ -265,8 +299,8 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         self.machine.outstanding()
     }
 
-    /// One step; true when anything changed.
-    pub fn progress(&mut self) -> bool {
+    /// One step: what changed, and what the child is owed for it.
+    pub fn progress(&mut self) -> Progress {
         self.stats.steps += 1;
         let mut did = false;
         // The ring matters while a settlement is owed or a control is in
@@ -288,8 +322,8 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             self.feed(ParentInput::Observed(raw));
             did |= raw != before;
         }
-        did |= self.drain();
-        did
+        let consumed = if did { Progress::Consumed } else { Progress::Nothing };
+        consumed.and(self.drain())
     }
 
     /// Ask the watch whether the child is gone (only while work is
@@ -331,14 +365,17 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         let _previous = self.region.word().poison();
         self.watch.kill_and_reap();
         self.feed(ParentInput::ChildGone(err));
-        self.drain();
+        // The child is reaped: nothing is owed to its bell.
+        let _reaped = self.drain();
     }
 
-    /// Execute the machine's outputs; true when there were any.
-    fn drain(&mut self) -> bool {
-        let mut did = false;
+    /// Execute the machine's outputs: `Consumed` when it executed any,
+    /// `Published` when one of them was a successful CAS to a value the
+    /// child acts on.
+    fn drain(&mut self) -> Progress {
+        let mut did = Progress::Nothing;
         while let Some(out) = self.machine.poll() {
-            did = true;
+            did = did.and(Progress::Consumed);
             match out {
                 ParentOutput::Write { field, frame } => {
                     // Every limit was checked at the call, so this cannot
@@ -352,6 +389,9 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                 }
                 ParentOutput::Cas { from, to } => {
                     let r = self.region.word().cas(from, to);
+                    if r.is_ok() && to.child_acts() {
+                        did = Progress::Published;
+                    }
                     self.feed(ParentInput::CasResult(r));
                 }
                 ParentOutput::Read { field } => {
@@ -383,6 +423,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     assert!(cells.settled.complete(result.map(Some)).is_ok(), "settlement {dispatch:?} twice");
                 }
                 ParentOutput::Poison { reason } => {
+                    did = Progress::Published;
                     self.child_gone(EndpointError::Poisoned(reason));
                 }
             }

@@ -38,6 +38,7 @@ use crate::frame::{ControlFrame, ControlReply, TaskFrame};
 use crate::mailbox::child::{ChildEndpoint, ChildInput, ChildOutput};
 use crate::mailbox::word::WordState;
 
+use super::bell::Interest;
 use super::region::Region;
 use super::ring::Producer;
 
@@ -147,6 +148,22 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     /// for (a word CAS, a completion pushed): ring its doorbell.
     pub fn take_published(&mut self) -> bool {
         core::mem::take(&mut self.published)
+    }
+
+    /// What the loop sleeps for (`super::bell`, "Rings and nudges"): work
+    /// only while the child holds a task that is still running and waits
+    /// for no consumption (the parent's restore of the word after a
+    /// control then gives it nothing to do); any change otherwise.
+    pub fn sleep_interest(&self) -> Interest {
+        // MUTANT deaf_to_restore: the loop sleeps for work only even while
+        // a finished run's TASK_DONE waits for the restore (S2: the
+        // restore's nudge wakes nobody, and TASK_DONE is never published).
+        let awaits = !cfg!(chiplane_mutant = "deaf_to_restore") && self.machine.awaits_consumption();
+        if self.machine.task().is_some() && !awaits {
+            Interest::Work
+        } else {
+            Interest::Any
+        }
     }
 
     /// Cheap loads only: has anything changed since the last idle step

@@ -396,6 +396,13 @@ impl ChildEndpoint {
         self.completions.len()
     }
 
+    /// Only the parent's consumption can give this machine something to
+    /// do next: a finished run whose TASK_DONE waits for the parent's
+    /// restore of TASK_RUNNING (rule 2), or settlements held for ring room.
+    pub fn awaits_consumption(&self) -> bool {
+        !self.completions.is_empty() || self.task.as_ref().is_some_and(|t| t.phase == TaskPhase::Finished)
+    }
+
     /// The task the child holds, if any.
     pub fn task(&self) -> Option<DispatchId> {
         self.task.as_ref().map(|t| t.id.dispatch)

@@ -112,6 +112,15 @@ impl WordState {
         )
     }
 
+    /// A value the parent publishes for the child to act on (TASK_READY,
+    /// CONTROL_READY, POISONED), as against a restore after consuming the
+    /// child's result (IDLE, TASK_RUNNING): the parent rings the child's
+    /// bell after the first kind and only nudges it after the second
+    /// (`conc::bell`, "Rings and nudges").
+    pub const fn child_acts(self) -> bool {
+        matches!(self, WordState::TaskReady | WordState::ControlReady { .. } | WordState::Poisoned)
+    }
+
     /// Parent: IDLE -> TASK_READY.
     pub fn transition_to_task_ready(self) -> Result<WordState, WordState> {
         match self {
@@ -257,6 +266,24 @@ impl WordState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_child_acts_on_what_the_parent_publishes_not_on_its_restores() {
+        for from in WordState::ALL {
+            // The parent's publications.
+            for to in [from.transition_to_task_ready(), from.transition_to_control_ready(true)]
+                .into_iter()
+                .flatten()
+                .chain([from.transition_to_poisoned()])
+            {
+                assert!(to.child_acts(), "{from:?} -> {to:?}");
+            }
+            // The parent's consumptions.
+            for to in [from.transition_to_restored(), from.transition_to_idle()].into_iter().flatten() {
+                assert!(!to.child_acts(), "{from:?} -> {to:?}");
+            }
+        }
+    }
 
     #[test]
     fn encode_decode_round_trip_and_rejects_unknown() {

@@ -364,6 +364,7 @@ const NOT_SYS: Reason = ("one worker", "its system has one worker and one incarn
 const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs the parent's driver thread beside the child and its two lanes: loom did not finish that shape in 7 minutes at preemption bound 1 (shuttle runs it)");
 const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter, a lane or a doorbell sleeper that misses its wake-up sleeps for good or until a timeout: lost_wakeup in core's unit tests, lost_lane_wake in hw's conformance_l3, missed_doorbell in models' l3_restarts, each until the runner's 600 s timeout); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
 const SEVEN_THREADS: Reason = ("whole L3 worker", "the hand-off needs core's whole L3 worker (orchestrator, driver, a child with its two lanes) and a second submitter: seven threads, over loom's limit of five (shuttle runs it)");
+const HEARTBEAT: Reason = ("heartbeat-bounded sleep", "the serve loop's sleep is bounded by its heartbeat (50 ms): a restore that wakes nobody only delays TASK_DONE, and no std test times it; only the models, whose sleeps are untimed, deadlock on it");
 const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (liveness_poll, 10 ms, or idle_poll, 100 ms): a lost hand-over only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
@@ -380,6 +381,7 @@ pub const REASONS: &[Reason] = &[
     FIVE_THREADS,
     HANGS,
     BOUNDED,
+    HEARTBEAT,
     SEVEN_THREADS,
 ];
 
@@ -716,6 +718,23 @@ pub fn table() -> Vec<MutantRow> {
             Checker::shuttle("s18_submit_after_handover"),
             ),
             "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
+        ),
+        single(
+            row(
+                "deaf_to_restore",
+                "core/src/conc/serve.rs (the serve loop sleeps for work only while a finished run's TASK_DONE waits for the parent's restore)",
+                vec![
+                    No(NO_LANE_WORK),
+                    shuttle(&["s2_done_during_control", "s2_unsettled_control"]),
+                    No(CONC),
+                    No(CONC),
+                    No(NO_TARGET),
+                    No(MIRI_SCOPE),
+                    No(HEARTBEAT),
+                ],
+                Checker::shuttle("s2_unsettled_control"),
+            ),
+            "only the models sleep untimed, and of them only shuttle finishes a run during a control",
         ),
         // Not interleaving-only: the std suite hangs with it (models'
         // scenarios_std l3_run_queue_handoff: the orchestrator's wait is
