@@ -28,14 +28,13 @@
 //! - `{idle,busy}/crossbeam_in_process`: a request and a reply through two
 //!   bounded(1) crossbeam channels between two threads;
 //! - `idle/l3_control`: an L3 register control of an already-registered
-//!   callable (accepted at once: no prepare, no settlement), at IDLE,
-//!   through the synchronous `register` (a waiter from before its
-//!   submission: `Link::wait_scope`);
+//!   callable (accepted at once: no prepare; it settles at once), at IDLE,
+//!   through the synchronous `register`;
 //! - `busy/l3_control`: the same while a long task runs on the chip (the word
 //!   goes TASK_RUNNING -> CONTROL_READY -> CONTROL_DONE -> TASK_RUNNING);
 //! - `busy/l3_control_async_wait`: the same through `register_async(..)`
-//!   and then the handle's `wait`: between the two nobody waits, so a
-//!   driver that wakes there sleeps announced and the reply wakes it;
+//!   and then the handle's `wait` (the async path: between the two no
+//!   caller is inside `wait_until`, so the driver's proxy may stand);
 //! - `idle/l3_run_noop`: a run on the null device (no-op chip), from
 //!   `run_async` to `wait` returning: the L3 per-run overhead. Every null
 //!   run is short (`Chip::run_inline`), so the chip child's serve loop runs

@@ -60,16 +60,6 @@
 //! resolved the submitter's own handle rings no parent bell. Scenario S18,
 //! mutant `submit_drops_handover`.
 //!
-//! # A synchronous call
-//! Even with the proxy taken down during the submission, a caller that
-//! submits and then waits leaves a window between the two in which no
-//! caller is inside `wait_until`: a driver that wakes then sleeps
-//! announced (work is outstanding and nobody steps), and the child's reply
-//! wakes it to race the caller. A synchronous control (`register`,
-//! `unregister` of the L3 worker) therefore opens a [`Link::wait_scope`]
-//! before it submits: from the submission to the end of its wait it counts
-//! as a waiter.
-//!
 //! # Liveness (off the hot path)
 //! Only a thread about to sleep on the parent's bell asks the port's
 //! [`ChildWatch`] (part of its re-check after announcing; waitpid and the
@@ -322,15 +312,18 @@ where
     /// wake-up only costs the caller its core.
     /// Handles it resolved for *other* waiters (more than `mine`) wake the
     /// parent side's sleepers: a waiter sleeping on the parent's bell learns
-    /// of a handle another thread resolved for it.
+    /// of a handle another thread resolved for it. A handle counts once per
+    /// step ([`Port::handles_resolved`]): a register's reply and its
+    /// settlement popped in the same step are one handle, the stepping
+    /// waiter's own (counted as two, they rang the parent's bell after
+    /// every register, which woke the driver whenever the proxy stood).
     fn step_as(&self, mine: impl FnOnce() -> bool) -> bool {
         let mut port = self.port();
-        let before = port.stats().resolved;
         let progress = port.progress();
-        let resolved = port.stats().resolved - before;
+        let resolved = port.handles_resolved();
         drop(port);
         self.tell_child(progress);
-        if progress.did() && resolved > u64::from(mine()) {
+        if progress.did() && resolved > usize::from(mine()) {
             self.parent_bell().ring();
         }
         progress.did()
@@ -428,7 +421,7 @@ where
         // parent's bell to us (module doc). The guard hands it back, also
         // when `ready` holds at once: work submitted before this wait and
         // still outstanding after it is the driver's from here on.
-        let _waiting = self.wait_scope();
+        let _waiting = Waiting::enter(self);
         let mut backoff = Backoff::default();
         loop {
             if ready() {
@@ -462,18 +455,6 @@ where
                 .sleep(|| ready() || self.step_as(&mut ready) || self.check_liveness(), self.options.liveness_poll);
             backoff.reset();
         }
-    }
-
-    /// Count this thread as a caller inside [`Link::wait_until`] from now
-    /// until the scope drops (module doc, "A synchronous call"). A thread
-    /// that submits and then at once waits for its handle opens one before
-    /// the submission: the submission then leaves the driver's proxy down
-    /// and the driver, should it wake, sleeps unannounced, so the child's
-    /// reply wakes nobody before the wait begins. The thread must reach
-    /// `wait_until` without blocking on anything else while the scope is
-    /// open (nobody else steps for it meanwhile).
-    pub fn wait_scope(&self) -> WaitScope<'_, R, W, F> {
-        WaitScope::enter(self)
     }
 
     /// Work is queued or in flight.
@@ -567,12 +548,11 @@ where
     }
 }
 
-/// A caller inside [`Link::wait_until`] (or about to enter it:
-/// [`Link::wait_scope`]): counted while it waits (entering withdraws the
-/// hand-over's proxy); the last one out hands the port back to the driver
-/// when work is still outstanding (module doc, "The hand-over").
-#[must_use = "the caller counts as a waiter only while the scope lives"]
-pub struct WaitScope<'a, R, W, F>
+/// A caller inside [`Link::wait_until`]: counted while it waits (entering
+/// withdraws the hand-over's proxy); the last one out hands the port back
+/// to the driver when work is still outstanding (module doc, "The
+/// hand-over").
+struct Waiting<'a, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,
@@ -581,18 +561,7 @@ where
     link: &'a Link<R, W, F>,
 }
 
-impl<R, W, F> core::fmt::Debug for WaitScope<'_, R, W, F>
-where
-    R: Deref<Target = Region> + Clone,
-    W: ChildWatch,
-    F: Futex + ?Sized,
-{
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("WaitScope").finish_non_exhaustive()
-    }
-}
-
-impl<'a, R, W, F> WaitScope<'a, R, W, F>
+impl<'a, R, W, F> Waiting<'a, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,
@@ -605,11 +574,11 @@ where
         link.waiters.fetch_add(1, Ordering::Relaxed);
         // We step from here: the child's rings need not wake the driver.
         link.withdraw_proxy();
-        WaitScope { link }
+        Waiting { link }
     }
 }
 
-impl<R, W, F> Drop for WaitScope<'_, R, W, F>
+impl<R, W, F> Drop for Waiting<'_, R, W, F>
 where
     R: Deref<Target = Region> + Clone,
     W: ChildWatch,

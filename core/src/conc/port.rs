@@ -207,6 +207,9 @@ pub struct Port<R, W> {
     ring: Consumer,
     tasks: BTreeMap<DispatchId, Arc<Completion<TaskResult>>>,
     controls: BTreeMap<DispatchId, ControlCells>,
+    /// The handles (dispatches) the last `progress` resolved a cell of;
+    /// a control's reply and settlement in one step count once.
+    step_handles: Vec<DispatchId>,
     stats: PortStats,
 }
 
@@ -222,7 +225,23 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             ring,
             tasks: BTreeMap::new(),
             controls: BTreeMap::new(),
+            step_handles: Vec::new(),
             stats: PortStats::default(),
+        }
+    }
+
+    /// How many handles the last [`Port::progress`] resolved something of
+    /// (a control's reply and its settlement in the same step count as one
+    /// handle): the parent's loops wake the parent side's other sleepers
+    /// when a step resolved more handles than the stepping thread's own.
+    pub fn handles_resolved(&self) -> usize {
+        self.step_handles.len()
+    }
+
+    fn resolved(&mut self, dispatch: DispatchId) {
+        self.stats.resolved += 1;
+        if !self.step_handles.contains(&dispatch) {
+            self.step_handles.push(dispatch);
         }
     }
 
@@ -302,6 +321,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
     /// One step: what changed, and what the child is owed for it.
     pub fn progress(&mut self) -> Progress {
         self.stats.steps += 1;
+        self.step_handles.clear();
         let mut did = false;
         // The ring matters while a settlement is owed or a control is in
         // flight (its settlement may overtake its result).
@@ -399,12 +419,12 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     self.feed(ParentInput::ReadResult(r));
                 }
                 ParentOutput::TaskDone { dispatch, result } => {
-                    self.stats.resolved += 1;
+                    self.resolved(dispatch);
                     let cell = self.tasks.remove(&dispatch).expect("a task resolves once");
                     assert!(cell.complete(result).is_ok(), "task {dispatch:?} resolved twice");
                 }
                 ParentOutput::ControlDone { dispatch, result } => {
-                    self.stats.resolved += 1;
+                    self.resolved(dispatch);
                     let owed = result.as_ref().is_ok_and(ControlReply::owes_settlement);
                     let cells = self.controls.get(&dispatch).expect("a control resolves once");
                     let (reply, settled) = (cells.reply.clone(), cells.settled.clone());
@@ -415,7 +435,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     }
                 }
                 ParentOutput::Settled { dispatch, result } => {
-                    self.stats.resolved += 1;
+                    self.resolved(dispatch);
                     let cells = self.controls.remove(&dispatch).expect("a settlement resolves once");
                     if result.is_ok() {
                         self.stats.settled_order.push(dispatch);
@@ -429,5 +449,54 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             }
         }
         did
+    }
+}
+
+#[cfg(all(test, not(any(chiplane_loom, chiplane_shuttle))))]
+mod tests {
+    use super::*;
+    use crate::chip::CallableSpec;
+    use crate::conc::region::SharedRegion;
+    use crate::conc::ring::Producer;
+    use crate::frame::{CompletionFrame, ControlResultFrame, Frame, FrameId};
+    use crate::mailbox::Field;
+
+    /// A child that never dies (the test plays it by hand).
+    struct Alive;
+
+    impl ChildWatch for Alive {
+        fn check(&mut self, _region: &Region) -> Option<EndpointError> {
+            None
+        }
+        fn kill_and_reap(&mut self) {}
+        fn finish(&mut self) {}
+    }
+
+    #[test]
+    fn a_reply_and_its_settlement_in_one_step_are_one_handle_and_a_consumption() {
+        let region = SharedRegion::new(4);
+        let mut port = Port::new(region.clone(), Alive);
+        let op = ControlOp::Register { spec: CallableSpec::chip("k", vec![1]) };
+        let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
+        assert_eq!(port.progress(), Progress::Published, "IDLE -> CONTROL_READY is work for the child");
+        // The child, by hand: read the control, settle it at once (a
+        // register of a callable already registered), answer, publish.
+        let Ok(Frame::Control(c)) = region.read_frame(Field::Control) else { panic!("a control frame") };
+        // The reply echoes the control's id; the settlement names the slot.
+        let slot = FrameId { slot: SlotIndex(3), generation: Generation(1), ..c.id };
+        let reply = ControlReply::Registered { slot: slot.slot, generation: slot.generation, fresh: false };
+        let answer = ControlResultFrame { id: c.id, result: Ok(reply) };
+        region.write_frame(Field::ControlResult, &Frame::ControlResult(answer)).unwrap();
+        let settled = CompletionFrame { id: slot, settlement: Settlement::Prepared(Ok(())) };
+        Producer::new(&region).push(&region, settled).unwrap();
+        let under = WordState::ControlReady { under_task: false };
+        region.word().cas(under, under.transition_to_control_done().unwrap()).unwrap();
+        let cells = port.stats().resolved;
+        assert_eq!(port.progress(), Progress::Consumed, "reading the reply and restoring IDLE only consume");
+        assert_eq!(port.stats().resolved - cells, 2, "the reply's cell and the settlement's");
+        assert_eq!(port.handles_resolved(), 1, "one handle");
+        assert!(control.is_accepted() && control.is_settled());
+        assert_eq!(port.progress(), Progress::Nothing);
+        assert_eq!(port.handles_resolved(), 0);
     }
 }

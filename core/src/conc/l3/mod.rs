@@ -296,10 +296,6 @@ impl<S: Spawner> L3Worker<S> {
 
     /// `register_on(chip, spec)?.wait()`, ending a failed registration.
     pub fn register_sync(&self, chip: usize, spec: CallableSpec) -> Result<CallableHandle, RegisterError> {
-        // A waiter from before the submission to the end of the wait
-        // (`Link::wait_scope`: the reply wakes no driver).
-        let link = self.shared.chip(chip).map(|c| c.link.clone());
-        let _scope = link.as_deref().map(LinkOf::<S>::wait_scope);
         let mut pending = self.register_on(chip, spec)?;
         pending.settle();
         let handle = pending.wait_accepted()?;
@@ -326,11 +322,8 @@ impl<S: Spawner> L3Worker<S> {
         Ok(L3PendingUnregister::new(link, control))
     }
 
-    /// `unregister_async(handle)?.wait()`, counted as a waiter from before
-    /// the submission (`Link::wait_scope`).
+    /// `unregister_async(handle)?.wait()`.
     pub fn unregister(&self, handle: CallableHandle) -> Result<(), UnregisterError> {
-        let link = self.shared.link_of(handle).ok().map(|(_, link)| link);
-        let _scope = link.as_deref().map(LinkOf::<S>::wait_scope);
         self.unregister_async(handle)?.wait()
     }
 
@@ -475,9 +468,6 @@ impl<S: Spawner> super::api::Worker for L3Worker<S> {
     }
     fn unregister_async(&self, handle: CallableHandle) -> Result<L3PendingUnregister<S>, UnregisterError> {
         L3Worker::unregister_async(self, handle)
-    }
-    fn unregister(&self, handle: CallableHandle) -> Result<(), UnregisterError> {
-        L3Worker::unregister(self, handle)
     }
     fn run_async(
         &self,
