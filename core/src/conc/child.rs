@@ -7,7 +7,9 @@
 //!
 //! # Who wakes the serve loop
 //! - the parent, after it published something for the child (a task, a
-//!   control, a restore, ring room, shutdown): it rings the child's bell;
+//!   control, shutdown): it rings the child's bell; after it only consumed
+//!   (a restore of the word, ring room) it nudges it ([`super::bell`],
+//!   "Rings and nudges");
 //! - the lanes, after they produced a result: the node hands it to the
 //!   [`EventQueue`] under its lock, then the queue rings the child's bell
 //!   (a lane resolves straight to the serve loop; no helper thread);

@@ -384,8 +384,9 @@ where
 
     /// One submission (module doc, "A submission and the proxy"): take a
     /// standing proxy down, queue with `queue` and publish under the port's
-    /// lock, ring the child when that did anything, then hand the proxy
-    /// back. `resolved` says whether the submitter's handle resolved.
+    /// lock, ring or nudge the child as that step owes (`tell_child`), then
+    /// hand the proxy back. `resolved` says whether the submitter's handle
+    /// resolved.
     fn submit<H, E>(
         &self,
         queue: impl FnOnce(&mut Port<R, W>) -> Result<H, E>,
