@@ -351,22 +351,29 @@ mod tests {
         assert_eq!(words.sleepers(), 0);
     }
 
+    /// A thread that sleeps on a fresh bell with `interest` until `work`.
+    #[allow(clippy::type_complexity)]
+    fn sleeper(interest: Interest) -> (Arc<BellWords>, Arc<LocalFutex>, Arc<AtomicBool>, thread::JoinHandle<()>) {
+        let words = Arc::new(BellWords::new());
+        let futex = Arc::new(LocalFutex::new());
+        let work = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let (words, futex, work) = (words.clone(), futex.clone(), work.clone());
+            thread::spawn(move || {
+                let bell = Doorbell::new(&words, &*futex);
+                // Acquire: pairs with the tests' Release stores.
+                while !work.load(Ordering::Acquire) {
+                    bell.sleep_for(interest, || work.load(Ordering::Acquire), None);
+                }
+            })
+        };
+        (words, futex, work, sleeper)
+    }
+
     #[test]
     fn a_nudge_wakes_only_a_sleeper_that_takes_nudges() {
         for interest in [Interest::Work, Interest::Any] {
-            let words = Arc::new(BellWords::new());
-            let futex = Arc::new(LocalFutex::new());
-            let work = Arc::new(AtomicBool::new(false));
-            let sleeper = {
-                let (words, futex, work) = (words.clone(), futex.clone(), work.clone());
-                thread::spawn(move || {
-                    let bell = Doorbell::new(&words, &*futex);
-                    // Acquire: pairs with the Release store below.
-                    while !work.load(Ordering::Acquire) {
-                        bell.sleep_for(interest, || work.load(Ordering::Acquire), None);
-                    }
-                })
-            };
+            let (words, futex, work, sleeper) = sleeper(interest);
             // The sleeper's announcement (it stays announced until woken).
             while words.sleepers() == 0 {
                 thread::yield_now();
@@ -398,19 +405,7 @@ mod tests {
 
     #[test]
     fn a_sleeper_is_woken_by_the_ring_that_follows_the_work() {
-        let words = Arc::new(BellWords::new());
-        let futex = Arc::new(LocalFutex::new());
-        let work = Arc::new(AtomicBool::new(false));
-        let sleeper = {
-            let (words, futex, work) = (words.clone(), futex.clone(), work.clone());
-            thread::spawn(move || {
-                let bell = Doorbell::new(&words, &*futex);
-                // Acquire: pairs with the Release store below.
-                while !work.load(Ordering::Acquire) {
-                    bell.sleep(|| work.load(Ordering::Acquire), None);
-                }
-            })
-        };
+        let (words, futex, work, sleeper) = sleeper(Interest::Any);
         // Release: pairs with the sleeper's Acquire loads.
         work.store(true, Ordering::Release);
         Doorbell::new(&words, &*futex).ring();
