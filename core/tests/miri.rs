@@ -23,7 +23,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use chiplane_core::chip::{CallableSpec, RunConfig, RunOutput, TaskArgs};
-use chiplane_core::conc::bell::{BellWords, Doorbell, LocalFutex};
+use chiplane_core::conc::bell::{BellWords, Doorbell, Interest, LocalFutex};
 use chiplane_core::conc::cell::Completion;
 use chiplane_core::conc::region::SharedRegion;
 use chiplane_core::conc::ring::{Consumer, Producer};
@@ -325,9 +325,11 @@ fn completion_completed_on_one_thread_taken_on_another() {
 // -------------------------------------------------------------- doorbell
 
 /// Ping-pong over two doorbells on `LocalFutex`: each side publishes a
-/// counter (Release), rings the peer's bell, and sleeps (untimed) on its
-/// own until the peer's answer is visible. Every round is a Dekker
-/// handshake on each bell; a lost ring is a deadlock.
+/// counter (Release), wakes the peer's bell, and sleeps (untimed) on its
+/// own until the peer's answer is visible. Side 0 sleeps taking nudges
+/// (`Interest::Any`) and side 1 nudges it; side 1 sleeps for work only
+/// and side 0 rings it. Every round is a Dekker handshake on each bell; a
+/// lost ring or nudge is a deadlock.
 #[test]
 fn doorbells_ping_pong_without_a_lost_wakeup() {
     const ROUNDS: u32 = 6;
@@ -350,12 +352,18 @@ fn doorbells_ping_pong_without_a_lost_wakeup() {
             let turn = 2 * k + me;
             // Acquire: pairs with the peer's Release store below.
             let ready = || pair.count.load(Ordering::Acquire) == turn;
+            let interest = if me == 0 { Interest::Any } else { Interest::Work };
             while !ready() {
-                Doorbell::new(mine, &pair.futex).sleep(ready, None);
+                Doorbell::new(mine, &pair.futex).sleep_for(interest, ready, None);
             }
             // Release: pairs with the peer's Acquire load above.
             pair.count.store(turn + 1, Ordering::Release);
-            Doorbell::new(peer, &pair.futex).ring();
+            let bell = Doorbell::new(peer, &pair.futex);
+            if me == 0 {
+                bell.ring();
+            } else {
+                bell.nudge();
+            }
         }
     }
     let other = {
