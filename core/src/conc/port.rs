@@ -5,8 +5,9 @@
 //! - `submit_task` / `submit_control` queue work in the machine and return
 //!   handles backed by completion cells, each resolved exactly once;
 //! - [`Port::progress`] is one step (its [`Progress`] tells the caller
-//!   whether to ring the child's bell or only nudge it): pop the completion ring (fed as
-//!   `Completion`), load the word (Acquire) when the machine wants it, and
+//!   whether to ring the child's bell or only nudge it): pop the
+//!   completion ring (fed as `Completion`), load the word (Acquire) when
+//!   the machine wants it, and
 //!   execute the machine's outputs: `Write` through
 //!   [`Region::write_frame`] (`Frame::encode_into`), `Read` through
 //!   [`Region::read_frame`] (`Frame::decode_field`), `Cas` through the one
