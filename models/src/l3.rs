@@ -750,11 +750,20 @@ pub fn l3_memory_round_trip() -> bool {
 /// a deadlock: nothing times out). Returns whether a ring ended one of the
 /// driver's unannounced waits (the named situation).
 pub fn s15_driver_handover() -> bool {
+    handover(false)
+}
+
+/// S15's shape; with `submit_third`, S18's submission after the hand-over.
+fn handover(submit_third: bool) -> bool {
     let rig = Rig::start(1, TestChip::new(true), true);
     let link = &rig.link;
     let (first, second) = (memory(link), memory(link));
     assert_eq!(reply(link, &first), Ok(ControlReply::Done));
+    let third = submit_third.then(|| memory(link));
     assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
+    if let Some(third) = third {
+        assert_eq!(reply(link, &third), Ok(ControlReply::Done));
+    }
     let handed_over = link.driver_wakes() > 0;
     rig.finish();
     handed_over
@@ -773,16 +782,7 @@ pub fn s15_driver_handover() -> bool {
 /// that waits rings it; module doc of `core::conc::parent`.) Returns
 /// whether a ring ended one of the driver's unannounced waits.
 pub fn s18_submit_after_handover() -> bool {
-    let rig = Rig::start(1, TestChip::new(true), true);
-    let link = &rig.link;
-    let (first, second) = (memory(link), memory(link));
-    assert_eq!(reply(link, &first), Ok(ControlReply::Done));
-    let third = memory(link);
-    assert_eq!(second.wait_reply(), Some(Ok(ControlReply::Done)), "only the driver steps now");
-    assert_eq!(reply(link, &third), Ok(ControlReply::Done));
-    let handed_over = link.driver_wakes() > 0;
-    rig.finish();
-    handed_over
+    handover(true)
 }
 
 /// A task the child refuses before it runs (a handle of no registration):
