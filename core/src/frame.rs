@@ -508,7 +508,11 @@ impl Frame {
 
     /// Decode exactly one frame occupying all of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
-        let header = Header::read(bytes)?;
+        Frame::decode_after(Header::read(bytes)?, bytes)
+    }
+
+    /// [`Frame::decode`] of `bytes` whose header `header` was read already.
+    fn decode_after(header: Header, bytes: &[u8]) -> Result<Frame, FrameError> {
         let total = header.total_len();
         if total > bytes.len() {
             return Err(FrameError::Truncated { need: total, have: bytes.len() });
@@ -540,7 +544,7 @@ impl Frame {
         }
         let total = header.total_len();
         match field.get(..total) {
-            Some(frame) => Frame::decode(frame),
+            Some(frame) => Frame::decode_after(header, frame),
             None => Err(FrameError::Truncated { need: total, have: field.len() }),
         }
     }

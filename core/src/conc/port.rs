@@ -211,6 +211,8 @@ pub struct Port<R, W> {
     /// The handles (dispatches) the last `progress` resolved a cell of;
     /// a control's reply and settlement in one step count once.
     step_handles: Vec<DispatchId>,
+    /// Frames are copied out into this buffer, kept from read to read.
+    scratch: Vec<u8>,
     stats: PortStats,
 }
 
@@ -227,6 +229,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             tasks: BTreeMap::new(),
             controls: BTreeMap::new(),
             step_handles: Vec::new(),
+            scratch: Vec::new(),
             stats: PortStats::default(),
         }
     }
@@ -416,7 +419,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     self.feed(ParentInput::CasResult(r));
                 }
                 ParentOutput::Read { field } => {
-                    let r = self.region.read_frame(field);
+                    let r = self.region.read_frame_with(field, &mut self.scratch);
                     self.feed(ParentInput::ReadResult(r));
                 }
                 ParentOutput::TaskDone { dispatch, result } => {

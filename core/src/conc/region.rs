@@ -41,7 +41,8 @@
 //! [`crate::mailbox::field_for`] (where the `shared_result_field` mutant lives).
 //! `read_frame` first copies the bytes out into private memory and decodes
 //! the copy, so a peer that scribbles over a field at the wrong time produces
-//! a typed `FrameError`, never a torn object in this process.
+//! a typed `FrameError`, never a torn object in this process
+//! ([`Region::read_frame_with`] copies into a buffer the caller keeps).
 //!
 //! # Safety model
 //! All `unsafe` of the mailbox lives in this module. In one process (tests,
@@ -420,13 +421,22 @@ impl Region {
     /// Copy the frame in `field` out and decode it, expecting
     /// `mailbox::kind_in(field)`.
     pub fn read_frame(&self, field: Field) -> Result<Frame, FrameError> {
-        let bytes = match field {
-            Field::Task => self.task.with(|p| copy_out(p.cast(), TASK_FIELD_BYTES)),
-            Field::Control => self.control.with(|p| copy_out(p.cast(), CONTROL_FIELD_BYTES)),
-            Field::TaskResult => self.task_result.with(|p| copy_out(p.cast(), TASK_RESULT_FIELD_BYTES)),
-            Field::ControlResult => self.control_result.with(|p| copy_out(p.cast(), CONTROL_RESULT_FIELD_BYTES)),
-        };
-        crate::mailbox::read(field, &bytes)
+        self.read_frame_with(field, &mut Vec::new())
+    }
+
+    /// [`Region::read_frame`] with the copy taken into `scratch` (a buffer
+    /// the caller keeps from one read to the next: the hot path allocates
+    /// nothing for it).
+    pub fn read_frame_with(&self, field: Field, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
+        match field {
+            Field::Task => self.task.with(|p| copy_out(p.cast(), TASK_FIELD_BYTES, scratch)),
+            Field::Control => self.control.with(|p| copy_out(p.cast(), CONTROL_FIELD_BYTES, scratch)),
+            Field::TaskResult => self.task_result.with(|p| copy_out(p.cast(), TASK_RESULT_FIELD_BYTES, scratch)),
+            Field::ControlResult => {
+                self.control_result.with(|p| copy_out(p.cast(), CONTROL_RESULT_FIELD_BYTES, scratch))
+            }
+        }
+        crate::mailbox::read(field, scratch)
     }
 
     /// Ring: encode a completion into entry `index` (child, producer).
@@ -441,15 +451,15 @@ impl Region {
     }
 
     /// Ring: copy entry `index` out and decode it as a completion (parent).
-    pub(crate) fn read_entry(&self, index: usize) -> Result<Frame, FrameError> {
-        let bytes = self.ring[index].with(|p| copy_out(p.cast(), RING_ENTRY_BYTES));
-        Frame::decode_field(&bytes, crate::frame::FrameKind::Completion)
+    pub(crate) fn read_entry(&self, index: usize, scratch: &mut Vec<u8>) -> Result<Frame, FrameError> {
+        self.ring[index].with(|p| copy_out(p.cast(), RING_ENTRY_BYTES, scratch));
+        Frame::decode_field(scratch, crate::frame::FrameKind::Completion)
     }
 }
 
 /// Copy the frame at the start of a field (header + declared payload,
-/// clamped to the field) into private memory.
-fn copy_out(p: *const u8, len: usize) -> Vec<u8> {
+/// clamped to the field) into private memory: `out`, cleared first.
+fn copy_out(p: *const u8, len: usize, out: &mut Vec<u8>) {
     // SAFETY: `p`/`len` describe one field's byte array inside a live
     // region; the caller's role may read it now (module doc). The copy is
     // taken first and everything after works on private memory.
@@ -459,7 +469,8 @@ fn copy_out(p: *const u8, len: usize) -> Vec<u8> {
         None => 0,
     };
     let total = HEADER_BYTES.saturating_add(declared).min(len);
-    field[..total].to_vec()
+    out.clear();
+    out.extend_from_slice(&field[..total]);
 }
 
 /// A heap region shared by reference count (tests, models, in-process use);

@@ -105,6 +105,8 @@ impl Producer {
 pub struct Consumer {
     head: u64,
     capacity: u64,
+    /// Entries are copied out into this buffer, kept from pop to pop.
+    scratch: Vec<u8>,
 }
 
 impl Consumer {
@@ -112,7 +114,7 @@ impl Consumer {
     pub fn new(region: &Region) -> Self {
         // Relaxed: the parent is the only writer of head.
         let head = region.ring_head().load(Ordering::Relaxed);
-        Consumer { head, capacity: u64::from(region.ring_capacity()) }
+        Consumer { head, capacity: u64::from(region.ring_capacity()), scratch: Vec::new() }
     }
 
     /// Pop the oldest completion, if any. A corrupt tail (outside
@@ -125,7 +127,7 @@ impl Consumer {
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        let frame = region.read_entry(index);
+        let frame = region.read_entry(index, &mut self.scratch);
         self.head = head;
         // Release: pairs with `Producer::free`'s Acquire load of head.
         region.ring_head().store(self.head, Ordering::Release);

@@ -3,7 +3,7 @@
 //!
 //! # Loop (one [`Serve::step`] does one unit of work)
 //! 1. if the machine has an output queued, execute exactly one:
-//!    `Read` -> [`Region::read_frame`] (copy out, decode), `AcceptTask` ->
+//!    `Read` -> [`Region::read_frame_with`] (copy out, decode), `AcceptTask` ->
 //!    [`ChildBackend::accept_task`] (pin + enqueue; only a run the chip
 //!    calls short is executed here, docs/protocol.md rule 9),
 //!    `ApplyControl` -> [`ChildBackend::apply_control`] (never waits for a
@@ -103,6 +103,8 @@ pub struct Serve<R: Deref<Target = Region>, B: ChildBackend> {
     /// Ring head seen while settlements wait for room.
     last_head: u64,
     published: bool,
+    /// Frames are copied out into this buffer, kept from read to read.
+    scratch: Vec<u8>,
     stats: ServeStats,
 }
 
@@ -119,6 +121,7 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
             last_events: 0,
             last_head: 0,
             published: false,
+            scratch: Vec::new(),
             stats: ServeStats::default(),
         }
     }
@@ -247,7 +250,7 @@ impl<R: Deref<Target = Region>, B: ChildBackend> Serve<R, B> {
     fn execute(&mut self, out: ChildOutput) -> Option<ServeExit> {
         match out {
             ChildOutput::Read { field } => {
-                let r = self.region.read_frame(field);
+                let r = self.region.read_frame_with(field, &mut self.scratch);
                 self.feed(ChildInput::ReadResult(r));
             }
             ChildOutput::AcceptTask(task) => {

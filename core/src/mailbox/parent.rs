@@ -223,6 +223,26 @@ struct InFlightControl {
     early: Option<CompletionFrameLite>,
 }
 
+/// A submission waiting for its publication. Its frame moves into the
+/// `Write` output that puts it in its field (no copy); from then on the
+/// field holds it (only this side writes it, and only the next submission
+/// of the kind overwrites it), so a publication tried again after a failed
+/// CAS is the CAS alone.
+#[derive(Debug, Clone, Hash)]
+struct Queued<F> {
+    id: FrameId,
+    /// `None` once written into the field.
+    frame: Option<F>,
+    /// A control that may enter during TASK_RUNNING (tasks: unused).
+    during_task: bool,
+}
+
+impl<F> Queued<F> {
+    fn new(id: FrameId, frame: F, during_task: bool) -> Self {
+        Queued { id, frame: Some(frame), during_task }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Hash)]
 struct CompletionFrameLite {
     id: FrameId,
@@ -250,11 +270,11 @@ enum AfterCas {
 pub struct ParentEndpoint {
     next_dispatch: DispatchId,
     word: WordState,
-    tasks: VecDeque<TaskFrame>,
-    /// The head of `tasks` has been written into the task field.
-    staged: bool,
+    /// Its head's frame is `None` once written into the task field
+    /// (staged, rule 1).
+    tasks: VecDeque<Queued<TaskFrame>>,
     task: Option<InFlightTask>,
-    controls: VecDeque<ControlFrame>,
+    controls: VecDeque<Queued<ControlFrame>>,
     control: Option<InFlightControl>,
     /// Settlements owed: control dispatch -> the identity the child named.
     settlements: BTreeMap<DispatchId, FrameId>,
@@ -282,7 +302,6 @@ impl ParentEndpoint {
             next_dispatch: DispatchId(1),
             word: WordState::Idle,
             tasks: VecDeque::new(),
-            staged: false,
             task: None,
             controls: VecDeque::new(),
             control: None,
@@ -308,7 +327,7 @@ impl ParentEndpoint {
                 let id = FrameId { dispatch: self.next_dispatch, slot, generation };
                 let frame = TaskFrame { id, config, args };
                 self.next_dispatch = self.next_dispatch.next();
-                self.tasks.push_back(frame);
+                self.tasks.push_back(Queued::new(id, frame, false));
                 Some(id.dispatch)
             }
             ParentInput::SubmitControl { slot, generation, op } => {
@@ -320,7 +339,8 @@ impl ParentEndpoint {
                 let frame = ControlFrame { id, op };
                 debug_assert!(frame_fits(&Frame::Control(frame.clone())), "a checked control fits its frame");
                 self.next_dispatch = self.next_dispatch.next();
-                self.controls.push_back(frame);
+                let during_task = allowed_during_task(&frame.op);
+                self.controls.push_back(Queued::new(id, frame, during_task));
                 Some(id.dispatch)
             }
             ParentInput::Observed(raw) => {
@@ -505,14 +525,16 @@ impl ParentEndpoint {
         }
         match self.word {
             WordState::Idle => {
-                if let Some(c) = self.controls.front() {
+                if let Some(c) = self.controls.front_mut() {
                     let to = WordState::Idle.transition_to_control_ready(false).expect("IDLE admits any control");
-                    let frame = Frame::Control(c.clone());
-                    self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
+                    if let Some(c) = c.frame.take() {
+                        let frame = Frame::Control(c);
+                        self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
+                    }
                     self.emit_cas(WordState::Idle, to, AfterCas::PublishedControl);
-                } else if let Some(t) = self.tasks.front() {
-                    if !self.staged {
-                        let frame = Frame::Task(t.clone());
+                } else if let Some(t) = self.tasks.front_mut() {
+                    if let Some(t) = t.frame.take() {
+                        let frame = Frame::Task(t);
                         self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
                     }
                     let to = WordState::Idle.transition_to_task_ready().expect("IDLE admits a task");
@@ -524,10 +546,12 @@ impl ParentEndpoint {
                     t.phase = TaskPhase::Running;
                 }
                 self.stage_next_task();
-                if let Some(c) = self.controls.front() {
-                    if let Ok(to) = WordState::TaskRunning.transition_to_control_ready(allowed_during_task(&c.op)) {
-                        let frame = Frame::Control(c.clone());
-                        self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
+                if let Some(c) = self.controls.front_mut() {
+                    if let Ok(to) = WordState::TaskRunning.transition_to_control_ready(c.during_task) {
+                        if let Some(c) = c.frame.take() {
+                            let frame = Frame::Control(c);
+                            self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
+                        }
                         self.emit_cas(WordState::TaskRunning, to, AfterCas::PublishedControl);
                     }
                 }
@@ -556,13 +580,9 @@ impl ParentEndpoint {
     /// Rule 1: once the child published TASK_RUNNING it no longer reads the
     /// task field, so the next task can be written there ahead of time.
     fn stage_next_task(&mut self) {
-        if self.staged {
-            return;
-        }
-        if let Some(t) = self.tasks.front() {
-            let frame = Frame::Task(t.clone());
+        if let Some(t) = self.tasks.front_mut().and_then(|t| t.frame.take()) {
+            let frame = Frame::Task(t);
             self.outputs.push_back(ParentOutput::Write { field: field_of(&frame), frame });
-            self.staged = true;
         }
     }
 
@@ -570,7 +590,6 @@ impl ParentEndpoint {
         match after {
             AfterCas::PublishedTask => {
                 let t = self.tasks.pop_front().expect("published task was queued");
-                self.staged = false;
                 self.task = Some(InFlightTask { id: t.id, phase: TaskPhase::Ready });
             }
             AfterCas::PublishedControl => {
@@ -731,7 +750,6 @@ impl ParentEndpoint {
         self.outputs.extend(done.into_iter().map(|(_, o)| o));
         self.task_result = None;
         self.control_result = None;
-        self.staged = false;
     }
 }
 
