@@ -42,7 +42,14 @@
 //! - `idle/l3_run_past_inline`: the smallest host run that is *not* short
 //!   (`repeat_vector_add` of 4,096 elements, one repeat past
 //!   `CHIPLANE_RUN_INLINE_OPS`): what a run pays on the run lane, a
-//!   wake-up of the lane thread included.
+//!   wake-up of the lane thread included;
+//! - `one_thread/l3_control_steps` and `one_thread/l3_run_noop_steps`: the
+//!   same register control and no-op run with the parent's `Port` and the
+//!   child's `Serve` (over core's `NodeBackend` on the null device) stepped
+//!   in turn by one thread, on one heap region: the protocol's software
+//!   alone, without a second process, a cache line crossing cores or any
+//!   wait. `idle/l3_control` over this is what the crossing and the waiting
+//!   add.
 //!
 //! After criterion, it prints the L3 pipelined throughput (batches of
 //! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread),
@@ -64,10 +71,20 @@ use std::time::{Duration, Instant};
 
 use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
 use chiplane_core::conc::bell::Doorbell;
+use chiplane_core::conc::bell::LocalFutex;
+use chiplane_core::conc::child::NodeBackend;
+use chiplane_core::conc::port::{ChildWatch, Port};
+use chiplane_core::conc::region::{Region, SharedRegion};
+use chiplane_core::conc::serve::{Serve, Step};
 use chiplane_core::conc::wait::{spin_until, under_task_spin_budget, under_task_yield_budget, Backoff};
+use chiplane_core::conc::NodeConfig;
 use chiplane_core::conc::Worker;
+use chiplane_core::frame::{ControlOp, ControlReply};
 use chiplane_core::kernels::{REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
+use chiplane_core::slot::SlotLimits;
+use chiplane_core::{EndpointError, Generation, SlotIndex, WorkerId};
+use chiplane_hw::devices::null::NullChip;
 use chiplane_hw::l3::memory::SysFutex;
 use chiplane_hw::l3::{Device, L3Config, L3Worker};
 use chiplane_hw::process::ChildCommand;
@@ -347,6 +364,67 @@ fn l3_run_past_inline(c: &mut Criterion, group: &str) {
     });
 }
 
+/// A child that never dies (`one_thread`: the bench plays both sides).
+struct Alive;
+
+impl ChildWatch for Alive {
+    fn check(&mut self, _region: &Region) -> Option<EndpointError> {
+        None
+    }
+    fn kill_and_reap(&mut self) {}
+    fn finish(&mut self) {}
+}
+
+type OneThreadServe = Serve<SharedRegion, NodeBackend<NullChip, SharedRegion, LocalFutex>>;
+
+/// Step the child until it finds nothing to do, then the parent once.
+fn step_both(port: &mut Port<SharedRegion, Alive>, serve: &mut OneThreadServe) {
+    while serve.step() == Step::Busy {}
+    let _owed = port.progress();
+}
+
+/// The module doc's `one_thread` group: a port and a serve loop on one
+/// region, stepped in turn by this thread; "noop" registered first.
+fn one_thread(c: &mut Criterion) {
+    let region = SharedRegion::new(L3Config::default().ring_capacity);
+    let futex = std::sync::Arc::new(LocalFutex::new());
+    let config = NodeConfig { worker: WorkerId(1), limits: SlotLimits::default(), events: None };
+    let backend = NodeBackend::new(NullChip, config, region.clone(), futex);
+    let mut serve = Serve::new(region.clone(), backend);
+    let mut port = Port::new(region, Alive);
+    let spec = CallableSpec::chip("noop", vec![1]);
+    let register = |port: &mut Port<SharedRegion, Alive>, serve: &mut OneThreadServe| {
+        let op = ControlOp::Register { spec: spec.clone() };
+        let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
+        while !(control.is_accepted() && control.is_settled()) {
+            let _owed = port.progress();
+            step_both(port, serve);
+        }
+        step_both(port, serve);
+        match control.try_take_reply() {
+            Some(Ok(ControlReply::Registered { slot, generation, .. })) => (slot, generation),
+            other => panic!("register replied {other:?}"),
+        }
+    };
+    // The first register prepares on the register lane (a thread); every
+    // later one finds the callable registered and settles at once.
+    let (slot, generation) = register(&mut port, &mut serve);
+    c.benchmark_group("one_thread").bench_function("l3_control_steps", |b| {
+        b.iter(|| register(&mut port, &mut serve));
+    });
+    c.benchmark_group("one_thread").bench_function("l3_run_noop_steps", |b| {
+        b.iter(|| {
+            let task = port.submit_task(slot, generation, RunConfig::default(), TaskArgs::default()).unwrap();
+            while !task.is_ready() {
+                let _owed = port.progress();
+                step_both(&mut port, &mut serve);
+            }
+            step_both(&mut port, &mut serve);
+            task.try_take().unwrap().unwrap()
+        });
+    });
+}
+
 fn l3_run_noop(c: &mut Criterion, group: &str) {
     let w = l3(Device::Null);
     let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
@@ -494,6 +572,7 @@ fn main() {
     }
     l3_run_noop(&mut c, "idle");
     l3_run_past_inline(&mut c, "idle");
+    one_thread(&mut c);
     c.final_summary();
     throughput();
     wakeups();
