@@ -27,9 +27,11 @@
 //!   thread. A ring for a *sleeping* waiter still ends that wait (the
 //!   futex wakes every thread blocked on the word); while a waiter is
 //!   inside `wait_until` the driver then goes back to its wait without
-//!   stepping the port, which the waiter steps (on the 2-core machine its
-//!   step raced the waiter for the port and a core: back-to-back no-op
-//!   runs, 12 alternating rounds, 255k runs/s median before, 316k after).
+//!   stepping the port, which the waiter steps (its step there only raced
+//!   the waiter for the port and, on 2 cores, for a core: back-to-back
+//!   no-op runs paid 0.72-0.79 futex calls on the parent's bell per run
+//!   before, 0.48-0.52 after; runs/s moved within the VM's noise,
+//!   hw/benches/README.md, "Eighth session").
 //!
 //! # The hand-over (docs/protocol.md section 4.7)
 //! The last waiter to leave `wait_until` while work is still outstanding
