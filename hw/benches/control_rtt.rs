@@ -46,10 +46,13 @@
 //! - `one_thread/l3_control_steps` and `one_thread/l3_run_noop_steps`: the
 //!   same register control and no-op run with the parent's `Port` and the
 //!   child's `Serve` (over core's `NodeBackend` on the null device) stepped
-//!   in turn by one thread, on one heap region: the protocol's software
-//!   alone, without a second process, a cache line crossing cores or any
-//!   wait. `idle/l3_control` over this is what the crossing and the waiting
-//!   add.
+//!   in turn by one thread, on one heap region: the protocol's software,
+//!   both sides' work summed, without a second process, a cache line
+//!   crossing cores or any wait. In two processes part of the two sides'
+//!   work overlaps (the child pushes a settlement while the parent reads
+//!   the reply), so `idle/l3_control` may come out below it; where it does
+//!   or is near it, the round trip is the software, not the crossing or
+//!   the waiting.
 //!
 //! After criterion, it prints the L3 pipelined throughput (batches of
 //! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread),
