@@ -76,8 +76,8 @@ use chiplane_core::chip::{CallableSpec, RunConfig, TaskArgs};
 use chiplane_core::conc::bell::Doorbell;
 use chiplane_core::conc::bell::LocalFutex;
 use chiplane_core::conc::child::NodeBackend;
-use chiplane_core::conc::port::{ChildWatch, Port};
-use chiplane_core::conc::region::{Region, SharedRegion};
+use chiplane_core::conc::port::{Port, SteppedChild};
+use chiplane_core::conc::region::SharedRegion;
 use chiplane_core::conc::serve::{Serve, Step};
 use chiplane_core::conc::wait::{spin_until, under_task_spin_budget, under_task_yield_budget, Backoff};
 use chiplane_core::conc::NodeConfig;
@@ -86,7 +86,7 @@ use chiplane_core::frame::{ControlOp, ControlReply};
 use chiplane_core::kernels::{REPEAT_VECTOR_ADD, VECTOR_ADD};
 use chiplane_core::mailbox::word::WordState;
 use chiplane_core::slot::SlotLimits;
-use chiplane_core::{EndpointError, Generation, SlotIndex, WorkerId};
+use chiplane_core::{Generation, SlotIndex, WorkerId};
 use chiplane_hw::devices::null::NullChip;
 use chiplane_hw::l3::memory::SysFutex;
 use chiplane_hw::l3::{Device, L3Config, L3Worker};
@@ -367,21 +367,10 @@ fn l3_run_past_inline(c: &mut Criterion, group: &str) {
     });
 }
 
-/// A child that never dies (`one_thread`: the bench plays both sides).
-struct Alive;
-
-impl ChildWatch for Alive {
-    fn check(&mut self, _region: &Region) -> Option<EndpointError> {
-        None
-    }
-    fn kill_and_reap(&mut self) {}
-    fn finish(&mut self) {}
-}
-
 type OneThreadServe = Serve<SharedRegion, NodeBackend<NullChip, SharedRegion, LocalFutex>>;
 
 /// Step the child until it finds nothing to do, then the parent once.
-fn step_both(port: &mut Port<SharedRegion, Alive>, serve: &mut OneThreadServe) {
+fn step_both(port: &mut Port<SharedRegion, SteppedChild>, serve: &mut OneThreadServe) {
     while serve.step() == Step::Busy {}
     let _owed = port.progress();
 }
@@ -394,9 +383,9 @@ fn one_thread(c: &mut Criterion) {
     let config = NodeConfig { worker: WorkerId(1), limits: SlotLimits::default(), events: None };
     let backend = NodeBackend::new(NullChip, config, region.clone(), futex);
     let mut serve = Serve::new(region.clone(), backend);
-    let mut port = Port::new(region, Alive);
+    let mut port = Port::new(region, SteppedChild);
     let spec = CallableSpec::chip("noop", vec![1]);
-    let register = |port: &mut Port<SharedRegion, Alive>, serve: &mut OneThreadServe| {
+    let register = |port: &mut Port<SharedRegion, SteppedChild>, serve: &mut OneThreadServe| {
         let op = ControlOp::Register { spec: spec.clone() };
         let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
         while !(control.is_accepted() && control.is_settled()) {

@@ -79,6 +79,21 @@ pub trait ChildWatch {
     fn finish(&mut self);
 }
 
+/// The watch of a child that is stepped by hand in this process, by the
+/// thread that also steps the port (tests, the `one_thread` benchmarks):
+/// there is no process to die, so it never reports the child gone, and
+/// killing or finishing it has nothing to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SteppedChild;
+
+impl ChildWatch for SteppedChild {
+    fn check(&mut self, _region: &Region) -> Option<EndpointError> {
+        None
+    }
+    fn kill_and_reap(&mut self) {}
+    fn finish(&mut self) {}
+}
+
 /// A task's result.
 pub type TaskResult = Result<RunOutput, RunError>;
 /// A control's acceptance.
@@ -465,21 +480,11 @@ mod tests {
     use crate::frame::{CompletionFrame, ControlResultFrame, Frame, FrameId};
     use crate::mailbox::Field;
 
-    /// A child that never dies (the test plays it by hand).
-    struct Alive;
-
-    impl ChildWatch for Alive {
-        fn check(&mut self, _region: &Region) -> Option<EndpointError> {
-            None
-        }
-        fn kill_and_reap(&mut self) {}
-        fn finish(&mut self) {}
-    }
-
     #[test]
     fn a_reply_and_its_settlement_in_one_step_are_one_handle_and_a_consumption() {
         let region = SharedRegion::new(4);
-        let mut port = Port::new(region.clone(), Alive);
+        // The test plays the child by hand.
+        let mut port = Port::new(region.clone(), SteppedChild);
         let op = ControlOp::Register { spec: CallableSpec::chip("k", vec![1]) };
         let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
         assert_eq!(port.progress(), Progress::Published, "IDLE -> CONTROL_READY is work for the child");
