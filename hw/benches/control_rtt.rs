@@ -375,6 +375,16 @@ fn step_both(port: &mut Port<SharedRegion, SteppedChild>, serve: &mut OneThreadS
     let _owed = port.progress();
 }
 
+/// Step both sides until `ready`, then once more (the parent consumes
+/// what resolved it, the child sees that).
+fn step_both_until(port: &mut Port<SharedRegion, SteppedChild>, serve: &mut OneThreadServe, ready: impl Fn() -> bool) {
+    while !ready() {
+        let _owed = port.progress();
+        step_both(port, serve);
+    }
+    step_both(port, serve);
+}
+
 /// The module doc's `one_thread` group: a port and a serve loop on one
 /// region, stepped in turn by this thread; "noop" registered first.
 fn one_thread(c: &mut Criterion) {
@@ -388,11 +398,7 @@ fn one_thread(c: &mut Criterion) {
     let register = |port: &mut Port<SharedRegion, SteppedChild>, serve: &mut OneThreadServe| {
         let op = ControlOp::Register { spec: spec.clone() };
         let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
-        while !(control.is_accepted() && control.is_settled()) {
-            let _owed = port.progress();
-            step_both(port, serve);
-        }
-        step_both(port, serve);
+        step_both_until(port, serve, || control.is_accepted() && control.is_settled());
         match control.try_take_reply() {
             Some(Ok(ControlReply::Registered { slot, generation, .. })) => (slot, generation),
             other => panic!("register replied {other:?}"),
@@ -407,11 +413,7 @@ fn one_thread(c: &mut Criterion) {
     c.benchmark_group("one_thread").bench_function("l3_run_noop_steps", |b| {
         b.iter(|| {
             let task = port.submit_task(slot, generation, RunConfig::default(), TaskArgs::default()).unwrap();
-            while !task.is_ready() {
-                let _owed = port.progress();
-                step_both(&mut port, &mut serve);
-            }
-            step_both(&mut port, &mut serve);
+            step_both_until(&mut port, &mut serve, || task.is_ready());
             task.try_take().unwrap().unwrap()
         });
     });

@@ -170,9 +170,10 @@ struct ControlCells {
 }
 
 /// What one [`Port::progress`] did, and what the caller owes the child
-/// (its bell: [`super::bell`], "Rings and nudges").
+/// (its bell: [`super::bell`], "Rings and nudges"). Ordered by what is
+/// owed: of two steps' owings, the greater covers both.
 #[must_use = "the child's bell is owed a ring or a nudge"]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Progress {
     /// Nothing changed: owes nothing.
     Nothing,
@@ -190,15 +191,6 @@ impl Progress {
     /// Anything changed.
     pub fn did(self) -> bool {
         self != Progress::Nothing
-    }
-
-    /// The two steps' owings together.
-    fn and(self, other: Progress) -> Progress {
-        match (self, other) {
-            (Progress::Published, _) | (_, Progress::Published) => Progress::Published,
-            (Progress::Consumed, _) | (_, Progress::Consumed) => Progress::Consumed,
-            _ => Progress::Nothing,
-        }
     }
 }
 
@@ -362,7 +354,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
             did |= raw != before;
         }
         let consumed = if did { Progress::Consumed } else { Progress::Nothing };
-        consumed.and(self.drain())
+        consumed.max(self.drain())
     }
 
     /// Ask the watch whether the child is gone (only while work is
@@ -414,7 +406,7 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
     fn drain(&mut self) -> Progress {
         let mut did = Progress::Nothing;
         while let Some(out) = self.machine.poll() {
-            did = did.and(Progress::Consumed);
+            did = did.max(Progress::Consumed);
             match out {
                 ParentOutput::Write { field, frame } => {
                     // Every limit was checked at the call, so this cannot
