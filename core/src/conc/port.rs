@@ -48,7 +48,7 @@
 #![allow(clippy::disallowed_types)]
 
 use core::ops::Deref;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::chip::{RunConfig, RunOutput, TaskArgs};
 use crate::error::{ControlError, EndpointError, PoisonReason, RunError};
@@ -194,13 +194,20 @@ impl Progress {
     }
 }
 
+/// How many settled dispatches [`PortStats::settled_order`] keeps.
+pub const SETTLED_ORDER_KEPT: usize = 64;
+
 /// Counters for tests and reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
     pub steps: u64,
     pub completions_popped: u64,
-    /// Control dispatches in the order their settlement arrived (Ok only).
-    pub settled_order: Vec<DispatchId>,
+    /// Control settlements resolved Ok.
+    pub settled: u64,
+    /// The last [`SETTLED_ORDER_KEPT`] of those dispatches, in the order
+    /// their settlement arrived (bounded: a port lives as long as its
+    /// worker).
+    pub settled_order: VecDeque<DispatchId>,
     pub liveness_checks: u64,
     /// Cells completed (task results, control replies, settlements).
     pub resolved: u64,
@@ -449,7 +456,11 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                     self.resolved(dispatch);
                     let cells = self.controls.remove(&dispatch).expect("a settlement resolves once");
                     if result.is_ok() {
-                        self.stats.settled_order.push(dispatch);
+                        self.stats.settled += 1;
+                        if self.stats.settled_order.len() == SETTLED_ORDER_KEPT {
+                            self.stats.settled_order.pop_front();
+                        }
+                        self.stats.settled_order.push_back(dispatch);
                     }
                     assert!(cells.settled.complete(result.map(Some)).is_ok(), "settlement {dispatch:?} twice");
                 }
@@ -499,5 +510,39 @@ mod tests {
         assert!(control.is_accepted() && control.is_settled());
         assert_eq!(port.progress(), Progress::Nothing);
         assert_eq!(port.handles_resolved(), 0);
+    }
+
+    #[test]
+    fn the_settlement_record_stays_bounded() {
+        let region = SharedRegion::new(4);
+        let mut port = Port::new(region.clone(), SteppedChild);
+        let mut producer = Producer::new(&region);
+        let n = SETTLED_ORDER_KEPT + 5;
+        let mut dispatches = Vec::new();
+        for _ in 0..n {
+            let op = ControlOp::Register { spec: CallableSpec::chip("k", vec![1]) };
+            let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
+            let _ = port.progress();
+            // The child, by hand, as above.
+            let Ok(Frame::Control(c)) = region.read_frame(Field::Control) else { panic!("a control frame") };
+            let reply = ControlReply::Registered { slot: SlotIndex(3), generation: Generation(1), fresh: false };
+            region
+                .write_frame(
+                    Field::ControlResult,
+                    &Frame::ControlResult(ControlResultFrame { id: c.id, result: Ok(reply) }),
+                )
+                .unwrap();
+            let id = FrameId { slot: SlotIndex(3), generation: Generation(1), ..c.id };
+            producer.push(&region, CompletionFrame { id, settlement: Settlement::Prepared(Ok(())) }).unwrap();
+            let under = WordState::ControlReady { under_task: false };
+            region.word().cas(under, under.transition_to_control_done().unwrap()).unwrap();
+            while port.progress().did() {}
+            assert!(control.is_settled());
+            dispatches.push(control.dispatch());
+        }
+        let stats = port.stats();
+        assert_eq!(stats.settled, n as u64);
+        assert_eq!(stats.settled_order.len(), SETTLED_ORDER_KEPT, "only the last ones are kept");
+        assert!(stats.settled_order.iter().eq(&dispatches[n - SETTLED_ORDER_KEPT..]), "the last ones, in order");
     }
 }
