@@ -55,7 +55,10 @@
 //!   the waiting.
 //!
 //! After criterion, it prints the L3 pipelined throughput (batches of
-//! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread),
+//! back-to-back `run_async` of no-op tasks, runs/s per batch and the spread;
+//! each batch is followed by a batch of `idle/floor_shm` round trips of
+//! about the same length, whose spread is the machine's own over batches of
+//! that length, and the spread of the ratio per pair is printed too),
 //! the futex wake-ups per idle control and per no-op run, and the CPU an
 //! idle worker's child uses.
 //!
@@ -211,31 +214,50 @@ fn this_exe() -> PathBuf {
     std::env::current_exe().expect("bench path")
 }
 
-fn floor(c: &mut Criterion, group: &str, busy: bool, policy: Policy) {
-    let shm = SharedMemory::create(FLOOR_BYTES).unwrap();
-    let mut cmd = ChildCommand::new(this_exe()).arg("--peer").arg("floor").quiet();
-    if busy {
-        cmd = cmd.arg("busy");
+/// The floor's peer process and the parent's end of it.
+struct FloorPeer {
+    shm: SharedMemory,
+    child: chiplane_hw::process::ChipChild,
+    policy: Policy,
+    next: u32,
+}
+
+impl FloorPeer {
+    fn spawn(busy: bool, policy: Policy) -> FloorPeer {
+        let shm = SharedMemory::create(FLOOR_BYTES).unwrap();
+        let mut cmd = ChildCommand::new(this_exe()).arg("--peer").arg("floor").quiet();
+        if busy {
+            cmd = cmd.arg("busy");
+        }
+        if policy == Policy::UnderTask {
+            cmd = cmd.arg("task-policy");
+        }
+        let child = cmd.spawn(&shm).unwrap();
+        FloorPeer { shm, child, policy, next: 1 }
     }
+
+    /// One request and its echo.
+    fn round_trip(&mut self) {
+        publish(&self.shm, REQ, self.next, PEER_BELL);
+        let got = wait_change(&self.shm, REP, self.next - 1, PARENT_BELL, self.policy, true);
+        assert_eq!(got, self.next);
+        self.next += 1;
+    }
+
+    fn finish(mut self) {
+        publish(&self.shm, REQ, u32::MAX, PEER_BELL);
+        let _ = self.child.wait_timeout(Duration::from_secs(10));
+    }
+}
+
+fn floor(c: &mut Criterion, group: &str, busy: bool, policy: Policy) {
     let name = match policy {
         Policy::Spin => "floor_shm",
-        Policy::UnderTask => {
-            cmd = cmd.arg("task-policy");
-            "floor_shm_task_policy"
-        }
+        Policy::UnderTask => "floor_shm_task_policy",
     };
-    let mut child = cmd.spawn(&shm).unwrap();
-    let mut next = 1u32;
-    c.benchmark_group(group).bench_function(name, |b| {
-        b.iter(|| {
-            publish(&shm, REQ, next, PEER_BELL);
-            let got = wait_change(&shm, REP, next - 1, PARENT_BELL, policy, true);
-            assert_eq!(got, next);
-            next += 1;
-        })
-    });
-    publish(&shm, REQ, u32::MAX, PEER_BELL);
-    let _ = child.wait_timeout(Duration::from_secs(10));
+    let mut peer = FloorPeer::spawn(busy, policy);
+    c.benchmark_group(group).bench_function(name, |b| b.iter(|| peer.round_trip()));
+    peer.finish();
 }
 
 fn unix_socket(c: &mut Criterion, group: &str, busy: bool) {
@@ -428,13 +450,19 @@ fn l3_run_noop(c: &mut Criterion, group: &str) {
 }
 
 /// Back-to-back `run_async` of no-op tasks, waited in order: runs/s per
-/// batch.
+/// batch. Each batch is followed by a batch of the idle floor's round trips
+/// (`FLOOR_PER_RUN` of them per run, about as long), so the two see the
+/// same phases of the machine: the floor's spread is what the machine
+/// alone does to batches of that length, and the spread of the ratio per
+/// pair is chiplane's own.
 fn throughput() {
     const BATCH: usize = 5_000;
     const BATCHES: usize = 8;
+    const FLOOR_PER_RUN: usize = 16;
     let w = l3(Device::Null);
     let h = w.register(CallableSpec::chip("noop", vec![1])).unwrap();
-    let mut rates = Vec::new();
+    let mut floor = FloorPeer::spawn(false, Policy::Spin);
+    let (mut rates, mut floor_rates) = (Vec::new(), Vec::new());
     for _ in 0..BATCHES + 1 {
         let t = Instant::now();
         let handles: Vec<_> =
@@ -443,17 +471,33 @@ fn throughput() {
             r.wait().unwrap();
         }
         rates.push(BATCH as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for _ in 0..BATCH * FLOOR_PER_RUN {
+            floor.round_trip();
+        }
+        floor_rates.push((BATCH * FLOOR_PER_RUN) as f64 / t.elapsed().as_secs_f64());
     }
-    rates.remove(0); // warm-up
-    rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
-    let spread = (rates[rates.len() - 1] - rates[0]) / median;
+    floor.finish();
+    // The first pair is a warm-up.
+    let ratios: Vec<f64> = rates.iter().zip(&floor_rates).skip(1).map(|(r, f)| r / f).collect();
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let median = v[v.len() / 2];
+        (median, v[0], v[v.len() - 1], (v[v.len() - 1] - v[0]) / median * 100.0)
+    };
+    let (median, min, max, spread) = stats(&rates[1..]);
     println!(
-        "l3_pipelined_throughput: median {:.0} runs/s over {BATCHES} batches of {BATCH} (min {:.0}, max {:.0}, spread {:.1}%)",
-        median,
-        rates[0],
-        rates[rates.len() - 1],
-        spread * 100.0
+        "l3_pipelined_throughput: median {median:.0} runs/s over {BATCHES} batches of {BATCH} (min {min:.0}, max {max:.0}, spread {spread:.1}%)"
+    );
+    let (median, min, max, spread) = stats(&floor_rates[1..]);
+    println!(
+        "l3_pipelined_throughput peer: idle/floor_shm batches of {} after each: median {median:.0} round trips/s (min {min:.0}, max {max:.0}, spread {spread:.1}%)",
+        BATCH * FLOOR_PER_RUN
+    );
+    let (median, min, max, spread) = stats(&ratios);
+    println!(
+        "l3_pipelined_throughput per pair: runs per floor round trip median {median:.4} (min {min:.4}, max {max:.4}, spread {spread:.1}%)"
     );
 }
 
