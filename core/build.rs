@@ -29,6 +29,7 @@ const MUTANTS: &[&str] = &[
     "deaf_to_restore",
     "orchestrator_not_woken",
     "inline_run_also_queued",
+    "unrung_waiter",
 ];
 
 fn main() {

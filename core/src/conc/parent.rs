@@ -37,9 +37,10 @@
 //! The last waiter to leave `wait_until` while work is still outstanding
 //! hands the port back to the driver *without waking it*: it announces a
 //! sleeper on the parent's bell on the driver's behalf (the *proxy*,
-//! [`Doorbell::announce_for_another`]), then steps the port once more (the
-//! sleeper's re-check of the handshake, done for the driver; if that step
-//! found anything, it wakes the driver after all). From then on the
+//! [`Doorbell::announce_for_another`]), then steps the port until a step
+//! does nothing (the sleeper's re-check of the handshake, done for the
+//! driver to the end; at most `HAND_OVER_STEPS` steps, and if the last
+//! still found work it wakes the driver to finish it). From then on the
 //! child's next publication rings the bell and wakes the driver. The next
 //! caller to enter `wait_until` withdraws the proxy, so a caller that waits
 //! for its handles one after the other (a pipeline) never wakes the driver.
@@ -51,6 +52,30 @@
 //! (`idle_poll`); a thread that blocks on a port handle's own `wait` (which
 //! does not step) is served by the driver at once only if a `wait_until`
 //! left after the submission (S15), else within that bound.
+//!
+//! # Rings for resolved handles
+//! A step that resolved handles of *other* callers rings the parent's bell
+//! only while a caller is inside `wait_until` (`waiter_may_sleep`: a
+//! SeqCst fence, then `waiters`; the fence pairs with F1 of that caller's
+//! sleep, which follows its increment of `waiters`). Nobody else sleeps
+//! there for a handle: the driver sleeps for the child's publications, and
+//! a handle's own `wait` sleeps on its cell. Before, such a ring found the
+//! hand-over's proxy and woke the driver (mutant `unrung_waiter` leaves the
+//! ring out altogether).
+//!
+//! # A pipeline stays with its caller
+//! A caller that waits for many outstanding handles one after the other
+//! leaves `wait_until` after each and is back within a microsecond. A
+//! driver woken in that gap found no waiter, stepped, and announced itself:
+//! from then on every publication of the child rang it, and the caller's
+//! waits found their handles ready, so the driver kept the port (on the
+//! 2-core VM, batches of 5,000 no-op runs in that state paid 1.4-2.8 futex
+//! calls on the parent's bell per run, hw/benches/README.md, ninth
+//! session). So a driver that wakes with no caller inside `wait_until`,
+//! although one entered since it last looked (`waits`, counted only where
+//! loops spin), first watches `waiters` for the spin budget without
+//! stepping (`Link::let_waiter_return`; none beside a long task on a small
+//! machine, none under the models).
 //!
 //! # A submission and the proxy
 //! A caller that submits right after its previous `wait_until` handed the
@@ -98,7 +123,13 @@ use crate::sync::{fence, Arc, AtomicBool, AtomicU32, Mutex, MutexGuard, Ordering
 use super::bell::{Doorbell, Futex};
 use super::port::{ChildWatch, PendingControl, PendingTask, Port, Progress};
 use super::region::Region;
-use super::wait::{control_under_task, spin_budget_beside, under_task_yield_budget, Backoff};
+use super::wait::{
+    control_under_task, spin_budget, spin_budget_beside, spin_until_within, task_holds_lane, under_task_yield_budget,
+    Backoff,
+};
+
+/// Most steps of the hand-over's re-check (module doc, "The hand-over").
+const HAND_OVER_STEPS: usize = 4;
 
 /// How the parent side sleeps.
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +163,10 @@ pub struct Link<R, W, F: ?Sized> {
     stop: AtomicBool,
     /// Callers inside [`Link::wait_until`] (they step the port themselves).
     waiters: AtomicU32,
+    /// Entries into [`Link::wait_until`], counted only where loops spin
+    /// (never under the models): the driver's hint that a caller waits
+    /// for its handles one after the other (`Link::let_waiter_return`).
+    waits: AtomicU32,
     /// A sleeper is announced on the parent's bell for the driver (the
     /// hand-over's proxy, module doc); whoever clears it withdraws it.
     proxy: AtomicBool,
@@ -180,6 +215,7 @@ where
             futex,
             stop: AtomicBool::new(false),
             waiters: AtomicU32::new(0),
+            waits: AtomicU32::new(0),
             proxy: AtomicBool::new(false),
             driver_state: AtomicU32::new(DriverSleep::Awake as u32),
             driver_wakes: AtomicU32::new(0),
@@ -288,7 +324,18 @@ where
         let idle = self.announce_proxy();
         // The re-check, done for the driver: a publication the child made
         // before the announcement was visible found no sleeper to ring.
-        if self.step() || idle {
+        // Done to the end (a step that does nothing), so nothing is left
+        // that only the driver would have seen, for at most
+        // `HAND_OVER_STEPS` steps (the caller is waiting to return); a
+        // re-check still busy then wakes the driver to finish it.
+        let mut busy = false;
+        for _ in 0..HAND_OVER_STEPS {
+            busy = self.step();
+            if !busy {
+                break;
+            }
+        }
+        if busy || idle {
             self.wake_driver();
         }
     }
@@ -324,16 +371,38 @@ where
     /// settlement popped in the same step are one handle, the stepping
     /// waiter's own (counted as two, they rang the parent's bell after
     /// every register, which woke the driver whenever the proxy stood).
+    /// Only a caller inside `wait_until` can be asleep for a handle (the
+    /// driver sleeps for the child's publications, and a handle's own
+    /// `wait` sleeps on its cell), so the ring is made only while one is
+    /// counted (module doc, "Rings for resolved handles").
     fn step_as(&self, mine: impl FnOnce() -> bool) -> bool {
         let mut port = self.port();
         let progress = port.progress();
         let resolved = port.handles_resolved();
         drop(port);
         self.tell_child(progress);
-        if progress.did() && resolved > usize::from(mine()) {
+        if progress.did() && resolved > usize::from(mine()) && self.waiter_may_sleep() {
             self.parent_bell().ring();
         }
         progress.did()
+    }
+
+    /// After resolving handles: may a caller inside `wait_until` sleep on
+    /// the parent's bell for one of them? The fence pairs with F1 of that
+    /// caller's sleep (`Doorbell::sleep`), which follows its increment of
+    /// `waiters` (`Waiting::enter`): either this load sees the increment,
+    /// or the caller's re-check after F1 sees the resolved cell.
+    fn waiter_may_sleep(&self) -> bool {
+        // MUTANT unrung_waiter: a step that resolved another caller's
+        // handle rings nobody; a caller asleep in `wait_until` for it (it
+        // re-checked while the stepper held the port) is never woken (S1
+        // with the driver, S9, S18: a deadlock in the models, where nothing
+        // times out; a delay of up to `liveness_poll` in production).
+        if cfg!(chiplane_mutant = "unrung_waiter") {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        self.waiters() > 0
     }
 
     /// Pay what a step owes the child's bell: a ring after a publication,
@@ -486,10 +555,12 @@ where
     pub fn drive(&self) {
         // Acquire: pairs with `stop`'s Release store.
         let stopping = || self.stop.load(Ordering::Acquire);
+        let mut waits_seen = 0;
         loop {
             // Awake: a proxy announcement made for us (the hand-over) has
             // done its work; take it back.
             self.withdraw_proxy();
+            self.let_waiter_return(&mut waits_seen, stopping);
             // Beside a waiter, the waiter steps: a ring that ended our wait
             // was for it (a futex wake-up reaches every thread blocked on
             // the bell's word), and a step here would only race it for the
@@ -527,6 +598,33 @@ where
                 }
             }
             self.set_driver_state(DriverSleep::Awake);
+        }
+    }
+
+    /// The driver, awake with no caller inside `wait_until` although one
+    /// entered since it last looked (`waits` moved): a caller that waits
+    /// for its handles one after the other is back within a microsecond,
+    /// and a driver that took the port over meanwhile would keep it (module
+    /// doc, "A pipeline stays with its caller"). Watch `waiters` for the
+    /// spin budget, without stepping (none beside a long task on a small
+    /// machine; never under the models, where `waits` stays 0).
+    fn let_waiter_return(&self, seen: &mut u32, stopping: impl Fn() -> bool) {
+        if spin_budget() == 0 {
+            return;
+        }
+        // Relaxed: a hint; what the driver then does is re-checked under
+        // a doorbell handshake.
+        let waits = self.waits.load(Ordering::Relaxed);
+        if waits == *seen {
+            return;
+        }
+        *seen = waits;
+        if self.waiters() > 0 {
+            return;
+        }
+        let budget = spin_budget_beside(|| task_holds_lane(self.region.word().load()));
+        if budget > 0 {
+            spin_until_within(budget, || stopping() || self.waiters() > 0);
         }
     }
 
@@ -585,6 +683,10 @@ where
         // re-checks under that sleep's handshake; a stale read costs it one
         // wake-up.
         link.waiters.fetch_add(1, Ordering::Relaxed);
+        if spin_budget() > 0 {
+            // Relaxed: a hint for the driver's spin (`let_waiter_return`).
+            link.waits.fetch_add(1, Ordering::Relaxed);
+        }
         // We step from here: the child's rings need not wake the driver.
         link.withdraw_proxy();
         Waiting { link }

@@ -365,6 +365,7 @@ const FIVE_THREADS: Reason = ("driver beside the lanes", "the hand-over needs th
 const HANGS: Reason = ("hangs, no verdict", "the std suite hangs with it compiled in (a waiter, a lane or a doorbell sleeper that misses its wake-up sleeps for good or until a timeout: lost_wakeup in core's unit tests, lost_lane_wake in hw's conformance_l3, missed_doorbell in models' l3_restarts, each until the runner's 600 s timeout); a hang is not counted as a kill, so this column claims nothing, and the mutant is not interleaving-only");
 const SEVEN_THREADS: Reason = ("whole L3 worker", "the hand-off needs core's whole L3 worker (orchestrator, driver, a child with its two lanes) and a second submitter: seven threads, over loom's limit of five (shuttle runs it)");
 const HEARTBEAT: Reason = ("heartbeat-bounded sleep", "the serve loop's sleep is bounded by its heartbeat (50 ms): a restore that wakes nobody only delays TASK_DONE, and no std test times it; only the models, whose sleeps are untimed, deadlock on it");
+const BOUNDED_WAIT: Reason = ("bounded waits", "production's sleeps in wait_until are bounded (liveness_poll, 10 ms): a caller nobody rings wakes then and finds its handle; no std test times a wait; only the models, whose sleeps are untimed, deadlock on it");
 const BOUNDED: Reason = ("bounded sleeps", "production's driver sleeps are bounded (liveness_poll, 10 ms, or idle_poll, 100 ms): a lost hand-over only delays the driver, and no std test times a hand-over; only the models, whose sleeps are untimed, deadlock on it");
 
 /// Every reason, for the legend.
@@ -381,6 +382,7 @@ pub const REASONS: &[Reason] = &[
     FIVE_THREADS,
     HANGS,
     BOUNDED,
+    BOUNDED_WAIT,
     HEARTBEAT,
     SEVEN_THREADS,
 ];
@@ -718,6 +720,23 @@ pub fn table() -> Vec<MutantRow> {
             Checker::shuttle("s18_submit_after_handover"),
             ),
             "only the models sleep untimed, and of them only shuttle finishes the shape with the driver thread beside the child's lanes",
+        ),
+        single(
+            row(
+            "unrung_waiter",
+            "core/src/conc/parent.rs (Link::step_as: a step that resolved another caller's handle rings nobody)",
+            vec![
+                No(FIVE_THREADS),
+                shuttle(&["s1_pipeline_driver", "s18_submit_after_handover", "s9_child_killed"]),
+                No(CONC),
+                No(CONC),
+                No(NO_TARGET),
+                No(MIRI_SCOPE),
+                No(BOUNDED_WAIT),
+            ],
+            Checker::shuttle("s1_pipeline_driver"),
+            ),
+            "only the models sleep untimed, and of them only shuttle finishes the shapes with the driver thread beside the child's lanes",
         ),
         single(
             row(
