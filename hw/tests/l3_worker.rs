@@ -218,6 +218,54 @@ fn the_l3_worker_runs_cores_driver_and_serve_loop() {
     w.unregister(h).unwrap();
 }
 
+/// Several callers on one chip at once, each waiting for its own handles
+/// one after the other while the others' steps resolve them too (a step
+/// rings the parent's bell for another caller asleep in `wait_until`), a
+/// pipeline of outstanding runs handed back and forth with the driver,
+/// and a caller that registers meanwhile: every handle resolves with its
+/// own run's result, within the bound.
+#[test]
+fn concurrent_callers_and_pipelines_each_get_their_own_results() {
+    const CALLERS: u64 = 3;
+    const RUNS: u64 = 300;
+    let w = Arc::new(start(1));
+    let spec = CallableSpec::chip(VECTOR_ADD, vec![8]);
+    let h = w.register(spec.clone()).unwrap();
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|c| {
+            let (w, spec) = (w.clone(), spec.clone());
+            std::thread::spawn(move || {
+                let input = |r: u64| {
+                    let mut a = args(8, None);
+                    a.tensors[0][0] = (c * RUNS + r) as f32;
+                    a
+                };
+                let pending: Vec<_> =
+                    (0..RUNS).map(|r| Worker::run_async(&*w, h, input(r), RunConfig::default()).unwrap()).collect();
+                for (r, p) in pending.into_iter().enumerate() {
+                    let got = p.wait().unwrap();
+                    let want = kernels::reference(&spec, &input(r as u64)).unwrap();
+                    assert_eq!(kernels::max_diff(&got, &want), 0.0, "caller {c} run {r}");
+                }
+            })
+        })
+        .collect();
+    let registers = {
+        let (w, spec) = (w.clone(), spec.clone());
+        std::thread::spawn(move || {
+            for _ in 0..RUNS {
+                assert_eq!(w.register(spec.clone()).unwrap(), h);
+                w.unregister(h).unwrap();
+            }
+        })
+    };
+    for c in callers {
+        common::within("a pipelining caller", move || c.join()).expect("a caller's checks");
+    }
+    common::within("the registering caller", move || registers.join()).expect("the register checks");
+    w.unregister(h).unwrap();
+}
+
 /// A chip child whose parent process exits stops by itself (it watches a
 /// pidfd of its parent), whichever thread spawned it: here the parent is a
 /// shell that starts the child in the background and exits at once.
