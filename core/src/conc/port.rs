@@ -483,6 +483,21 @@ mod tests {
     use crate::frame::{CompletionFrame, ControlResultFrame, Frame, FrameId};
     use crate::mailbox::Field;
 
+    /// The child, by hand: read the published register, settle it at once
+    /// (a register of a callable already registered), answer, publish.
+    fn answer_register_settled_at_once(region: &Region, producer: &mut Producer) {
+        let Ok(Frame::Control(c)) = region.read_frame(Field::Control) else { panic!("a control frame") };
+        // The reply echoes the control's id; the settlement names the slot.
+        let slot = FrameId { slot: SlotIndex(3), generation: Generation(1), ..c.id };
+        let reply = ControlReply::Registered { slot: slot.slot, generation: slot.generation, fresh: false };
+        let answer = ControlResultFrame { id: c.id, result: Ok(reply) };
+        region.write_frame(Field::ControlResult, &Frame::ControlResult(answer)).unwrap();
+        let settled = CompletionFrame { id: slot, settlement: Settlement::Prepared(Ok(())) };
+        producer.push(region, settled).unwrap();
+        let under = WordState::ControlReady { under_task: false };
+        region.word().cas(under, under.transition_to_control_done().unwrap()).unwrap();
+    }
+
     #[test]
     fn a_reply_and_its_settlement_in_one_step_are_one_handle_and_a_consumption() {
         let region = SharedRegion::new(4);
@@ -491,18 +506,7 @@ mod tests {
         let op = ControlOp::Register { spec: CallableSpec::chip("k", vec![1]) };
         let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
         assert_eq!(port.progress(), Progress::Published, "IDLE -> CONTROL_READY is work for the child");
-        // The child, by hand: read the control, settle it at once (a
-        // register of a callable already registered), answer, publish.
-        let Ok(Frame::Control(c)) = region.read_frame(Field::Control) else { panic!("a control frame") };
-        // The reply echoes the control's id; the settlement names the slot.
-        let slot = FrameId { slot: SlotIndex(3), generation: Generation(1), ..c.id };
-        let reply = ControlReply::Registered { slot: slot.slot, generation: slot.generation, fresh: false };
-        let answer = ControlResultFrame { id: c.id, result: Ok(reply) };
-        region.write_frame(Field::ControlResult, &Frame::ControlResult(answer)).unwrap();
-        let settled = CompletionFrame { id: slot, settlement: Settlement::Prepared(Ok(())) };
-        Producer::new(&region).push(&region, settled).unwrap();
-        let under = WordState::ControlReady { under_task: false };
-        region.word().cas(under, under.transition_to_control_done().unwrap()).unwrap();
+        answer_register_settled_at_once(&region, &mut Producer::new(&region));
         let cells = port.stats().resolved;
         assert_eq!(port.progress(), Progress::Consumed, "reading the reply and restoring IDLE only consume");
         assert_eq!(port.stats().resolved - cells, 2, "the reply's cell and the settlement's");
@@ -523,19 +527,7 @@ mod tests {
             let op = ControlOp::Register { spec: CallableSpec::chip("k", vec![1]) };
             let control = port.submit_control(SlotIndex(0), Generation::NONE, op).unwrap();
             let _ = port.progress();
-            // The child, by hand, as above.
-            let Ok(Frame::Control(c)) = region.read_frame(Field::Control) else { panic!("a control frame") };
-            let reply = ControlReply::Registered { slot: SlotIndex(3), generation: Generation(1), fresh: false };
-            region
-                .write_frame(
-                    Field::ControlResult,
-                    &Frame::ControlResult(ControlResultFrame { id: c.id, result: Ok(reply) }),
-                )
-                .unwrap();
-            let id = FrameId { slot: SlotIndex(3), generation: Generation(1), ..c.id };
-            producer.push(&region, CompletionFrame { id, settlement: Settlement::Prepared(Ok(())) }).unwrap();
-            let under = WordState::ControlReady { under_task: false };
-            region.word().cas(under, under.transition_to_control_done().unwrap()).unwrap();
+            answer_register_settled_at_once(&region, &mut producer);
             while port.progress().did() {}
             assert!(control.is_settled());
             dispatches.push(control.dispatch());
