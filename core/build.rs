@@ -30,6 +30,7 @@ const MUTANTS: &[&str] = &[
     "orchestrator_not_woken",
     "inline_run_also_queued",
     "unrung_waiter",
+    "claim_kept",
 ];
 
 fn main() {

@@ -388,6 +388,15 @@ pub struct ControlFrame {
     pub op: ControlOp,
 }
 
+impl ControlFrame {
+    /// Exact encoded size in bytes (header included), without encoding
+    /// and without building a [`Frame`] (which would take the frame by
+    /// value); saturates as [`Frame::encoded_len`] does.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_BYTES.saturating_add(payload::control_len(&self.op))
+    }
+}
+
 /// Child -> parent: the result of a task.
 #[derive(Clone, PartialEq, Debug, Hash)]
 pub struct TaskResultFrame {

@@ -63,6 +63,9 @@ fn same(a: &Frame, b: &Frame) -> bool {
 fn round_trip(f: &Frame) -> Vec<u8> {
     let bytes = f.encode().expect("encodes");
     assert_eq!(bytes.len(), f.encoded_len());
+    if let Frame::Control(c) = f {
+        assert_eq!(c.encoded_len(), bytes.len(), "ControlFrame::encoded_len");
+    }
     let back = Frame::decode(&bytes).expect("decodes");
     assert!(same(f, &back), "round trip changed the frame:\n{f:?}\n{back:?}");
     let mut field = vec![0xAAu8; Frame::capacity(f.kind())];

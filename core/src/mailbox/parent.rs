@@ -337,7 +337,10 @@ impl ParentEndpoint {
                 }
                 let id = FrameId { dispatch: self.next_dispatch, slot, generation };
                 let frame = ControlFrame { id, op };
-                debug_assert!(frame_fits(&Frame::Control(frame.clone())), "a checked control fits its frame");
+                debug_assert!(
+                    frame.encoded_len() <= Frame::capacity(FrameKind::Control),
+                    "a checked control fits its frame"
+                );
                 self.next_dispatch = self.next_dispatch.next();
                 let during_task = allowed_during_task(&frame.op);
                 self.controls.push_back(Queued::new(id, frame, during_task));
@@ -768,10 +771,6 @@ fn field_of(frame: &Frame) -> Field {
 
 fn result_field(kind: FrameKind) -> Field {
     field_for(kind).expect("result frames have fields")
-}
-
-fn frame_fits(frame: &Frame) -> bool {
-    frame.encoded_len() <= Frame::capacity(frame.kind())
 }
 
 /// Map a settlement to what `register_async(..).wait()` returns.

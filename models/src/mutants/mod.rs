@@ -789,5 +789,19 @@ pub fn table() -> Vec<MutantRow> {
             ],
             Checker::shuttle("s17_inline_run"),
         ),
+        row(
+            "claim_kept",
+            "core/src/conc/l3/queue.rs (a single task's claim of the idle run queue is never handed back)",
+            vec![
+                No(SEVEN_THREADS),
+                shuttle(&["l3_worker_pipeline"]),
+                No(CONC),
+                No(CONC),
+                No(NO_TARGET),
+                No(MIRI_SCOPE),
+                std(),
+            ],
+            Checker::shuttle("l3_worker_pipeline"),
+        ),
     ]
 }

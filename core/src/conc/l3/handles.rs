@@ -291,29 +291,58 @@ impl<S: Spawner, R> L3PendingRun<S, R> {
 
 /// One chip task run through the run queue (`L3Worker::call_async`).
 pub struct L3PendingCall<S: Spawner> {
-    run: L3PendingRun<S, Result<TaskRef, RunError>>,
+    call: Call<S>,
+}
+
+enum Call<S: Spawner> {
+    /// Submitted at the call (the queue was idle): the task on its chip's
+    /// link, or why the submission was refused.
+    Submitted(Result<(Arc<LinkOf<S>>, PendingTask), RunError>),
+    /// Queued behind earlier runs: an orchestration of one task.
+    Queued(L3PendingRun<S, Result<TaskRef, RunError>>),
 }
 
 impl<S: Spawner> core::fmt::Debug for L3PendingCall<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.run.fmt(f)
+        match &self.call {
+            Call::Submitted(Ok((_, t))) => f.debug_struct("L3PendingCall").field("dispatch", &t.dispatch()).finish(),
+            Call::Submitted(Err(e)) => f.debug_struct("L3PendingCall").field("refused", e).finish(),
+            Call::Queued(run) => run.fmt(f),
+        }
     }
 }
 
 impl<S: Spawner> L3PendingCall<S> {
-    pub(super) fn new(run: L3PendingRun<S, Result<TaskRef, RunError>>) -> Self {
-        L3PendingCall { run }
+    pub(super) fn submitted(submitted: Result<(Arc<LinkOf<S>>, PendingTask), RunError>) -> Self {
+        L3PendingCall { call: Call::Submitted(submitted) }
+    }
+
+    pub(super) fn queued(run: L3PendingRun<S, Result<TaskRef, RunError>>) -> Self {
+        L3PendingCall { call: Call::Queued(run) }
     }
 
     /// True once the task resolved (or was refused).
     pub fn is_ready(&self) -> bool {
-        self.run.is_ready()
+        match &self.call {
+            Call::Submitted(Ok((link, t))) => link.ready_after_step(|| t.is_ready()),
+            Call::Submitted(Err(_)) => true,
+            Call::Queued(run) => run.is_ready(),
+        }
     }
 
     /// Block until the task resolved.
     pub fn wait(self) -> Result<RunOutput, RunError> {
-        let out = self.run.wait();
-        let t = out.value?;
-        out.tasks.into_iter().nth(t.index).expect("the submitted task has a result")
+        match self.call {
+            Call::Submitted(Ok((link, t))) => {
+                link.wait_until(|| t.is_ready());
+                t.try_take().expect("a task's result is taken only here")
+            }
+            Call::Submitted(Err(e)) => Err(e),
+            Call::Queued(run) => {
+                let out = run.wait();
+                let t = out.value?;
+                out.tasks.into_iter().nth(t.index).expect("the submitted task has a result")
+            }
+        }
     }
 }

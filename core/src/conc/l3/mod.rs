@@ -369,7 +369,9 @@ impl<S: Spawner> L3Worker<S> {
     }
 
     /// One chip task as a run: `run_async(|o| o.submit(handle, args, config))`
-    /// (the run queue keeps its order with every other run).
+    /// (the run queue keeps its order with every other run). On an idle
+    /// queue it claims the queue and submits at once, as that function
+    /// would, without boxing it (docs/protocol.md section 5).
     pub fn call_async(
         &self,
         handle: CallableHandle,
@@ -379,7 +381,19 @@ impl<S: Spawner> L3Worker<S> {
         // Refuse what the orchestration would refuse at the call already.
         crate::frame::check_args(&args).map_err(RunError::TooLarge)?;
         self.shared.link_of(handle).map_err(RunError::Handle)?;
-        Ok(L3PendingCall::new(self.run_async(move |o| o.submit(handle, args, config))))
+        if let Some(claim) = self.queue.try_claim() {
+            // The queue was idle: submit here, where the claimed job would
+            // have run `o.submit(..)` (the same checks, the same order with
+            // every other run), without boxing a job, its result cell and
+            // its task list. The claim's drop hands the queue back.
+            let submitted = self.shared.link_of(handle).map_err(RunError::Handle).and_then(|(_, link)| {
+                let task = link.submit_task(handle.index, handle.generation, config, args)?;
+                Ok((link, task))
+            });
+            drop(claim);
+            return Ok(L3PendingCall::submitted(submitted));
+        }
+        Ok(L3PendingCall::queued(self.run_async(move |o| o.submit(handle, args, config))))
     }
 
     /// `call_async(..)?.wait()`.

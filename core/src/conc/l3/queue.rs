@@ -3,6 +3,9 @@
 //! at once on the caller's thread (it only submits, so `run_async` returns
 //! as soon as it returned; no thread hop delays the first task); otherwise
 //! it is queued and the orchestrator thread runs it after every earlier one.
+//! A single chip task (`call_async`) claims an idle queue without a job
+//! ([`RunQueue::try_claim`]) and submits in the job's place: the same order,
+//! without boxing a function and its result.
 
 // clippy's `disallowed-types` resolves `crate::sync`'s re-exports to the std
 // types it bans; this module uses only `crate::sync`.
@@ -27,6 +30,32 @@ struct QueueState<O> {
     closed: bool,
 }
 
+impl<O> QueueState<O> {
+    /// Set `running` if nothing is queued or running; whether it did.
+    fn claim_if_idle(&mut self) -> bool {
+        let idle = !self.running && self.queued.is_empty();
+        self.running |= idle;
+        idle
+    }
+}
+
+/// The queue, claimed by [`RunQueue::try_claim`]; dropping it hands the
+/// queue back.
+pub(super) struct Claim<'a, O> {
+    queue: &'a RunQueue<O>,
+}
+
+/// Mutant `claim_kept`: the claim is never handed back, so the next run
+/// queues behind a run that already returned and never starts (models'
+/// `l3_worker_pipeline`).
+impl<O> Drop for Claim<'_, O> {
+    fn drop(&mut self) {
+        if cfg!(not(chiplane_mutant = "claim_kept")) {
+            self.queue.finished();
+        }
+    }
+}
+
 impl<O> RunQueue<O> {
     pub(super) fn new() -> Self {
         RunQueue {
@@ -43,14 +72,23 @@ impl<O> RunQueue<O> {
     /// is queued or running, for the caller to run now.
     pub(super) fn push_or_claim(&self, job: Job<O>) -> Option<Job<O>> {
         let mut q = self.lock();
-        if !q.running && q.queued.is_empty() {
-            q.running = true;
+        if q.claim_if_idle() {
             return Some(job);
         }
         q.queued.push_back(job);
         drop(q);
         self.wake.notify_all();
         None
+    }
+
+    /// Claim the queue when nothing is queued or running, without a job:
+    /// the caller does its work now, in the place a claimed job would have
+    /// run, and the claim's drop hands the queue back ([`RunQueue::finished`],
+    /// also when the work panics). `None`: something runs or is queued;
+    /// queue a job instead ([`RunQueue::push_or_claim`], which claims if the
+    /// queue went idle since).
+    pub(super) fn try_claim(&self) -> Option<Claim<'_, O>> {
+        self.lock().claim_if_idle().then_some(Claim { queue: self })
     }
 
     /// Orchestrator thread: the next queued job once none runs (claimed);
