@@ -133,8 +133,7 @@ impl PendingTask {
 #[derive(Clone, Debug)]
 pub struct PendingControl {
     dispatch: DispatchId,
-    reply: Arc<Completion<ControlResult>>,
-    settled: Arc<Completion<SettleResult>>,
+    cells: Arc<ControlCells>,
 }
 
 impl PendingControl {
@@ -142,31 +141,33 @@ impl PendingControl {
         self.dispatch
     }
     pub fn is_accepted(&self) -> bool {
-        self.reply.is_ready()
+        self.cells.reply.is_ready()
     }
     pub fn is_settled(&self) -> bool {
-        self.settled.is_ready()
+        self.cells.settled.is_ready()
     }
     pub fn try_take_reply(&self) -> Option<ControlResult> {
-        self.reply.try_take()
+        self.cells.reply.try_take()
     }
     pub fn try_take_settled(&self) -> Option<SettleResult> {
-        self.settled.try_take()
+        self.cells.settled.try_take()
     }
     /// Block until accepted, without stepping (see `PendingTask::wait`).
     pub fn wait_reply(&self) -> Option<ControlResult> {
-        self.reply.wait()
+        self.cells.reply.wait()
     }
     /// Block until settled, without stepping (see `PendingTask::wait`).
     pub fn wait_settled(&self) -> Option<SettleResult> {
-        self.settled.wait()
+        self.cells.settled.wait()
     }
 }
 
+/// A control's two cells, in one allocation shared by the handle and the
+/// port.
 #[derive(Debug)]
 struct ControlCells {
-    reply: Arc<Completion<ControlResult>>,
-    settled: Arc<Completion<SettleResult>>,
+    reply: Completion<ControlResult>,
+    settled: Completion<SettleResult>,
 }
 
 /// What one [`Port::progress`] did, and what the caller owes the child
@@ -221,7 +222,7 @@ pub struct Port<R, W> {
     machine: ParentEndpoint,
     ring: Consumer,
     tasks: BTreeMap<DispatchId, Arc<Completion<TaskResult>>>,
-    controls: BTreeMap<DispatchId, ControlCells>,
+    controls: BTreeMap<DispatchId, Arc<ControlCells>>,
     /// The handles (dispatches) the last `progress` resolved a cell of;
     /// a control's reply and settlement in one step count once.
     step_handles: Vec<DispatchId>,
@@ -308,10 +309,9 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
         op: ControlOp,
     ) -> Result<PendingControl, ControlError> {
         let d = self.submit(ParentInput::SubmitControl { slot, generation, op }).map_err(ControlError::from)?;
-        let reply = Arc::new(Completion::new());
-        let settled = Arc::new(Completion::new());
-        self.controls.insert(d, ControlCells { reply: reply.clone(), settled: settled.clone() });
-        Ok(PendingControl { dispatch: d, reply, settled })
+        let cells = Arc::new(ControlCells { reply: Completion::new(), settled: Completion::new() });
+        self.controls.insert(d, cells.clone());
+        Ok(PendingControl { dispatch: d, cells })
     }
 
     fn submit(&mut self, input: ParentInput) -> Result<DispatchId, crate::mailbox::parent::SubmitError> {
@@ -444,12 +444,14 @@ impl<R: Deref<Target = Region>, W: ChildWatch> Port<R, W> {
                 ParentOutput::ControlDone { dispatch, result } => {
                     self.resolved(dispatch);
                     let owed = result.as_ref().is_ok_and(ControlReply::owes_settlement);
-                    let cells = self.controls.get(&dispatch).expect("a control resolves once");
-                    let (reply, settled) = (cells.reply.clone(), cells.settled.clone());
-                    assert!(reply.complete(result).is_ok(), "control {dispatch:?} resolved twice");
-                    if !owed {
-                        self.controls.remove(&dispatch);
-                        assert!(settled.complete(Ok(None)).is_ok(), "settlement of {dispatch:?} resolved twice");
+                    // The reply first, then (none owed) the settlement.
+                    if owed {
+                        let cells = self.controls.get(&dispatch).expect("a control resolves once");
+                        assert!(cells.reply.complete(result).is_ok(), "control {dispatch:?} resolved twice");
+                    } else {
+                        let cells = self.controls.remove(&dispatch).expect("a control resolves once");
+                        assert!(cells.reply.complete(result).is_ok(), "control {dispatch:?} resolved twice");
+                        assert!(cells.settled.complete(Ok(None)).is_ok(), "settlement of {dispatch:?} resolved twice");
                     }
                 }
                 ParentOutput::Settled { dispatch, result } => {
