@@ -268,39 +268,10 @@ struct RunWork<P> {
 #[derive(Default)]
 #[must_use]
 struct After {
-    resolve: Resolves,
+    resolve: Vec<(Waiter, Resolution)>,
     events: bool,
     wake_run: bool,
     wake_reg: bool,
-}
-
-/// The handles a drain resolved, in order. Almost every drain resolves
-/// none or one: the first is kept inline, so a drain allocates only from
-/// the second on (a `Vec` per drain cost an allocation on every L2
-/// register and run).
-#[derive(Default)]
-struct Resolves {
-    first: Option<(Waiter, Resolution)>,
-    more: Vec<(Waiter, Resolution)>,
-}
-
-impl Resolves {
-    fn push(&mut self, r: (Waiter, Resolution)) {
-        if self.first.is_none() {
-            self.first = Some(r);
-        } else {
-            self.more.push(r);
-        }
-    }
-}
-
-impl IntoIterator for Resolves {
-    type Item = (Waiter, Resolution);
-    type IntoIter =
-        core::iter::Chain<core::option::IntoIter<(Waiter, Resolution)>, std::vec::IntoIter<(Waiter, Resolution)>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.first.into_iter().chain(self.more)
-    }
 }
 
 /// Everything behind the lock.
