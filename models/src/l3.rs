@@ -730,6 +730,51 @@ pub fn l3_run_queue_handoff() -> bool {
     true
 }
 
+/// S16 for a single task: `Worker::run_async(handle, ..)` (`call_async`)
+/// while an orchestration function holds the run queue. Its claim of the
+/// queue fails, so it must leave the holder's claim alone and queue a
+/// one-task function behind it (a failed claim that handed the queue back,
+/// or touched the queue's lock again while holding it, is a deadlock or a
+/// second run beside the first). Then a call on the idle queue claims it
+/// and submits at once. The chip runs 2 (queued), then 3 (claimed).
+/// Returns true.
+pub fn l3_call_beside_a_run() -> bool {
+    use chiplane_core::conc::l3::{L3Options, L3Worker};
+    use chiplane_core::conc::Worker;
+    let chip = TestChip::new(true);
+    let spawner = ThreadSpawner::new(chip.clone(), 2);
+    let options = L3Options { chips: 1, link: LinkOptions::untimed() };
+    let w = Arc::new(L3Worker::new(spawner, options).expect("thread children start"));
+    let h: CallableHandle = w.register(spec("c")).expect("register");
+    let (started, go) = (Gate::new(), Gate::new());
+    let second = {
+        let (w, started, go) = (w.clone(), started.clone(), go.clone());
+        thread::spawn(move || {
+            started.wait();
+            // The function below holds the queue: this call is queued.
+            let r = Worker::run_async(&*w, h, args(2), RunConfig::default()).expect("call beside a run");
+            go.open();
+            r.wait().expect("the queued call ran").tensors[0][1]
+        })
+    };
+    let (s1, g1) = (started.clone(), go.clone());
+    let r1 = w.run_async(move |_| {
+        s1.open();
+        g1.wait();
+        1u32
+    });
+    assert_eq!(r1.wait().value, 1);
+    assert_eq!(second.join().expect("second submitter"), 2.0);
+    // The queue is idle again: this call claims it and submits at once.
+    let out = Worker::run(&*w, h, args(3), RunConfig::default()).expect("call on an idle queue");
+    assert_eq!(out.tensors[0][1], 3.0);
+    w.unregister(h).expect("unregister");
+    drop(w);
+    assert_eq!(chip.runs(), vec![2, 3]);
+    chip.assert_all_released();
+    true
+}
+
 /// A control round trip at IDLE that needs no lane (a memory control): the
 /// smallest L3 shape, for loom with every thread of production present
 /// (the child's lanes exist and sleep). Returns true.

@@ -32,6 +32,7 @@ scenario_tests! { repeat;
     s17_inline_run => l3::s17_inline_run(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_run_queue_handoff => l3::l3_run_queue_handoff(),
+    l3_call_beside_a_run => l3::l3_call_beside_a_run(),
     l3_memory_round_trip => l3::l3_memory_round_trip(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
     l3_refused_task => l3::l3_refused_task(),

@@ -43,6 +43,7 @@ scenario_tests! { shuttle;
     s18_submit_after_handover => l3::s18_submit_after_handover(),
     l3_worker_pipeline => l3::l3_worker_pipeline(),
     l3_run_queue_handoff => l3::l3_run_queue_handoff(),
+    l3_call_beside_a_run => l3::l3_call_beside_a_run(),
     l3_memory_control_poisoned => { l3::l3_memory_control_poisoned(); true },
     ring_push_pop => l3::ring_push_pop(),
 }

@@ -88,7 +88,16 @@ impl<O> RunQueue<O> {
     /// queue a job instead ([`RunQueue::push_or_claim`], which claims if the
     /// queue went idle since).
     pub(super) fn try_claim(&self) -> Option<Claim<'_, O>> {
-        self.lock().claim_if_idle().then_some(Claim { queue: self })
+        // The lock is released at the end of this statement, and a `Claim`
+        // exists only once the claim succeeded: one made and dropped on
+        // failure would hand back a claim held by someone else, and, made
+        // while the guard lives, would deadlock on the lock in `finished`.
+        let claimed = self.lock().claim_if_idle();
+        if claimed {
+            Some(Claim { queue: self })
+        } else {
+            None
+        }
     }
 
     /// Orchestrator thread: the next queued job once none runs (claimed);
