@@ -707,27 +707,41 @@ pub fn l3_run_queue_handoff() -> bool {
     let spawner = ThreadSpawner::new(chip.clone(), 2);
     let options = L3Options { chips: 1, link: LinkOptions::untimed() };
     let w = Arc::new(L3Worker::new(spawner, options).expect("thread children start"));
+    let second = while_a_function_holds_the_queue(&w, |w, submitted| {
+        // The first function holds the queue: this one is queued.
+        let r = w.run_async(|_| 2u32);
+        submitted.open();
+        r.wait().value
+    });
+    assert_eq!(second, 2, "the queued function ran");
+    drop(w);
+    true
+}
+
+/// Run `second` on another thread while an orchestration function of `w`
+/// holds its run queue: gates order the two, so `second` starts once the
+/// function runs, and the function returns (value 1) only once `second`
+/// opened the gate it is given, after its submission. Returns `second`'s
+/// value.
+fn while_a_function_holds_the_queue<T: Send + 'static>(
+    w: &Arc<chiplane_core::conc::l3::L3Worker<ThreadSpawner>>,
+    second: impl FnOnce(&chiplane_core::conc::l3::L3Worker<ThreadSpawner>, Arc<Gate>) -> T + Send + 'static,
+) -> T {
     let (started, go) = (Gate::new(), Gate::new());
-    let second = {
+    let handle = {
         let (w, started, go) = (w.clone(), started.clone(), go.clone());
         thread::spawn(move || {
             started.wait();
-            // The first function holds the queue: this one is queued.
-            let r = w.run_async(|_| 2u32);
-            go.open();
-            r.wait().value
+            second(&w, go)
         })
     };
-    let (s1, g1) = (started.clone(), go.clone());
     let r1 = w.run_async(move |_| {
-        s1.open();
-        g1.wait();
+        started.open();
+        go.wait();
         1u32
     });
     assert_eq!(r1.wait().value, 1);
-    assert_eq!(second.join().expect("second submitter"), 2, "the queued function ran");
-    drop(w);
-    true
+    handle.join().expect("second submitter")
 }
 
 /// S16 for a single task: `Worker::run_async(handle, ..)` (`call_async`)
@@ -746,25 +760,13 @@ pub fn l3_call_beside_a_run() -> bool {
     let options = L3Options { chips: 1, link: LinkOptions::untimed() };
     let w = Arc::new(L3Worker::new(spawner, options).expect("thread children start"));
     let h: CallableHandle = w.register(spec("c")).expect("register");
-    let (started, go) = (Gate::new(), Gate::new());
-    let second = {
-        let (w, started, go) = (w.clone(), started.clone(), go.clone());
-        thread::spawn(move || {
-            started.wait();
-            // The function below holds the queue: this call is queued.
-            let r = Worker::run_async(&*w, h, args(2), RunConfig::default()).expect("call beside a run");
-            go.open();
-            r.wait().expect("the queued call ran").tensors[0][1]
-        })
-    };
-    let (s1, g1) = (started.clone(), go.clone());
-    let r1 = w.run_async(move |_| {
-        s1.open();
-        g1.wait();
-        1u32
+    let second = while_a_function_holds_the_queue(&w, move |w, submitted| {
+        // The function holds the queue: this call is queued.
+        let r = Worker::run_async(w, h, args(2), RunConfig::default()).expect("call beside a run");
+        submitted.open();
+        r.wait().expect("the queued call ran").tensors[0][1]
     });
-    assert_eq!(r1.wait().value, 1);
-    assert_eq!(second.join().expect("second submitter"), 2.0);
+    assert_eq!(second, 2.0);
     // The queue is idle again: this call claims it and submits at once.
     let out = Worker::run(&*w, h, args(3), RunConfig::default()).expect("call on an idle queue");
     assert_eq!(out.tensors[0][1], 3.0);
