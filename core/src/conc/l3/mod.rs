@@ -380,19 +380,19 @@ impl<S: Spawner> L3Worker<S> {
     ) -> Result<L3PendingCall<S>, RunError> {
         // Refuse what the orchestration would refuse at the call already.
         crate::frame::check_args(&args).map_err(RunError::TooLarge)?;
-        self.shared.link_of(handle).map_err(RunError::Handle)?;
         if let Some(claim) = self.queue.try_claim() {
             // The queue was idle: submit here, where the claimed job would
-            // have run `o.submit(..)` (the same checks, the same order with
-            // every other run), without boxing a job, its result cell and
-            // its task list. The claim's drop hands the queue back.
-            let submitted = self.shared.link_of(handle).map_err(RunError::Handle).and_then(|(_, link)| {
-                let task = link.submit_task(handle.index, handle.generation, config, args)?;
-                Ok((link, task))
-            });
+            // have run `o.submit(..)` (the same order with every other
+            // run), without boxing a job, its result cell and its task
+            // list. One lookup of the handle's link serves the refusal and
+            // the submission. The claim's drop (also on the refusal's
+            // early return) hands the queue back.
+            let (_, link) = self.shared.link_of(handle).map_err(RunError::Handle)?;
+            let submitted = link.submit_task(handle.index, handle.generation, config, args).map(|task| (link, task));
             drop(claim);
             return Ok(L3PendingCall::submitted(submitted));
         }
+        self.shared.link_of(handle).map_err(RunError::Handle)?;
         Ok(L3PendingCall::queued(self.run_async(move |o| o.submit(handle, args, config))))
     }
 
